@@ -1,0 +1,171 @@
+"""Settings of the demo shop.
+
+Configured from the environment, with embedded defaults that need no server:
+
+* ``DATABASE_URL``: SQLite file under ``var/`` by default.
+* ``REDIS_URL``: when set, django-redis cache and Celery broker; otherwise a
+  local-memory cache and a filesystem broker under ``var/celery``.
+* ``ELASTICSEARCH_URL``: when set, the Elasticsearch recall backend; otherwise
+  the embedded tantivy engine under ``var/suggestions``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from celery.schedules import crontab
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("SHOP_VAR_DIR", BASE_DIR / "var"))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+SECRET_KEY = os.environ.get("SECRET_KEY", "demo-only-insecure-key-change-me")
+DEBUG = os.environ.get("DEBUG", "1") == "1"
+ALLOWED_HOSTS = os.environ.get("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver").split(",")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "suggestions",
+    "catalog",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "shop_search.urls"
+WSGI_APPLICATION = "shop_search.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "shop_search" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
+        conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "60")),
+    )
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = os.environ.get("REDIS_URL", "")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.5, "SOCKET_TIMEOUT": 0.5},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+LOGIN_URL = "admin:login"
+
+REST_FRAMEWORK = {
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_THROTTLE_RATES": {
+        "suggestions.suggest": os.environ.get("THROTTLE_SUGGEST", "6000/min"),
+        "suggestions.search": os.environ.get("THROTTLE_SEARCH", "600/min"),
+        "suggestions.events": os.environ.get("THROTTLE_EVENTS", "600/min"),
+        "suggestions.history": os.environ.get("THROTTLE_HISTORY", "120/min"),
+    },
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "django-shop-suggestions API",
+    "DESCRIPTION": "Suggest, search, events and history endpoints of the demo shop.",
+    "VERSION": "0.1.0",
+}
+
+# --- suggestions ---------------------------------------------------------------
+SUGGESTIONS_ADAPTER = "catalog.adapter.CatalogAdapter"
+SUGGESTIONS_DATA_DIR = str(VAR_DIR / "suggestions")
+ELASTICSEARCH_URL = os.environ.get("ELASTICSEARCH_URL", "")
+if ELASTICSEARCH_URL:
+    SUGGESTIONS_RECALL_BACKENDS = {
+        "default": {
+            "BACKEND": "suggestions.recall.elasticsearch",
+            "OPTIONS": {"HOSTS": [ELASTICSEARCH_URL], "INDEX_PREFIX": os.environ.get("ES_INDEX_PREFIX", "shop")},
+        }
+    }
+else:
+    SUGGESTIONS_RECALL_BACKENDS = {"default": {"BACKEND": "suggestions.recall.tantivy", "OPTIONS": {}}}
+
+# --- Celery ----------------------------------------------------------------------
+if REDIS_URL:
+    CELERY_BROKER_URL = REDIS_URL
+else:
+    # A broker that needs no server: messages are files under var/celery.
+    _broker_dir = VAR_DIR / "celery" / "queue"
+    _broker_dir.mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir),
+        "data_folder_out": str(_broker_dir),
+        "processed_folder": str(VAR_DIR / "celery" / "processed"),
+        "store_processed": False,
+    }
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ALWAYS_EAGER = os.environ.get("CELERY_TASK_ALWAYS_EAGER", "0") == "1"
+CELERY_TASK_DEFAULT_QUEUE = "default"
+# The host project owns routing: GPU work goes to workers started with `-Q gpu`.
+CELERY_TASK_ROUTES = {
+    "suggestions.ml.*": {"queue": "gpu"},
+    "suggestions.*": {"queue": "default"},
+}
+CELERY_BEAT_SCHEDULE = {
+    "suggestions-build-nightly": {"task": "suggestions.suggestions.build", "schedule": crontab(hour=3, minute=0)},
+    "suggestions-garbage-collect": {"task": "suggestions.history.garbage_collect", "schedule": crontab(hour=4, minute=0)},
+}
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"suggestions": {"handlers": ["console"], "level": os.environ.get("SUGGESTIONS_LOG_LEVEL", "INFO")}},
+}

@@ -1,0 +1,42 @@
+"""System checks: configuration mistakes surface at start-up, not on the first search."""
+
+from __future__ import annotations
+
+from django.core import checks
+from django.utils.module_loading import import_string
+
+from .conf import app_settings
+
+
+@checks.register()
+def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    errors: list[checks.CheckMessage] = []
+    if not app_settings.ADAPTER:
+        errors.append(checks.Warning(
+            "SUGGESTIONS_ADAPTER is not set: search and product indexing are disabled.",
+            hint="Point it at your ProductAdapter subclass, e.g. 'shop.search.ProductAdapter'.",
+            id="shop_suggestions.W001"))
+    else:
+        try:
+            import_string(app_settings.ADAPTER)
+        except ImportError as exc:
+            errors.append(checks.Error(f"SUGGESTIONS_ADAPTER cannot be imported: {exc}", id="shop_suggestions.E001"))
+    backends = app_settings.RECALL_BACKENDS
+    if not isinstance(backends, dict) or "default" not in backends:
+        errors.append(checks.Error("SUGGESTIONS_RECALL_BACKENDS must be a dict with a 'default' alias.",
+                                   id="shop_suggestions.E002"))
+    else:
+        for alias, config in backends.items():
+            if not isinstance(config, dict) or "BACKEND" not in config:
+                errors.append(checks.Error(f"SUGGESTIONS_RECALL_BACKENDS[{alias!r}] needs a 'BACKEND' key.",
+                                           id="shop_suggestions.E003"))
+    for name, minimum in (("MIN_DISTINCT_USERS", 1), ("MAX_SUGGESTION_LIMIT", 1), ("MAX_EVENTS_PER_BATCH", 1),
+                          ("HISTORY_RETENTION_DAYS", 1), ("FUZZY_MIN_PREFIX_LENGTH", 1)):
+        value = getattr(app_settings, name)
+        if value < minimum:
+            errors.append(checks.Error(f"SUGGESTIONS_{name} must be at least {minimum} (got {value}).",
+                                       id="shop_suggestions.E004"))
+    if app_settings.DEFAULT_SUGGESTION_LIMIT > app_settings.MAX_SUGGESTION_LIMIT:
+        errors.append(checks.Error("SUGGESTIONS_DEFAULT_SUGGESTION_LIMIT exceeds SUGGESTIONS_MAX_SUGGESTION_LIMIT.",
+                                   id="shop_suggestions.E005"))
+    return errors

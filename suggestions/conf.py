@@ -1,0 +1,153 @@
+"""Settings of the app, read lazily.
+
+Every knob is a ``SUGGESTIONS_``-prefixed Django setting with a documented
+default.  Nothing is read at import time: each property looks the setting up
+when it is used, so ``override_settings`` in tests and late configuration in
+host projects both work.  Use the module-level :data:`app_settings`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+DEFAULT_RECALL_BACKENDS: dict[str, dict[str, Any]] = {
+    "default": {"BACKEND": "suggestions.recall.tantivy", "OPTIONS": {}},
+}
+
+
+class AppSettings:
+    """Lazy accessor for ``SUGGESTIONS_*`` settings."""
+
+    prefix = "SUGGESTIONS_"
+
+    def _get(self, name: str, default: Any) -> Any:
+        return getattr(settings, self.prefix + name, default)
+
+    @property
+    def ADAPTER(self) -> str:
+        """Import path of the :class:`suggestions.adapter.ProductAdapter` subclass
+        that turns the host's products into documents. Required for search and
+        indexing; the system check ``shop_suggestions.E001`` reports it missing."""
+        return self._get("ADAPTER", "")
+
+    @property
+    def RECALL_BACKENDS(self) -> dict[str, dict[str, Any]]:
+        """Recall backends, in the shape of Django's ``CACHES``: an alias maps to
+        ``{"BACKEND": "<module path>", "OPTIONS": {...}}``. ``default`` is used
+        unless a call names another. The embedded tantivy engine is the default."""
+        return self._get("RECALL_BACKENDS", DEFAULT_RECALL_BACKENDS)
+
+    @property
+    def DATA_DIR(self) -> str:
+        """Directory for on-disk state of embedded engines (tantivy indexes).
+        Defaults to ``<BASE_DIR>/var/suggestions`` when the host defines
+        ``BASE_DIR``, else ``./var/suggestions``."""
+        base = getattr(settings, "BASE_DIR", ".")
+        return str(self._get("DATA_DIR", f"{base}/var/suggestions"))
+
+    @property
+    def CACHE_ALIAS(self) -> str:
+        """Alias in ``CACHES`` used for suggestion answers and the blocked-term list."""
+        return self._get("CACHE_ALIAS", "default")
+
+    @property
+    def CACHE_TIMEOUT(self) -> int:
+        """Seconds a cached suggest answer lives (changes invalidate it earlier)."""
+        return int(self._get("CACHE_TIMEOUT", 300))
+
+    @property
+    def MIN_DISTINCT_USERS(self) -> int:
+        """A query mined from history becomes a suggestion only when at least this
+        many distinct users (or anonymous sessions) searched it: k-anonymity, so
+        no one's private query leaks into another shopper's box."""
+        return int(self._get("MIN_DISTINCT_USERS", 3))
+
+    @property
+    def DECAY_HALF_LIFE_DAYS(self) -> float:
+        """Half-life, in days, of a search's contribution to a mined suggestion's weight."""
+        return float(self._get("DECAY_HALF_LIFE_DAYS", 30.0))
+
+    @property
+    def HISTORY_RETENTION_DAYS(self) -> int:
+        """Search history events older than this are deleted by
+        ``manage.py suggestions_garbage_collect`` (and its periodic task)."""
+        return int(self._get("HISTORY_RETENTION_DAYS", 365))
+
+    @property
+    def MAX_QUERY_LENGTH(self) -> int:
+        """Longest query, in characters, the API accepts (longer gets HTTP 400)."""
+        return int(self._get("MAX_QUERY_LENGTH", 200))
+
+    @property
+    def MAX_SUGGESTION_LIMIT(self) -> int:
+        """Largest ``limit`` the suggest endpoint accepts."""
+        return int(self._get("MAX_SUGGESTION_LIMIT", 20))
+
+    @property
+    def DEFAULT_SUGGESTION_LIMIT(self) -> int:
+        """Number of suggestions returned when the request names no ``limit``."""
+        return int(self._get("DEFAULT_SUGGESTION_LIMIT", 8))
+
+    @property
+    def RECENT_SEARCHES_LIMIT(self) -> int:
+        """At most this many of the shopper's own recent searches lead the list."""
+        return int(self._get("RECENT_SEARCHES_LIMIT", 3))
+
+    @property
+    def FUZZY_MIN_PREFIX_LENGTH(self) -> int:
+        """Prefixes at least this long also match suggestions one edit away."""
+        return int(self._get("FUZZY_MIN_PREFIX_LENGTH", 4))
+
+    @property
+    def SEARCH_PAGE_SIZE(self) -> int:
+        """Default page size of the search endpoint."""
+        return int(self._get("SEARCH_PAGE_SIZE", 20))
+
+    @property
+    def MAX_SEARCH_PAGE_SIZE(self) -> int:
+        """Largest ``page_size`` the search endpoint accepts."""
+        return int(self._get("MAX_SEARCH_PAGE_SIZE", 100))
+
+    @property
+    def MAX_EVENTS_PER_BATCH(self) -> int:
+        """Largest number of events one ``POST events/`` may carry."""
+        return int(self._get("MAX_EVENTS_PER_BATCH", 50))
+
+    @property
+    def INDEX_ON_SAVE(self) -> bool:
+        """Kill switch: when False, product saves and deletes do not enqueue
+        index updates (use ``suggestions_rebuild_index`` instead)."""
+        return bool(self._get("INDEX_ON_SAVE", True))
+
+    @property
+    def INDEX_BATCH_SIZE(self) -> int:
+        """Documents per bulk request when (re)building an index."""
+        return int(self._get("INDEX_BATCH_SIZE", 500))
+
+    @property
+    def HASH_SALT(self) -> str:
+        """Salt for hashing session keys and imported user ids (HMAC-SHA256).
+        Defaults to ``SECRET_KEY``; set it explicitly to keep hashes stable
+        across a secret rotation."""
+        return str(self._get("HASH_SALT", "") or settings.SECRET_KEY)
+
+    @property
+    def CATALOG_PHRASE_MIN_PRODUCTS(self) -> int:
+        """A catalog-derived phrase (title prefix, brand + type) must describe at
+        least this many products to become a suggestion."""
+        return int(self._get("CATALOG_PHRASE_MIN_PRODUCTS", 3))
+
+    @property
+    def TRENDING_DAYS(self) -> int:
+        """Window, in days, of the trending endpoint."""
+        return int(self._get("TRENDING_DAYS", 7))
+
+    @property
+    def TASK_TIME_LIMIT(self) -> int:
+        """Hard time limit, in seconds, of the app's Celery tasks."""
+        return int(self._get("TASK_TIME_LIMIT", 600))
+
+
+app_settings = AppSettings()

@@ -1,0 +1,183 @@
+"""Building suggestion candidates from search history and from the catalog.
+
+Contracts:
+* A history query becomes a candidate only when at least
+  ``SUGGESTIONS_MIN_DISTINCT_USERS`` distinct shoppers searched it and it holds
+  nothing private (e-mail, phone, card number): see :func:`mine_history`.
+* Weights of history candidates are time-decayed search counts (half-life
+  ``SUGGESTIONS_DECAY_HALF_LIFE_DAYS``) measured from the newest search in
+  history, so an old log keeps its internal order without underflowing.
+* Catalog candidates (brands, product types, brand + type, frequent leading
+  title phrases) give a shop with no history useful completions; their weights
+  are small, so real searches outrank them once they exist.
+* A build never changes a moderation decision: rejected and blocked rows stay
+  so, manual and generated rows are left alone, and pinned rows are kept.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from django.db import transaction
+from django.db.models import Count, Max
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from .adapter import ProductDocument
+from .conf import app_settings
+from .models import SearchEvent, Suggestion, SuggestionSource, SuggestionStatus
+from .text import looks_private, normalize_query
+
+#: Scale of catalog weights: log(1 + products) * scale. A phrase covering 1,000
+#: products weighs about 0.7, below a query searched once this month.
+CATALOG_WEIGHT_SCALE = 0.1
+_MAX_TEXT = 100
+_WORD_RE = re.compile(r"\S+")
+_HAS_LETTER_RE = re.compile(r"[^\W\d_]")
+
+
+@dataclass
+class Candidate:
+    text: str
+    source: str
+    weight: float
+    searches: int = 0
+    distinct_users: int = 0
+    provenance: dict = field(default_factory=dict)
+
+
+def mine_history(*, min_users: int | None = None, half_life_days: float | None = None) -> dict[str, Candidate]:
+    """Candidates from search history that pass the k-anonymity and privacy gates."""
+    k = app_settings.MIN_DISTINCT_USERS if min_users is None else min_users
+    half_life = app_settings.DECAY_HALF_LIFE_DAYS if half_life_days is None else half_life_days
+    events = SearchEvent.objects.exclude(normalized_query="")
+    gated = (events.exclude(actor_hash="").values("normalized_query")
+             .annotate(users=Count("actor_hash", distinct=True), searches=Count("id"))
+             .filter(users__gte=k))
+    stats = {row["normalized_query"]: row for row in gated}
+    if not stats:
+        return {}
+    newest = events.aggregate(newest=Max("created_at"))["newest"]
+    reference = timezone.localdate(newest)
+    decayed: dict[str, float] = defaultdict(float)
+    per_day = (events.filter(normalized_query__in=list(stats)).annotate(day=TruncDate("created_at"))
+               .values("normalized_query", "day").annotate(n=Count("id")))
+    for row in per_day:
+        age = (reference - row["day"]).days
+        decayed[row["normalized_query"]] += row["n"] * 0.5 ** (max(age, 0) / half_life)
+    candidates = {}
+    for text, row in stats.items():
+        if len(text) > _MAX_TEXT or looks_private(text):
+            continue
+        candidates[text] = Candidate(
+            text=text, source=SuggestionSource.HISTORY, weight=round(decayed[text], 6),
+            searches=row["searches"], distinct_users=row["users"],
+            provenance={"rule": "history", "distinct_users": row["users"], "searches": row["searches"]},
+        )
+    return candidates
+
+
+def _leading_phrases(title: str, max_words: int = 3) -> list[str]:
+    words = _WORD_RE.findall(normalize_query(title))
+    phrases = []
+    for n in range(2, max_words + 1):
+        if len(words) >= n:
+            head = words[:n]
+            # Phrases must end on a word with a letter: "hp 85" is a model code,
+            # useful only when shoppers search it (history covers that).
+            if _HAS_LETTER_RE.search(head[-1]):
+                phrases.append(" ".join(head))
+    return phrases
+
+
+def mine_catalog(documents: Iterable[ProductDocument], *, min_products: int | None = None,
+                 progress: Callable[[int], None] | None = None) -> dict[str, Candidate]:
+    """Candidates describing the catalog: brands, product types, brand + type,
+    and leading title phrases shared by at least ``min_products`` products."""
+    threshold = app_settings.CATALOG_PHRASE_MIN_PRODUCTS if min_products is None else min_products
+    counts: dict[str, Counter] = {"brand": Counter(), "product_type": Counter(), "brand_type": Counter(), "title_phrase": Counter()}
+    for doc in documents:
+        brand = normalize_query(doc.brand)
+        ptype = normalize_query(doc.product_type)
+        if brand:
+            counts["brand"][brand] += 1
+        if ptype:
+            counts["product_type"][ptype] += 1
+        if brand and ptype:
+            counts["brand_type"][f"{brand} {ptype}"] += 1
+        for phrase in set(_leading_phrases(doc.title)):
+            counts["title_phrase"][phrase] += 1
+        if progress:
+            progress(1)
+    candidates: dict[str, Candidate] = {}
+    for rule, counter in counts.items():
+        minimum = 1 if rule == "brand" else threshold
+        for text, n in counter.items():
+            if n < minimum or len(text) > _MAX_TEXT:
+                continue
+            weight = round(math.log1p(n) * CATALOG_WEIGHT_SCALE, 6)
+            current = candidates.get(text)
+            if current is None or weight > current.weight:
+                candidates[text] = Candidate(text=text, source=SuggestionSource.CATALOG, weight=weight,
+                                             provenance={"rule": rule, "products": n})
+    return candidates
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    history: int
+    catalog: int
+    created: int
+    updated: int
+    removed: int
+
+
+def merge_candidates(history: dict[str, Candidate], catalog: dict[str, Candidate]) -> dict[str, Candidate]:
+    """History wins on overlap; its weight adds the catalog's."""
+    merged = dict(catalog)
+    for text, cand in history.items():
+        if text in merged:
+            cand.weight = round(cand.weight + merged[text].weight, 6)
+            cand.provenance = {**cand.provenance, "catalog": merged[text].provenance}
+        merged[text] = cand
+    return merged
+
+
+def store_candidates(candidates: dict[str, Candidate], *, batch_size: int = 1000) -> tuple[int, int, int]:
+    """Upsert candidates into :class:`Suggestion` and drop stale mined rows.
+
+    Returns ``(created, updated, removed)``.
+    """
+    untouchable = set(Suggestion.objects.filter(source__in=[SuggestionSource.MANUAL, SuggestionSource.GENERATED])
+                      .values_list("text", flat=True))
+    existing = set(Suggestion.objects.values_list("text", flat=True))
+    rows = [
+        Suggestion(text=c.text, source=c.source, weight=c.weight, searches=c.searches,
+                   distinct_users=c.distinct_users, provenance=c.provenance,
+                   status=SuggestionStatus.APPROVED)
+        for c in candidates.values() if c.text not in untouchable
+    ]
+    now = timezone.now()
+    for row in rows:
+        row.updated_at = now
+    with transaction.atomic():
+        for start in range(0, len(rows), batch_size):
+            Suggestion.objects.bulk_create(
+                rows[start:start + batch_size], update_conflicts=True, unique_fields=["text"],
+                # status is deliberately absent: a build never overrides moderation.
+                update_fields=["source", "weight", "searches", "distinct_users", "provenance", "updated_at"],
+            )
+        keep = {r.text for r in rows}
+        stale_ids = [pk for pk, text in Suggestion.objects.filter(
+            source__in=[SuggestionSource.HISTORY, SuggestionSource.CATALOG],
+            status=SuggestionStatus.APPROVED, pinned_prefix="").values_list("pk", "text")
+            if text not in keep]
+        removed = 0
+        for start in range(0, len(stale_ids), batch_size):
+            removed += Suggestion.objects.filter(pk__in=stale_ids[start:start + batch_size]).delete()[0]
+    created = sum(1 for r in rows if r.text not in existing)
+    return created, len(rows) - created, removed

@@ -1,0 +1,236 @@
+"""Storage of the app: search history (append-only), daily aggregates,
+suggestions with moderation state, blocked terms and model versions.
+
+Products are never referenced by foreign key into the host's catalog: a
+product is ``(content_type, object_id)`` with a text id, so any primary key
+type works and deleting a product never deletes history.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from .text import normalize_query
+
+
+class SearchOrigin(models.TextChoices):
+    TYPED = "typed", _("Typed")
+    SUGGESTION = "suggestion", _("Chosen from suggestions")
+    HISTORY = "history", _("Chosen from own recent searches")
+
+
+class SearchEvent(models.Model):
+    """One submitted search. Append-only: never updated, deleted only by
+    retention or by the shopper's own erase request."""
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True, help_text=_("When the search was submitted."))
+    query = models.CharField(max_length=255, help_text=_("The query as typed (truncated to 255 characters)."))
+    normalized_query = models.CharField(max_length=255, db_index=True, help_text=_("Canonical form used for aggregation and suggestions."))
+    results_count = models.PositiveIntegerField(null=True, blank=True, help_text=_("Number of results the search returned, if known."))
+    origin = models.CharField(max_length=16, choices=SearchOrigin.choices, default=SearchOrigin.TYPED, help_text=_("How the search was started."))
+    request_id = models.UUIDField(default=uuid.uuid4, db_index=True, help_text=_("Id of the search response; clicks refer to it."))
+    actor_hash = models.CharField(max_length=64, db_index=True, blank=True, help_text=_("Salted hash of the user id or session key: counts distinct shoppers without storing who they are."))
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+", help_text=_("Signed-in shopper, if any (deleted with the user)."))
+    filters = models.JSONField(default=dict, blank=True, help_text=_("Filters applied with the query (brand, price range …)."))
+
+    class Meta:
+        verbose_name = _("search event")
+        verbose_name_plural = _("search history")
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["actor_hash", "-created_at"], name="sugg_search_actor_idx")]
+
+    def __str__(self) -> str:
+        return self.query
+
+
+class SuggestionImpression(models.Model):
+    """A suggestion list shown to a shopper, as reported by the client."""
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True, help_text=_("When the list was shown."))
+    request_id = models.UUIDField(db_index=True, help_text=_("Id of the suggest response that produced the list."))
+    prefix = models.CharField(max_length=255, help_text=_("What the shopper had typed (normalised)."))
+    suggestions = models.JSONField(default=list, help_text=_("Suggestion texts in the order shown."))
+    actor_hash = models.CharField(max_length=64, db_index=True, blank=True, help_text=_("Salted hash of the user id or session key."))
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+", help_text=_("Signed-in shopper, if any."))
+
+    class Meta:
+        verbose_name = _("suggestion impression")
+        ordering = ["-created_at"]
+
+
+class SuggestionClick(models.Model):
+    """A suggestion chosen by a shopper."""
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True, help_text=_("When the suggestion was chosen."))
+    request_id = models.UUIDField(db_index=True, help_text=_("Id of the suggest response the suggestion came from."))
+    prefix = models.CharField(max_length=255, help_text=_("What the shopper had typed (normalised)."))
+    suggestion = models.CharField(max_length=255, help_text=_("The chosen suggestion (normalised)."))
+    position = models.PositiveSmallIntegerField(help_text=_("0-based position in the shown list."))
+    actor_hash = models.CharField(max_length=64, db_index=True, blank=True, help_text=_("Salted hash of the user id or session key."))
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+", help_text=_("Signed-in shopper, if any."))
+
+    class Meta:
+        verbose_name = _("suggestion click")
+        ordering = ["-created_at"]
+
+
+class ProductClick(models.Model):
+    """A search result clicked by a shopper."""
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True, help_text=_("When the result was clicked."))
+    request_id = models.UUIDField(db_index=True, help_text=_("Id of the search response the result came from."))
+    query = models.CharField(max_length=255, blank=True, help_text=_("The search query (normalised)."))
+    content_type = models.ForeignKey(ContentType, on_delete=models.CASCADE, related_name="+", help_text=_("Model of the clicked product."))
+    object_id = models.CharField(max_length=64, help_text=_("Primary key of the clicked product, as text."))
+    position = models.PositiveSmallIntegerField(help_text=_("0-based position in the result list (across pages)."))
+    actor_hash = models.CharField(max_length=64, db_index=True, blank=True, help_text=_("Salted hash of the user id or session key."))
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+", help_text=_("Signed-in shopper, if any."))
+
+    class Meta:
+        verbose_name = _("product click")
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["content_type", "object_id"], name="sugg_pclick_product_idx")]
+
+
+class QueryDailyStat(models.Model):
+    """Per-day counters for one normalised query, updated with ``F()``."""
+
+    date = models.DateField(help_text=_("Day (in the project's time zone)."))
+    normalized_query = models.CharField(max_length=255, help_text=_("Canonical query."))
+    searches = models.PositiveIntegerField(default=0, help_text=_("Searches submitted."))
+    zero_results = models.PositiveIntegerField(default=0, help_text=_("Searches that returned nothing."))
+    suggestion_clicks = models.PositiveIntegerField(default=0, help_text=_("Times this text was chosen from suggestions."))
+    product_clicks = models.PositiveIntegerField(default=0, help_text=_("Result clicks after searching this query."))
+
+    class Meta:
+        verbose_name = _("daily query statistic")
+        ordering = ["-date", "-searches"]
+        constraints = [models.UniqueConstraint(fields=["date", "normalized_query"], name="sugg_daily_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.date} {self.normalized_query}"
+
+
+class SuggestionSource(models.TextChoices):
+    HISTORY = "history", _("Search history")
+    CATALOG = "catalog", _("Catalog")
+    GENERATED = "generated", _("Generated")
+    MANUAL = "manual", _("Manual")
+
+
+class SuggestionStatus(models.TextChoices):
+    PENDING = "pending", _("Pending review")
+    APPROVED = "approved", _("Approved")
+    REJECTED = "rejected", _("Rejected")
+    BLOCKED = "blocked", _("Blocked")
+
+
+class Suggestion(models.Model):
+    """A completion that may be served. Only ``approved`` ones are served;
+    ``pending`` await review (generated ones start there), ``rejected`` ones are
+    not served but may be rebuilt, ``blocked`` ones are never served again even
+    when the next build finds them."""
+
+    text = models.CharField(max_length=255, unique=True, help_text=_("Normalised suggestion text (what is matched and shown)."))
+    source = models.CharField(max_length=16, choices=SuggestionSource.choices, db_index=True, help_text=_("Where the suggestion came from."))
+    status = models.CharField(max_length=16, choices=SuggestionStatus.choices, default=SuggestionStatus.APPROVED, db_index=True, help_text=_("Moderation state; only approved suggestions are served."))
+    weight = models.FloatField(default=0.0, help_text=_("Popularity score (time-decayed searches, or catalog coverage); higher ranks first."))
+    pinned_prefix = models.CharField(max_length=100, blank=True, db_index=True, help_text=_("When set, the suggestion leads the list for typed prefixes that start with this (normalised) prefix."))
+    searches = models.PositiveIntegerField(default=0, help_text=_("Searches of this text in the mined history window."))
+    distinct_users = models.PositiveIntegerField(default=0, help_text=_("Distinct shoppers who searched it (k-anonymity gate)."))
+    provenance = models.JSONField(default=dict, blank=True, help_text=_("How the suggestion was derived (rule, counts, model version)."))
+    created_at = models.DateTimeField(auto_now_add=True, help_text=_("First built."))
+    updated_at = models.DateTimeField(auto_now=True, help_text=_("Last changed."))
+
+    class Meta:
+        verbose_name = _("suggestion")
+        ordering = ["-weight"]
+
+    def __str__(self) -> str:
+        return self.text
+
+    def save(self, *args, **kwargs):
+        self.text = normalize_query(self.text)
+        self.pinned_prefix = normalize_query(self.pinned_prefix)
+        super().save(*args, **kwargs)
+
+
+class BlockedTermKind(models.TextChoices):
+    WORD = "word", _("Whole word")
+    PHRASE = "phrase", _("Phrase (anywhere)")
+    REGEX = "regex", _("Regular expression")
+
+
+class BlockedTerm(models.Model):
+    """A term that no served suggestion may contain."""
+
+    pattern = models.CharField(max_length=255, help_text=_("Word, phrase or Python regular expression (matched against normalised text)."))
+    kind = models.CharField(max_length=8, choices=BlockedTermKind.choices, default=BlockedTermKind.WORD, help_text=_("How the pattern is matched."))
+    note = models.CharField(max_length=255, blank=True, help_text=_("Why it is blocked."))
+    created_at = models.DateTimeField(auto_now_add=True, help_text=_("When it was added."))
+
+    class Meta:
+        verbose_name = _("blocked term")
+        ordering = ["pattern"]
+        constraints = [models.UniqueConstraint(fields=["pattern", "kind"], name="sugg_blocked_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.pattern}"
+
+    def clean(self) -> None:
+        if self.kind == BlockedTermKind.REGEX:
+            try:
+                re.compile(self.pattern)
+            except re.error as exc:
+                raise ValidationError({"pattern": _("Not a valid regular expression: %(err)s") % {"err": exc}}) from exc
+        elif not normalize_query(self.pattern):
+            raise ValidationError({"pattern": _("The pattern is empty once normalised.")})
+
+    def to_regex(self) -> str:
+        """The pattern as a regular expression over normalised text."""
+        if self.kind == BlockedTermKind.REGEX:
+            return self.pattern
+        escaped = re.escape(normalize_query(self.pattern))
+        if self.kind == BlockedTermKind.WORD:
+            return rf"(?<!\w){escaped}(?!\w)"
+        return escaped
+
+
+class ModelVersionStatus(models.TextChoices):
+    CANDIDATE = "candidate", _("Candidate")
+    ACTIVE = "active", _("Active")
+    RETIRED = "retired", _("Retired")
+
+
+class ModelVersion(models.Model):
+    """A trained model artefact with its evaluation; at most one active per kind."""
+
+    kind = models.CharField(max_length=32, db_index=True, help_text=_("What the model does: understanding, ranker, embedder, generator …"))
+    version = models.CharField(max_length=64, help_text=_("Version label, unique per kind."))
+    artefact_uri = models.CharField(max_length=500, help_text=_("Where the artefact is stored (path or URI)."))
+    metrics = models.JSONField(default=dict, blank=True, help_text=_("Evaluation metrics on the held-out split."))
+    training_window_start = models.DateTimeField(null=True, blank=True, help_text=_("Earliest event used for training."))
+    training_window_end = models.DateTimeField(null=True, blank=True, help_text=_("Latest event used for training."))
+    status = models.CharField(max_length=16, choices=ModelVersionStatus.choices, default=ModelVersionStatus.CANDIDATE, db_index=True, help_text=_("Only the active version of a kind is served."))
+    notes = models.TextField(blank=True, help_text=_("Free-form notes (base model, data, parameters)."))
+    created_at = models.DateTimeField(auto_now_add=True, help_text=_("When the version was registered."))
+    promoted_at = models.DateTimeField(null=True, blank=True, help_text=_("When it last became active."))
+
+    class Meta:
+        verbose_name = _("model version")
+        ordering = ["kind", "-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "version"], name="sugg_modelversion_unique"),
+            models.UniqueConstraint(fields=["kind"], condition=models.Q(status="active"), name="sugg_modelversion_one_active"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.version} ({self.status})"

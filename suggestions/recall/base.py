@@ -1,0 +1,137 @@
+"""The contract every recall backend fulfils.
+
+A backend serves two things:
+
+* **products**: full-text search with filters over :class:`ProductDocument` s,
+  kept in a versioned index behind an alias so that a rebuild never leaves
+  readers with a half-built index;
+* **suggestions**: prefix completion over the served suggestion texts with
+  their weights, with typo tolerance.
+
+Backends are configured like Django's ``CACHES`` (see
+:mod:`suggestions.recall`) and built once per process. Every method may raise
+:class:`RecallUnavailable` when the engine cannot be reached; callers degrade
+instead of failing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..adapter import ProductDocument
+
+
+class RecallUnavailable(Exception):
+    """The engine cannot be reached or refused the request."""
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    """Filters of a product search; empty values mean "no filter"."""
+
+    brands: tuple[str, ...] = ()
+    product_types: tuple[str, ...] = ()
+    min_price: float | None = None
+    max_price: float | None = None
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    id: str
+    score: float
+    document: ProductDocument
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """One page of results. ``brand_counts`` counts every match by brand (for facets)."""
+
+    hits: list[SearchHit]
+    total: int
+    brand_counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SuggestionEntry:
+    """A served suggestion as the backend stores it."""
+
+    text: str
+    weight: float
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class SuggestionHit:
+    text: str
+    weight: float
+    source: str = ""
+    fuzzy: bool = False
+
+
+ProgressCallback = Callable[[int], None]
+
+
+class BaseRecallBackend:
+    """Base class. Subclasses implement every method that raises NotImplementedError.
+
+    Capability flags tell callers what the engine can do.
+    """
+
+    #: The engine answers ``fuzzy=True`` suggest calls (one edit).
+    supports_fuzzy: bool = True
+    #: The engine stores dense vectors for kNN recall.
+    supports_vectors: bool = False
+    #: The engine is an external service (may be down; network timeouts apply).
+    is_remote: bool = False
+
+    def __init__(self, alias: str, options: dict[str, Any]):
+        self.alias = alias
+        self.options = dict(options)
+
+    # -- products -----------------------------------------------------------
+    def rebuild_products(self, documents: Iterable[ProductDocument], progress: ProgressCallback | None = None) -> str:
+        """Index every document into a new index version, then point the alias at
+        it and drop older versions. Readers see the old index until the swap.
+        Calls ``progress(n)`` after each batch of ``n`` documents. Returns the
+        new version's name."""
+        raise NotImplementedError
+
+    def index_products(self, documents: Iterable[ProductDocument]) -> None:
+        """Add or replace documents (by id) in the live index; visible on return."""
+        raise NotImplementedError
+
+    def delete_products(self, ids: Iterable[str]) -> None:
+        """Remove documents by id from the live index; missing ids are ignored."""
+        raise NotImplementedError
+
+    def search_products(self, query: str, filters: SearchFilters | None = None, offset: int = 0, limit: int = 20) -> SearchResult:
+        """BM25 search over title (boosted), brand, product type, model number and
+        description; all query words should match for top results. An empty
+        query with filters lists filtered products."""
+        raise NotImplementedError
+
+    def count_products(self) -> int:
+        """Documents in the live index."""
+        raise NotImplementedError
+
+    # -- suggestions --------------------------------------------------------
+    def replace_suggestions(self, entries: Iterable[SuggestionEntry]) -> None:
+        """Atomically replace the whole set of served suggestions."""
+        raise NotImplementedError
+
+    def suggest(self, prefix: str, limit: int = 10, fuzzy: bool = False) -> list[SuggestionHit]:
+        """Suggestions whose normalised text starts with ``prefix``, highest weight
+        first. With ``fuzzy=True``, also those starting with a string one edit
+        (insert, delete, substitute, transpose) away from ``prefix``, marked
+        ``fuzzy=True`` and ranked after exact-prefix matches."""
+        raise NotImplementedError
+
+    # -- health -------------------------------------------------------------
+    def ping(self) -> bool:
+        """True when the engine answers."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release clients and file handles."""

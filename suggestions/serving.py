@@ -1,0 +1,204 @@
+"""Serving suggestions on the request path.
+
+Contracts:
+* :func:`suggest` answers from the cache, else from the recall backend, else
+  (backend down) from the database, and never raises because the cache or the
+  backend is down: it sets ``degraded`` instead. Degraded answers are not cached.
+* Order: the shopper's own recent searches, then suggestions pinned for the
+  typed prefix, then exact-prefix completions by weight, then (prefixes of
+  ``SUGGESTIONS_FUZZY_MIN_PREFIX_LENGTH``+ characters) one-edit completions.
+* Blocked terms are removed when suggestions are published *and* when they are
+  served, so a stale engine or cache cannot show a term blocked since.
+* :func:`publish_suggestions` pushes the approved set to the recall backend and
+  invalidates every cached answer by changing the cache version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import threading
+import uuid
+from dataclasses import dataclass
+
+from django.core.cache import caches
+
+from .conf import app_settings
+from .history import recent_queries
+from .models import BlockedTerm, Suggestion, SuggestionStatus
+from .recall import RecallUnavailable, SuggestionEntry, get_backend
+from .text import normalize_query
+
+logger = logging.getLogger(__name__)
+
+VERSION_KEY = "shop_suggestions:version"
+
+
+@dataclass(frozen=True)
+class SuggestionItem:
+    text: str
+    kind: str  # "recent" | "pinned" | "suggestion"
+    source: str
+    fuzzy: bool = False
+
+
+@dataclass(frozen=True)
+class SuggestResult:
+    prefix: str
+    request_id: str
+    items: list[SuggestionItem]
+    degraded: bool
+
+
+class _BlockedTerms:
+    """The blocked-term regex, compiled once per suggestions version."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._version: str | None = None
+        self._regex: re.Pattern | None = None
+
+    def regex(self, version: str | None) -> re.Pattern | None:
+        if version is not None and version == self._version:
+            return self._regex
+        patterns = [term.to_regex() for term in BlockedTerm.objects.all()]
+        compiled = re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
+        with self._lock:
+            self._version, self._regex = version, compiled
+        return compiled
+
+
+_blocked = _BlockedTerms()
+
+
+def blocked_regex(version: str | None = None) -> re.Pattern | None:
+    """Compiled union of every blocked term (``None`` when there are none)."""
+    return _blocked.regex(version)
+
+
+def _cache():
+    return caches[app_settings.CACHE_ALIAS]
+
+
+def _current_version() -> str:
+    """The cache version; raises when the cache is down."""
+    cache = _cache()
+    version = cache.get(VERSION_KEY)
+    if version is None:
+        version = uuid.uuid4().hex
+        cache.add(VERSION_KEY, version, timeout=None)
+        version = cache.get(VERSION_KEY) or version
+    return version
+
+
+def invalidate_cache() -> bool:
+    """Give every cached answer a new version. False when the cache is down."""
+    try:
+        _cache().set(VERSION_KEY, uuid.uuid4().hex, timeout=None)
+        return True
+    except Exception:  # noqa: BLE001 - any cache client error means "down"
+        logger.warning("suggestions: cache unavailable, cached answers expire by timeout only", exc_info=True)
+        return False
+
+
+def served_entries() -> list[SuggestionEntry]:
+    """Approved suggestions minus blocked terms: what the backend should serve."""
+    regex = blocked_regex(None)
+    entries = []
+    for text, weight, source in Suggestion.objects.filter(status=SuggestionStatus.APPROVED).values_list("text", "weight", "source"):
+        if regex is None or not regex.search(text):
+            entries.append(SuggestionEntry(text=text, weight=weight, source=source))
+    return entries
+
+
+def publish_suggestions(backend_alias: str = "default") -> int:
+    """Push the served set to the recall backend and invalidate cached answers.
+
+    Raises :class:`RecallUnavailable` when the backend is down (tasks retry).
+    Returns the number of suggestions served.
+    """
+    entries = served_entries()
+    get_backend(backend_alias).replace_suggestions(entries)
+    invalidate_cache()
+    return len(entries)
+
+
+def _pinned(prefix: str) -> list[tuple[str, str]]:
+    heads = [prefix[:i] for i in range(1, len(prefix) + 1)]
+    rows = (Suggestion.objects.filter(status=SuggestionStatus.APPROVED, pinned_prefix__in=heads,
+                                      text__startswith=prefix)
+            .order_by("-weight").values_list("text", "source"))
+    return list(rows)
+
+
+def _compute(prefix: str, limit: int, backend_alias: str) -> tuple[list[SuggestionItem], bool]:
+    """Pinned + engine completions for ``prefix`` (no personal part)."""
+    items = [SuggestionItem(text, "pinned", source) for text, source in _pinned(prefix)]
+    fuzzy = len(prefix) >= app_settings.FUZZY_MIN_PREFIX_LENGTH
+    # Ask for more than needed: blocked and pinned duplicates are dropped after.
+    want = limit + len(items) + 5
+    degraded = False
+    try:
+        hits = get_backend(backend_alias).suggest(prefix, limit=want, fuzzy=fuzzy)
+        items += [SuggestionItem(h.text, "suggestion", h.source, h.fuzzy) for h in hits]
+    except RecallUnavailable:
+        logger.warning("suggestions: recall backend %r unavailable, answering from the database", backend_alias)
+        degraded = True
+        rows = (Suggestion.objects.filter(status=SuggestionStatus.APPROVED, text__startswith=prefix)
+                .order_by("-weight").values_list("text", "source")[:want])
+        items += [SuggestionItem(text, "suggestion", source) for text, source in rows]
+    return items, degraded
+
+
+def _dedupe(items: list[SuggestionItem], regex: re.Pattern | None, limit: int) -> list[SuggestionItem]:
+    seen: set[str] = set()
+    out = []
+    for item in items:
+        if item.text in seen or (regex is not None and item.kind != "recent" and regex.search(item.text)):
+            continue
+        seen.add(item.text)
+        out.append(item)
+        if len(out) == limit:
+            break
+    return out
+
+
+def suggest(prefix: str, *, limit: int, user=None, session_key: str | None = None,
+            backend_alias: str = "default") -> SuggestResult:
+    """Suggestions for what the shopper has typed so far. See the module contract."""
+    normalized = normalize_query(prefix)
+    request_id = uuid.uuid4().hex
+    if not normalized:
+        return SuggestResult(normalized, request_id, [], False)
+    degraded = False
+    cache = _cache()
+    key = None
+    shared: list[SuggestionItem] | None = None
+    version = None
+    try:
+        version = _current_version()
+        digest = hashlib.blake2b(normalized.encode(), digest_size=16).hexdigest()
+        key = f"shop_suggestions:{version}:{backend_alias}:{limit}:{digest}"
+        cached = cache.get(key)
+        if cached is not None:
+            shared = [SuggestionItem(*row) for row in cached]
+    except Exception:  # noqa: BLE001 - a cache outage must not fail the request
+        logger.warning("suggestions: cache unavailable", exc_info=True)
+        degraded = True
+        key = None
+    regex = blocked_regex(version)
+    if shared is None:
+        computed, backend_down = _compute(normalized, limit, backend_alias)
+        shared = _dedupe(computed, regex, limit)
+        degraded = degraded or backend_down
+        if key is not None and not backend_down:
+            try:
+                cache.set(key, [(i.text, i.kind, i.source, i.fuzzy) for i in shared], app_settings.CACHE_TIMEOUT)
+            except Exception:  # noqa: BLE001
+                degraded = True
+    recents = [SuggestionItem(text, "recent", "recent")
+               for text in recent_queries(normalized, user=user, session_key=session_key,
+                                          limit=min(app_settings.RECENT_SEARCHES_LIMIT, limit))]
+    items = _dedupe(recents + shared, regex, limit)
+    return SuggestResult(normalized, request_id, items, degraded)

@@ -1,0 +1,31 @@
+"""Public signals. The request path announces; receivers record.
+
+Every signal is sent with ``sender`` set to the class or module that announced
+it, and keyword arguments as documented below. Host projects may connect their
+own receivers (analytics, logging) with a ``dispatch_uid``.
+"""
+
+from __future__ import annotations
+
+from django.dispatch import Signal
+
+#: A shopper submitted a search. kwargs: ``query`` (raw text), ``normalized_query``,
+#: ``results_count`` (int or None), ``origin`` (typed/suggestion/history),
+#: ``request_id`` (str uuid), ``user`` (User or None), ``session_key`` (str or None),
+#: ``filters`` (dict).
+query_submitted = Signal()
+
+#: A suggestion list was shown (reported by the client). kwargs: ``request_id``,
+#: ``prefix``, ``suggestions`` (list of str), ``user``, ``session_key``.
+suggestions_shown = Signal()
+
+#: A suggestion was chosen. kwargs: ``request_id``, ``prefix``, ``suggestion``,
+#: ``position`` (0-based), ``user``, ``session_key``.
+suggestion_clicked = Signal()
+
+#: A search result was clicked. kwargs: ``request_id``, ``query``, ``product_id``
+#: (text id), ``position`` (0-based), ``user``, ``session_key``.
+product_clicked = Signal()
+
+#: Served suggestions changed (build, moderation, blocked terms). kwargs: none.
+suggestions_changed = Signal()

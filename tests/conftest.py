@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import pytest
+
+pytest_plugins = ["tests.plugins.services", "tests.plugins.es_server"]
+
+
+def pytest_configure(config) -> None:
+    from tests.plugins.services import IN_CI
+
+    if IN_CI:
+        from django.conf import settings
+
+        engine = settings.DATABASES["default"]["ENGINE"]
+        if not engine.endswith("postgresql"):
+            raise pytest.UsageError("CI=true requires DATABASE_URL to point at PostgreSQL")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_state(settings, tmp_path):
+    """Fresh tantivy directory, empty cache and rebuilt backends for every test."""
+    from django.core.cache import caches
+
+    from suggestions.recall import reset_backends
+
+    settings.SUGGESTIONS_DATA_DIR = str(tmp_path / "suggestions-data")
+    reset_backends()
+    for cache in caches.all():
+        try:
+            cache.clear()
+        except Exception:  # noqa: BLE001 - a broken cache is what some tests want
+            pass
+    yield
+    reset_backends()

@@ -1,0 +1,1 @@
+"""Fixture placeholder; the ES-compatible test server fixture lives here."""

@@ -1,0 +1,30 @@
+"""Test settings: the demo settings with isolated, fast defaults.
+
+``DATABASE_URL`` (PostgreSQL in CI) and ``REDIS_URL`` are honoured when set;
+otherwise SQLite and a local-memory cache are used. Every test gets a fresh
+tantivy data directory (see ``tests/conftest.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+os.environ.setdefault("SHOP_VAR_DIR", tempfile.mkdtemp(prefix="shop-test-var-"))
+
+from shop_search.settings import *  # noqa: E402,F403
+
+CELERY_TASK_ALWAYS_EAGER = True
+CELERY_TASK_EAGER_PROPAGATES = True
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "tests"}}
+SUGGESTIONS_RECALL_BACKENDS = {"default": {"BACKEND": "suggestions.recall.tantivy", "OPTIONS": {}}}
+REST_FRAMEWORK = {
+    **REST_FRAMEWORK,  # noqa: F405
+    "DEFAULT_THROTTLE_RATES": {
+        "suggestions.suggest": "100000/min",
+        "suggestions.search": "100000/min",
+        "suggestions.events": "100000/min",
+        "suggestions.history": "100000/min",
+    },
+}

@@ -1,0 +1,44 @@
+"""The real Best Buy search log: import as it is, mine, complete and fix typos.
+
+Reads ``../shared/data/bestbuy/train.csv`` (or ``$SHOP_DATA_DIR/bestbuy/train.csv``);
+skipped with a message when the data is absent. Not shipped with the project.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+from suggestions import services
+from suggestions.models import SearchEvent
+
+DATA_DIR = Path(os.environ.get("SHOP_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
+BESTBUY = DATA_DIR / "bestbuy" / "train.csv"
+
+pytestmark = [pytest.mark.django_db, pytest.mark.data, pytest.mark.slow]
+
+
+@pytest.fixture
+def bestbuy_imported():
+    if not BESTBUY.is_file():
+        pytest.skip(f"Best Buy log not found at {BESTBUY}; set SHOP_DATA_DIR to the shared data folder")
+    call_command("suggestions_import_history", str(BESTBUY), "--no-progress")
+    call_command("suggestions_build", "--no-catalog", "--no-progress")
+
+
+def test_import_build_complete_and_fix_typos(bestbuy_imported):
+    assert SearchEvent.objects.count() > 40_000
+    cal = [i.text for i in services.suggest("cal", limit=10).items]
+    assert cal[0] == "call of duty"
+    assert sum(t.startswith("call of duty") for t in cal) >= 3, cal
+    wra = services.suggest("gears of wra", limit=5).items
+    assert wra and wra[0].text.startswith("gears of war") and wra[0].fuzzy
+
+
+def test_reimport_stores_nothing_twice(bestbuy_imported):
+    before = SearchEvent.objects.count()
+    call_command("suggestions_import_history", str(BESTBUY), "--no-progress")
+    assert SearchEvent.objects.count() == before

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import pytest
+
+from suggestions.text import hash_identifier, looks_private, normalize_query
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("  HP  LaserJet ", "hp laserjet"),
+        ("ＨＰ　ｌａｓｅｒ", "hp laser"),  # full-width folds to ASCII
+        ("usb-c (3.5mm), cable!", "usb-c 3.5mm cable"),
+        ("startech.com", "startech.com"),
+        ("跑鞋 男", "跑鞋 男"),
+        ("", ""),
+    ],
+)
+def test_normalize_query(raw, expected):
+    assert normalize_query(raw) == expected
+    assert normalize_query(expected) == expected  # idempotent
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "john.doe@example.com",
+        "call me +44 20 7946 0958",
+        "0176-123-45678",
+        "4111 1111 1111 1111",  # a Luhn-valid test card number
+        "card 5500-0000-0000-0004",
+    ],
+)
+def test_private_queries_are_detected(text):
+    assert looks_private(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["hp 85", "006r90321", "ce285a toner", "call of duty 4", "cat5e 2.0m", "0095205603217", "1200 x 1200 dpi"],
+)
+def test_product_queries_are_not_private(text):
+    assert not looks_private(text)
+
+
+def test_hash_identifier_is_salted_and_stable():
+    assert hash_identifier("u1", "a") == hash_identifier("u1", "a")
+    assert hash_identifier("u1", "a") != hash_identifier("u1", "b")
+    assert "u1" not in hash_identifier("u1", "a")
