@@ -29,16 +29,14 @@ def bestbuy_imported():
     call_command("suggestions_build", "--no-catalog", "--no-progress")
 
 
-def test_import_build_complete_and_fix_typos(bestbuy_imported):
+def test_import_build_complete_fix_typos_and_reimport(bestbuy_imported):
     assert SearchEvent.objects.count() > 40_000
     cal = [i.text for i in services.suggest("cal", limit=10).items]
     assert cal[0] == "call of duty"
     assert sum(t.startswith("call of duty") for t in cal) >= 3, cal
     wra = services.suggest("gears of wra", limit=5).items
     assert wra and wra[0].text.startswith("gears of war") and wra[0].fuzzy
-
-
-def test_reimport_stores_nothing_twice(bestbuy_imported):
+    # Importing the same file again stores nothing twice.
     before = SearchEvent.objects.count()
     call_command("suggestions_import_history", str(BESTBUY), "--no-progress")
     assert SearchEvent.objects.count() == before

@@ -94,7 +94,12 @@ def test_pinned_suggestion_leads_for_its_prefix():
     services.add_manual_suggestion("mine sweeper deluxe", weight=0.0, pinned_prefix="mine")
     build()
     assert texts(services.suggest("mine", limit=5))[0] == "mine sweeper deluxe"
-    assert texts(services.suggest("mines", limit=5)) == ["mine sweeper deluxe"]
+    assert texts(services.suggest("mine sw", limit=5)) == ["mine sweeper deluxe"]
+    assert services.suggest("mine sw", limit=5).items[0].kind == "pinned"
+    # "mines" is not a prefix of the pinned text: both match one edit away, by weight.
+    mines = services.suggest("mines", limit=5).items
+    assert [(i.text, i.kind, i.fuzzy) for i in mines] == [
+        ("minecraft", "suggestion", True), ("mine sweeper deluxe", "suggestion", True)]
     # Shorter than the pinned prefix: ranked by weight only.
     assert texts(services.suggest("min", limit=5))[0] == "minecraft"
 

@@ -14,6 +14,8 @@ drops them (tests, settings changes).
 from __future__ import annotations
 
 import threading
+from importlib import import_module
+from types import ModuleType
 
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
@@ -47,16 +49,18 @@ _lock = threading.Lock()
 
 
 def _load_class(path: str) -> type[BaseRecallBackend]:
+    """A module path (its ``backend_class``) or a class path."""
     try:
-        obj = import_string(path)
+        obj = import_module(path)
     except ImportError:
         try:
-            module = __import__(path, fromlist=["backend_class"])
+            obj = import_string(path)
         except ImportError as exc:
             raise ImproperlyConfigured(f"Recall backend {path!r} cannot be imported: {exc}") from exc
-        obj = getattr(module, "backend_class", None)
+    if isinstance(obj, ModuleType):
+        obj = getattr(obj, "backend_class", None)
         if obj is None:
-            raise ImproperlyConfigured(f"Module {path!r} defines no backend_class.") from None
+            raise ImproperlyConfigured(f"Module {path!r} defines no backend_class.")
     if not (isinstance(obj, type) and issubclass(obj, BaseRecallBackend)):
         raise ImproperlyConfigured(f"{path!r} is not a BaseRecallBackend subclass.")
     return obj

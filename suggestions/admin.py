@@ -1,0 +1,419 @@
+"""Django admin of the app.
+
+The admin is thin: every moderation action calls :mod:`suggestions.moderation`,
+so the admin, the API and management commands moderate the same way.
+
+* Logs (search history, impressions, clicks, daily statistics) are read-only:
+  nobody adds or edits history; only superusers may delete it, for erasure
+  requests.
+* Every save or delete of suggestions and blocked terms announces
+  ``suggestions_changed`` once the transaction commits.
+"""
+
+from __future__ import annotations
+
+import re
+from itertools import islice
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.template.response import TemplateResponse
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from . import moderation
+from .models import (
+    BlockedTerm,
+    ModelVersion,
+    ModelVersionStatus,
+    ProductClick,
+    QueryDailyStat,
+    SearchEvent,
+    Suggestion,
+    SuggestionClick,
+    SuggestionImpression,
+    SuggestionStatus,
+)
+from .text import normalize_query
+
+# --- logs -------------------------------------------------------------------------
+
+
+class ReadOnlyLogAdmin(admin.ModelAdmin):
+    """Base of the log admins: viewable, never added or edited by hand."""
+
+    date_hierarchy = "created_at"
+    list_filter = ["created_at"]
+    # Log tables grow large; an exact COUNT(*) on every page is not worth it.
+    show_full_result_count = False
+    list_per_page = 50
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # Deleting history is for erasure requests only, not routine cleanup.
+        return request.user.is_superuser and super().has_delete_permission(request, obj)
+
+
+@admin.register(SearchEvent)
+class SearchEventAdmin(ReadOnlyLogAdmin):
+    list_display = ["query", "normalized_query", "results_count", "origin", "created_at"]
+    list_filter = ["origin", "created_at"]
+    search_fields = ["query", "normalized_query"]
+
+
+@admin.register(SuggestionImpression)
+class SuggestionImpressionAdmin(ReadOnlyLogAdmin):
+    list_display = ["prefix", "shown", "created_at"]
+    search_fields = ["prefix"]
+
+    @admin.display(description=_("suggestions shown"))
+    def shown(self, obj: SuggestionImpression) -> str:
+        return ", ".join(str(s) for s in (obj.suggestions or [])[:10])
+
+
+@admin.register(SuggestionClick)
+class SuggestionClickAdmin(ReadOnlyLogAdmin):
+    list_display = ["prefix", "suggestion", "position", "created_at"]
+    search_fields = ["prefix", "suggestion"]
+
+
+@admin.register(ProductClick)
+class ProductClickAdmin(ReadOnlyLogAdmin):
+    list_display = ["query", "content_type", "object_id", "position", "created_at"]
+    list_select_related = ["content_type"]
+    search_fields = ["query", "object_id"]
+
+
+@admin.register(QueryDailyStat)
+class QueryDailyStatAdmin(ReadOnlyLogAdmin):
+    date_hierarchy = "date"
+    list_display = [
+        "date",
+        "normalized_query",
+        "searches",
+        "zero_results",
+        "suggestion_clicks",
+        "product_clicks",
+    ]
+    list_filter = ["date"]
+    search_fields = ["normalized_query"]
+
+
+# --- suggestions ------------------------------------------------------------------
+
+
+class PinnedFilter(admin.SimpleListFilter):
+    title = _("pinned")
+    parameter_name = "pinned"
+
+    def lookups(self, request, model_admin):
+        return [("yes", _("Pinned")), ("no", _("Not pinned"))]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.exclude(pinned_prefix="")
+        if self.value() == "no":
+            return queryset.filter(pinned_prefix="")
+        return queryset
+
+
+class SuggestionAdminForm(forms.ModelForm):
+    class Meta:
+        model = Suggestion
+        fields = ["text", "source", "status", "weight", "pinned_prefix"]
+
+    def clean_text(self) -> str:
+        # Normalise before the uniqueness check: "Nike Air" and "nike air" are
+        # the same suggestion once saved.
+        text = normalize_query(self.cleaned_data.get("text", ""))
+        if not text:
+            raise forms.ValidationError(_("The text is empty once normalised."))
+        return text
+
+    def clean_pinned_prefix(self) -> str:
+        return normalize_query(self.cleaned_data.get("pinned_prefix", ""))
+
+    def clean(self):
+        cleaned = super().clean()
+        text, prefix = cleaned.get("text"), cleaned.get("pinned_prefix")
+        if text and prefix and not text.startswith(prefix):
+            self.add_error(
+                "pinned_prefix",
+                _("The suggestion does not start with this prefix."),
+            )
+        if prefix and cleaned.get("status") == SuggestionStatus.BLOCKED:
+            self.add_error("pinned_prefix", _("A blocked suggestion cannot be pinned."))
+        return cleaned
+
+
+class PinPrefixForm(forms.Form):
+    prefix = forms.CharField(
+        label=_("Prefix"),
+        max_length=100,
+        help_text=_(
+            "The selected suggestions lead the list when the typed text starts with this "
+            "prefix. Every selected suggestion must start with it."
+        ),
+    )
+
+
+@admin.register(Suggestion)
+class SuggestionAdmin(admin.ModelAdmin):
+    form = SuggestionAdminForm
+    list_display = [
+        "text",
+        "source",
+        "status",
+        "weight_display",
+        "distinct_users",
+        "searches",
+        "pinned_prefix",
+        "updated_at",
+    ]
+    list_filter = ["source", "status", PinnedFilter]
+    search_fields = ["text"]
+    readonly_fields = ["searches", "distinct_users", "provenance", "created_at", "updated_at"]
+    actions = ["approve", "reject", "block", "pin_for_prefix", "unpin"]
+    pin_prefix_template = "admin/shop_suggestions/suggestion/pin_prefix.html"
+
+    @admin.display(description=_("weight"), ordering="weight")
+    def weight_display(self, obj: Suggestion) -> str:
+        return f"{obj.weight:.3g}"
+
+    # Saves go through the model (text normalised in save()) and moderation.
+    def save_model(self, request, obj, form, change) -> None:
+        previous = form.initial.get("status") if change else None
+        moderation.save_suggestion(obj, previous_status=previous)
+
+    def delete_model(self, request, obj) -> None:
+        super().delete_model(request, obj)
+        moderation.notify_suggestions_changed(Suggestion)
+
+    def delete_queryset(self, request, queryset) -> None:
+        super().delete_queryset(request, queryset)
+        moderation.notify_suggestions_changed(Suggestion)
+
+    @admin.action(description=_("Approve selected suggestions"), permissions=["change"])
+    def approve(self, request, queryset) -> None:
+        count = moderation.set_suggestion_status(queryset, SuggestionStatus.APPROVED)
+        self.message_user(
+            request,
+            ngettext("%(count)d suggestion approved.", "%(count)d suggestions approved.", count)
+            % {"count": count},
+            messages.SUCCESS,
+        )
+
+    @admin.action(description=_("Reject selected suggestions"), permissions=["change"])
+    def reject(self, request, queryset) -> None:
+        count = moderation.set_suggestion_status(queryset, SuggestionStatus.REJECTED)
+        self.message_user(
+            request,
+            ngettext("%(count)d suggestion rejected.", "%(count)d suggestions rejected.", count)
+            % {"count": count},
+            messages.SUCCESS,
+        )
+
+    @admin.action(
+        description=_("Block selected suggestions (also in future builds)"),
+        permissions=["change"],
+    )
+    def block(self, request, queryset) -> None:
+        count = moderation.block_suggestions(queryset)
+        self.message_user(
+            request,
+            ngettext("%(count)d suggestion blocked.", "%(count)d suggestions blocked.", count)
+            % {"count": count},
+            messages.SUCCESS,
+        )
+
+    @admin.action(description=_("Pin selected suggestions for a prefix…"), permissions=["change"])
+    def pin_for_prefix(self, request, queryset):
+        """Ask for the prefix on an intermediate page, then pin.
+
+        The page re-posts the selection with the standard ``action`` and
+        ``_selected_action`` fields plus ``apply``; only that second post pins.
+        """
+        form = PinPrefixForm(request.POST if "apply" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            try:
+                count = moderation.pin_suggestions(queryset, form.cleaned_data["prefix"])
+            except ValueError as exc:
+                # Show the page again so the moderator can correct the prefix.
+                self.message_user(request, str(exc), messages.ERROR)
+            else:
+                self.message_user(
+                    request,
+                    ngettext(
+                        "%(count)d suggestion pinned for “%(prefix)s”.",
+                        "%(count)d suggestions pinned for “%(prefix)s”.",
+                        count,
+                    )
+                    % {"count": count, "prefix": normalize_query(form.cleaned_data["prefix"])},
+                    messages.SUCCESS,
+                )
+                return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Pin suggestions for a prefix"),
+            "opts": self.model._meta,
+            "queryset": queryset,
+            "form": form,
+            "action_name": "pin_for_prefix",
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "media": self.media + form.media,
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, self.pin_prefix_template, context)
+
+    @admin.action(description=_("Unpin selected suggestions"), permissions=["change"])
+    def unpin(self, request, queryset) -> None:
+        count = moderation.unpin_suggestions(queryset)
+        self.message_user(
+            request,
+            ngettext("%(count)d suggestion unpinned.", "%(count)d suggestions unpinned.", count)
+            % {"count": count},
+            messages.SUCCESS,
+        )
+
+
+# --- blocked terms ----------------------------------------------------------------
+
+#: Stop counting matches in the preview after this many.
+MATCH_PREVIEW_LIMIT = 100
+#: Scan at most this many approved suggestions (highest weight first) for the preview.
+MATCH_SCAN_LIMIT = 200_000
+#: Example texts shown in the preview.
+MATCH_EXAMPLES = 10
+
+
+@admin.register(BlockedTerm)
+class BlockedTermAdmin(admin.ModelAdmin):
+    # The ModelForm's full_clean() calls BlockedTerm.clean(): an invalid
+    # regular expression is a form error, never a stored term.
+    list_display = ["pattern", "kind", "note", "created_at"]
+    list_filter = ["kind"]
+    search_fields = ["pattern", "note"]
+    readonly_fields = ["created_at", "matches"]
+    fields = ["pattern", "kind", "note", "matches", "created_at"]
+
+    @admin.display(description=_("approved suggestions it matches"))
+    def matches(self, obj: BlockedTerm) -> str:
+        if obj is None or obj.pk is None:
+            return _("Shown once the term is saved.")
+        try:
+            regex = re.compile(obj.to_regex())
+        except re.error:
+            return _("Invalid pattern.")
+        texts = (
+            Suggestion.objects.filter(status=SuggestionStatus.APPROVED)
+            .order_by("-weight")
+            .values_list("text", flat=True)
+        )
+        # Python regex semantics differ from the database's, so match in Python;
+        # the caps keep the change page fast on large suggestion tables.
+        found = list(
+            islice(
+                (t for t in texts[:MATCH_SCAN_LIMIT].iterator(chunk_size=2000) if regex.search(t)),
+                MATCH_PREVIEW_LIMIT + 1,
+            )
+        )
+        if not found:
+            return _("None")
+        count = f"{MATCH_PREVIEW_LIMIT}+" if len(found) > MATCH_PREVIEW_LIMIT else str(len(found))
+        examples = ", ".join(found[:MATCH_EXAMPLES])
+        return f"{count} ({_('e.g.')} {examples})"
+
+    def save_model(self, request, obj, form, change) -> None:
+        super().save_model(request, obj, form, change)
+        moderation.notify_suggestions_changed(BlockedTerm)
+
+    def delete_model(self, request, obj) -> None:
+        super().delete_model(request, obj)
+        moderation.notify_suggestions_changed(BlockedTerm)
+
+    def delete_queryset(self, request, queryset) -> None:
+        super().delete_queryset(request, queryset)
+        moderation.notify_suggestions_changed(BlockedTerm)
+
+
+# --- model versions -----------------------------------------------------------------
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(admin.ModelAdmin):
+    list_display = ["kind", "version", "status", "metrics_summary", "created_at", "promoted_at"]
+    list_filter = ["kind", "status"]
+    search_fields = ["kind", "version", "notes"]
+    actions = ["promote", "roll_back"]
+    # Artefacts and evaluations come from training; status changes only through
+    # the promote / roll back actions, which keep one active version per kind.
+    _artefact_fields = [
+        "artefact_uri",
+        "metrics",
+        "training_window_start",
+        "training_window_end",
+    ]
+    _state_fields = ["status", "created_at", "promoted_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return self._state_fields
+        return ["kind", "version", *self._artefact_fields, *self._state_fields]
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # Deleting the served version would leave the kind without a model.
+        if obj is not None and obj.status == ModelVersionStatus.ACTIVE:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    @admin.display(description=_("metrics"))
+    def metrics_summary(self, obj: ModelVersion, limit: int = 3) -> str:
+        metrics = obj.metrics if isinstance(obj.metrics, dict) else {}
+        parts = []
+        for key, value in islice(metrics.items(), limit):
+            if isinstance(value, float):
+                value = f"{value:.3g}"
+            elif isinstance(value, dict | list):
+                value = "…"
+            parts.append(f"{key}={value}")
+        if len(metrics) > limit:
+            parts.append("…")
+        return ", ".join(parts) or "—"
+
+    @admin.action(description=_("Promote the selected version to active"), permissions=["change"])
+    def promote(self, request, queryset) -> None:
+        versions = list(queryset[:2])
+        if len(versions) != 1:
+            self.message_user(request, _("Select exactly one version to promote."), messages.ERROR)
+            return
+        version = moderation.promote_model_version(versions[0])
+        self.message_user(
+            request,
+            _("%(version)s is now the active %(kind)s model.")
+            % {"version": version.version, "kind": version.kind},
+            messages.SUCCESS,
+        )
+
+    @admin.action(
+        description=_("Roll back the kinds of the selected versions"), permissions=["change"]
+    )
+    def roll_back(self, request, queryset) -> None:
+        kinds = sorted(set(queryset.values_list("kind", flat=True)))
+        for kind in kinds:
+            try:
+                version = moderation.rollback_model_version(kind)
+            except ValueError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+            else:
+                self.message_user(
+                    request,
+                    _("Rolled back %(kind)s to %(version)s.")
+                    % {"kind": kind, "version": version.version},
+                    messages.SUCCESS,
+                )
