@@ -189,3 +189,20 @@ def test_backend_down_answers_from_the_database(settings):
     result = services.suggest("rock", limit=5)
     assert result.degraded
     assert texts(result) == ["rock band"]
+
+
+@pytest.mark.services
+def test_real_redis_cache_serves_and_invalidates(settings, redis_url):
+    settings.CACHES = {"default": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": redis_url,
+                                   "KEY_PREFIX": "test-suggest"}}
+    from django.core.cache import cache
+
+    cache.clear()
+    searched("mass effect", 3)
+    build()
+    assert texts(services.suggest("mass", limit=5)) == ["mass effect"]
+    assert any(":" in k for k in cache.keys("*shop_suggestions*"))  # the answer is in Redis
+    services.add_manual_suggestion("massage chair", weight=50)
+    services.publish_suggestions()
+    assert texts(services.suggest("mass", limit=5)) == ["massage chair", "mass effect"]
+    cache.clear()
