@@ -6,11 +6,36 @@ Contracts:
 * Request-path functions (:func:`suggest`, :func:`search`) never raise because
   the recall backend or the cache is down: they answer from what they can and
   set ``degraded=True``.
-* Writes of history go through signals (:mod:`suggestions.signals`), recorded
-  by :mod:`suggestions.receivers`.
+* History is written by receivers of the signals announced here
+  (:mod:`suggestions.signals`, :mod:`suggestions.receivers`).
 """
 
 from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from . import signals
+from .adapter import ProductDocument, get_adapter
+from .conf import app_settings
+
+# Search history: listing, erasure, import, retention (see suggestions/history.py).
+from .history import (  # noqa: F401
+    HistoryEntry,
+    ImportedSearch,
+    ImportReport,
+    erase_history,
+    garbage_collect,
+    list_history,
+)
+from .history import import_searches as import_search_history  # noqa: F401
 
 # Indexing of the host's products (see suggestions/indexing.py).
 from .indexing import (  # noqa: F401
@@ -19,6 +44,8 @@ from .indexing import (  # noqa: F401
     rebuild_index,
     remove_products,
 )
+from .mining import BuildReport, merge_candidates, mine_catalog, mine_history, store_candidates
+from .models import QueryDailyStat, SearchOrigin, Suggestion, SuggestionSource, SuggestionStatus
 
 # Moderation of suggestions and blocked terms (see suggestions/moderation.py).
 from .moderation import (  # noqa: F401
@@ -27,3 +54,165 @@ from .moderation import (  # noqa: F401
     set_suggestion_status,
     unpin_suggestions,
 )
+from .recall import RecallUnavailable, SearchFilters, get_backend
+
+# Serving suggestions (see suggestions/serving.py).
+from .serving import (  # noqa: F401
+    SuggestionItem,
+    SuggestResult,
+    invalidate_cache,
+    publish_suggestions,
+    suggest,
+)
+from .text import normalize_query
+
+logger = logging.getLogger(__name__)
+
+
+# -- search -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProductResult:
+    document: ProductDocument
+    score: float
+    position: int
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    query: str
+    request_id: str
+    total: int
+    page: int
+    page_size: int
+    results: list[ProductResult]
+    brand_counts: dict[str, int]
+    degraded: bool
+
+
+def search(query: str, *, filters: SearchFilters | None = None, page: int = 1, page_size: int = 20,
+           origin: str = SearchOrigin.TYPED, user=None, session_key: str | None = None,
+           backend_alias: str = "default") -> SearchPage:
+    """Search the catalog and record the search in history.
+
+    When the recall backend is down, falls back to the adapter's database search
+    (first page only, no facets) and sets ``degraded``.
+    """
+    filters = filters or SearchFilters()
+    normalized = normalize_query(query)
+    request_id = uuid.uuid4().hex
+    offset = (page - 1) * page_size
+    degraded = False
+    try:
+        result = get_backend(backend_alias).search_products(normalized, filters, offset=offset, limit=page_size)
+        results = [ProductResult(h.document, h.score, offset + i) for i, h in enumerate(result.hits)]
+        total, brand_counts = result.total, result.brand_counts
+    except RecallUnavailable:
+        logger.warning("suggestions: recall backend %r unavailable, searching the database", backend_alias)
+        degraded = True
+        docs = get_adapter().fallback_search(query.strip(), page_size) if page == 1 and normalized else []
+        results = [ProductResult(d, 0.0, i) for i, d in enumerate(docs)]
+        total, brand_counts = len(docs), {}
+    if normalized:
+        signals.query_submitted.send(
+            sender=search, query=query.strip(), normalized_query=normalized, results_count=total,
+            origin=origin, request_id=request_id, user=user, session_key=session_key,
+            filters={k: v for k, v in {
+                "brands": list(filters.brands), "product_types": list(filters.product_types),
+                "min_price": filters.min_price, "max_price": filters.max_price}.items() if v},
+        )
+    return SearchPage(normalized, request_id, total, page, page_size, results, brand_counts, degraded)
+
+
+# -- events -----------------------------------------------------------------------------
+
+_EVENT_SIGNALS = {
+    "impression": signals.suggestions_shown,
+    "suggestion_click": signals.suggestion_clicked,
+    "product_click": signals.product_clicked,
+}
+
+
+def record_events(events: list[dict], *, user=None, session_key: str | None = None) -> int:
+    """Announce a validated batch of client events; returns how many were announced.
+
+    The batch is recorded all or nothing: receivers run in one transaction.
+    """
+    with transaction.atomic():
+        for event in events:
+            payload = {k: v for k, v in event.items() if k != "type"}
+            _EVENT_SIGNALS[event["type"]].send(sender=record_events, user=user, session_key=session_key, **payload)
+    return len(events)
+
+
+# -- trending ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrendingItem:
+    text: str
+    searches: int
+
+
+def trending(*, limit: int = 10) -> list[TrendingItem]:
+    """Most searched approved suggestions of the last ``SUGGESTIONS_TRENDING_DAYS`` days.
+
+    Only approved suggestions qualify, so trending inherits the k-anonymity gate
+    and moderation.
+    """
+    since = timezone.localdate() - timedelta(days=app_settings.TRENDING_DAYS)
+    rows = (QueryDailyStat.objects.filter(date__gte=since).values("normalized_query")
+            .annotate(total=Sum("searches")).filter(total__gt=0).order_by("-total", "normalized_query")[: limit * 5])
+    totals = {r["normalized_query"]: r["total"] for r in rows}
+    approved = set(Suggestion.objects.filter(status=SuggestionStatus.APPROVED, text__in=list(totals))
+                   .values_list("text", flat=True))
+    from .serving import blocked_regex
+
+    regex = blocked_regex(None)
+    items = [TrendingItem(t, n) for t, n in totals.items()
+             if t in approved and (regex is None or not regex.search(t))]
+    return items[:limit]
+
+
+# -- building suggestions ---------------------------------------------------------------
+
+
+def build_suggestions(*, progress: Callable[[int], None] | None = None, include_catalog: bool = True,
+                      publish: bool = True) -> BuildReport:
+    """Mine history and catalog, store the candidates and publish the served set.
+
+    ``progress(n)`` is called as catalog documents are read. When the recall
+    backend is down the suggestions are stored and :class:`RecallUnavailable`
+    propagates (the next publish serves them).
+    """
+    history = mine_history()
+    catalog: dict = {}
+    if include_catalog and app_settings.ADAPTER:
+        catalog = mine_catalog(get_adapter().iter_documents(batch_size=app_settings.INDEX_BATCH_SIZE), progress=progress)
+    created, updated, removed = store_candidates(merge_candidates(history, catalog))
+    if publish:
+        publish_suggestions()
+    return BuildReport(history=len(history), catalog=len(catalog), created=created, updated=updated, removed=removed)
+
+
+def add_manual_suggestion(text: str, *, weight: float = 1.0, pinned_prefix: str = "") -> Suggestion:
+    """Create or update a merchandiser's suggestion (approved)."""
+    normalized = normalize_query(text)
+    if not normalized:
+        raise ValueError("A suggestion cannot be empty.")
+    obj, _ = Suggestion.objects.update_or_create(
+        text=normalized, defaults={"source": SuggestionSource.MANUAL, "weight": weight,
+                                   "pinned_prefix": pinned_prefix, "status": SuggestionStatus.APPROVED})
+    signals.suggestions_changed.send(sender=add_manual_suggestion)
+    return obj
+
+
+__all__ = [
+    "BuildReport", "HistoryEntry", "ImportReport", "ImportedSearch", "ProductResult", "RecallUnavailable",
+    "SearchFilters", "SearchPage", "SuggestResult", "SuggestionItem", "TrendingItem",
+    "add_manual_suggestion", "block_suggestions", "build_suggestions", "enqueue_product_change",
+    "erase_history", "garbage_collect", "import_search_history", "index_products", "invalidate_cache",
+    "list_history", "pin_suggestions", "publish_suggestions", "rebuild_index", "record_events",
+    "remove_products", "search", "set_suggestion_status", "suggest", "trending", "unpin_suggestions",
+]

@@ -1,0 +1,423 @@
+"""Input validation and output shapes of the API.
+
+Every request parameter goes through a serializer here; the views never read
+``request.query_params`` or ``request.data`` themselves. Limits that hosts can
+configure (query length, page sizes, batch sizes) are read from
+:data:`~suggestions.conf.app_settings` when a serializer is instantiated, not at
+import, so ``override_settings`` and late configuration both work — and the
+OpenAPI schema shows the limits in force.
+
+Output serializers read the dataclasses returned by :mod:`suggestions.services`
+by attribute; they also describe the responses in the OpenAPI schema.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Mapping
+from typing import Any
+
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
+from rest_framework import serializers
+
+from ..conf import app_settings
+from ..models import SearchOrigin
+
+#: Results beyond this offset are never served: deep paging is a scraping
+#: pattern, costs the engine the most, and no shopper pages that far.
+MAX_SEARCH_RESULT_WINDOW = 10_000
+
+#: Largest number of brand / product type values one search may filter on.
+MAX_FILTER_VALUES = 20
+
+#: Largest position a click or suggestion may report (0-based).
+MAX_POSITION = 99
+
+#: Largest number of suggestion texts one impression may carry.
+MAX_IMPRESSION_SUGGESTIONS = 50
+
+#: Length limit of stored texts (the models' ``CharField(max_length=255)``).
+MAX_TEXT_LENGTH = 255
+
+#: Length limit of a product id (``ProductClick.object_id``).
+MAX_PRODUCT_ID_LENGTH = 64
+
+# Whitespace controls are harmless (normalisation turns them into spaces);
+# every other control character (NUL, ESC, DEL, C1 …) is rejected: they are
+# never typed by a shopper and only break logs, indexes and terminals.
+_ALLOWED_CONTROLS = frozenset("\t\n\r")
+
+
+class TextField(serializers.CharField):
+    """A stripped string without control characters.
+
+    DRF's ``CharField`` already rejects NUL; this also rejects the other C0/C1
+    control characters, with one message for all of them.
+    """
+
+    default_error_messages = {
+        "control_characters": "Control characters are not allowed.",
+    }
+
+    def to_internal_value(self, data: Any) -> str:
+        value = super().to_internal_value(data)
+        if any(unicodedata.category(ch) == "Cc" and ch not in _ALLOWED_CONTROLS for ch in value):
+            self.fail("control_characters")
+        return value
+
+
+def query_field(**kwargs: Any) -> TextField:
+    """A query field limited to ``SUGGESTIONS_MAX_QUERY_LENGTH`` characters."""
+    return TextField(max_length=app_settings.MAX_QUERY_LENGTH, **kwargs)
+
+
+# -- suggest ------------------------------------------------------------------
+
+
+class SuggestQuerySerializer(serializers.Serializer):
+    """Query parameters of ``GET suggest/``."""
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # Built per instance so that the configured limits are the ones in force.
+        return {
+            "q": query_field(help_text="What the shopper has typed so far (required, not blank)."),
+            "limit": serializers.IntegerField(
+                required=False,
+                default=app_settings.DEFAULT_SUGGESTION_LIMIT,
+                min_value=1,
+                max_value=app_settings.MAX_SUGGESTION_LIMIT,
+                help_text="Number of suggestions to return.",
+            ),
+        }
+
+
+class SuggestionItemSerializer(serializers.Serializer):
+    text = serializers.CharField(help_text="Normalised suggestion text.")
+    kind = serializers.ChoiceField(
+        choices=["recent", "pinned", "suggestion"],
+        help_text="`recent`: one of the shopper's own recent searches; `pinned`: placed by a moderator; `suggestion`: ranked completion.",
+    )
+    source = serializers.ChoiceField(
+        choices=["history", "catalog", "generated", "manual", "recent"],
+        help_text="Where the suggestion came from.",
+    )
+    fuzzy = serializers.BooleanField(help_text="True when matched with one typo in the prefix.")
+
+
+class SuggestResponseSerializer(serializers.Serializer):
+    query = serializers.CharField(source="prefix", help_text="The normalised prefix.")
+    request_id = serializers.CharField(
+        help_text="Id of this answer; send it back with impression and click events."
+    )
+    suggestions = SuggestionItemSerializer(source="items", many=True)
+    degraded = serializers.BooleanField(
+        help_text="True when the cache or the search engine was unavailable and the answer may be incomplete."
+    )
+
+
+# -- search -------------------------------------------------------------------
+
+
+class SearchQuerySerializer(serializers.Serializer):
+    """Query parameters of ``GET search/``."""
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # Built per instance so that the configured limits are the ones in force.
+        return {
+            "q": query_field(
+                required=False,
+                allow_blank=True,
+                default="",
+                help_text="Search text. May be empty only when a filter is given.",
+            ),
+            "page": serializers.IntegerField(
+                required=False, default=1, min_value=1, help_text="1-based page number."
+            ),
+            "page_size": serializers.IntegerField(
+                required=False,
+                default=app_settings.SEARCH_PAGE_SIZE,
+                min_value=1,
+                max_value=app_settings.MAX_SEARCH_PAGE_SIZE,
+                help_text="Results per page.",
+            ),
+            "brand": serializers.ListField(
+                child=TextField(max_length=100, allow_blank=True),
+                required=False,
+                default=list,
+                max_length=MAX_FILTER_VALUES,
+                help_text="Only these brands (repeat the parameter for several).",
+            ),
+            "product_type": serializers.ListField(
+                child=TextField(max_length=100, allow_blank=True),
+                required=False,
+                default=list,
+                max_length=MAX_FILTER_VALUES,
+                help_text="Only these product types (repeat the parameter for several).",
+            ),
+            "min_price": serializers.FloatField(
+                required=False,
+                allow_null=True,
+                default=None,
+                min_value=0,
+                help_text="Lowest price, inclusive.",
+            ),
+            "max_price": serializers.FloatField(
+                required=False,
+                allow_null=True,
+                default=None,
+                min_value=0,
+                help_text="Highest price, inclusive.",
+            ),
+            "origin": serializers.ChoiceField(
+                choices=SearchOrigin.choices,
+                required=False,
+                default=SearchOrigin.TYPED,
+                help_text="How the search was started (recorded in history).",
+            ),
+        }
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        # Blank values come from HTML forms ("any brand"); they are no filter.
+        attrs["brand"] = [b for b in attrs["brand"] if b]
+        attrs["product_type"] = [t for t in attrs["product_type"] if t]
+        has_filter = bool(
+            attrs["brand"]
+            or attrs["product_type"]
+            or attrs["min_price"] is not None
+            or attrs["max_price"] is not None
+        )
+        if not attrs["q"] and not has_filter:
+            raise serializers.ValidationError({"q": ["Enter a search text or choose a filter."]})
+        if (
+            attrs["min_price"] is not None
+            and attrs["max_price"] is not None
+            and attrs["min_price"] > attrs["max_price"]
+        ):
+            raise serializers.ValidationError(
+                {"max_price": ["Must be greater than or equal to min_price."]}
+            )
+        if attrs["page"] * attrs["page_size"] > MAX_SEARCH_RESULT_WINDOW:
+            raise serializers.ValidationError(
+                {
+                    "page": [
+                        f"Only the first {MAX_SEARCH_RESULT_WINDOW} results can be paged through; refine the search."
+                    ]
+                }
+            )
+        return attrs
+
+
+class ProductResultSerializer(serializers.Serializer):
+    id = serializers.CharField(source="document.id", help_text="Product id (primary key as text).")
+    title = serializers.CharField(source="document.title")
+    brand = serializers.CharField(source="document.brand")
+    product_type = serializers.CharField(source="document.product_type")
+    price = serializers.FloatField(source="document.price", allow_null=True)
+    url = serializers.CharField(source="document.url")
+    image_url = serializers.CharField(source="document.image_url")
+    score = serializers.FloatField(help_text="Relevance score (comparable within one answer only).")
+    position = serializers.IntegerField(
+        help_text="0-based position across pages; send it back with product_click events."
+    )
+
+
+class FacetValueSerializer(serializers.Serializer):
+    value = serializers.CharField()
+    count = serializers.IntegerField()
+
+
+class FacetsSerializer(serializers.Serializer):
+    brand = FacetValueSerializer(many=True, help_text="Matches per brand, most frequent first.")
+
+
+class SearchResponseSerializer(serializers.Serializer):
+    query = serializers.CharField()
+    request_id = serializers.CharField(
+        help_text="Id of this answer; send it back with product_click events."
+    )
+    total = serializers.IntegerField(help_text="Number of matching products.")
+    page = serializers.IntegerField()
+    page_size = serializers.IntegerField()
+    results = ProductResultSerializer(many=True)
+    facets = serializers.SerializerMethodField()
+    degraded = serializers.BooleanField(
+        help_text="True when the search engine was unavailable and results come from a fallback (or are empty)."
+    )
+
+    @extend_schema_field(FacetsSerializer)
+    def get_facets(self, obj: Any) -> dict[str, list[dict[str, Any]]]:
+        counts = sorted(obj.brand_counts.items(), key=lambda item: (-item[1], item[0]))
+        return {"brand": [{"value": value, "count": count} for value, count in counts]}
+
+
+# -- events -------------------------------------------------------------------
+
+
+class _EventSerializer(serializers.Serializer):
+    request_id = serializers.UUIDField(help_text="`request_id` of the answer the event refers to.")
+
+    def validate_request_id(self, value) -> str:
+        # Services and signals deal in the hex form that the answers carry.
+        return value.hex
+
+
+class ImpressionEventSerializer(_EventSerializer):
+    """A suggestion list was shown."""
+
+    type = serializers.ChoiceField(choices=["impression"])
+    suggestions = serializers.ListField(
+        child=TextField(max_length=MAX_TEXT_LENGTH),
+        max_length=MAX_IMPRESSION_SUGGESTIONS,
+        help_text="Suggestion texts in the order shown.",
+    )
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        fields["prefix"] = query_field(help_text="What the shopper had typed.")
+        return fields
+
+
+class SuggestionClickEventSerializer(_EventSerializer):
+    """A suggestion was chosen."""
+
+    type = serializers.ChoiceField(choices=["suggestion_click"])
+    suggestion = TextField(max_length=MAX_TEXT_LENGTH, help_text="The chosen suggestion.")
+    position = serializers.IntegerField(
+        min_value=0, max_value=MAX_POSITION, help_text="0-based position in the shown list."
+    )
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        fields["prefix"] = query_field(help_text="What the shopper had typed.")
+        return fields
+
+
+class ProductClickEventSerializer(_EventSerializer):
+    """A search result was clicked."""
+
+    type = serializers.ChoiceField(choices=["product_click"])
+    product_id = TextField(
+        max_length=MAX_PRODUCT_ID_LENGTH, help_text="`id` of the clicked result."
+    )
+    position = serializers.IntegerField(
+        min_value=0, max_value=MAX_POSITION, help_text="0-based position across pages."
+    )
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        # A filter-only search has an empty query; its clicks are still events.
+        fields["query"] = query_field(allow_blank=True, help_text="The search text.")
+        return fields
+
+
+#: Event serializers by the value of the ``type`` discriminator.
+EVENT_SERIALIZERS: dict[str, type[serializers.Serializer]] = {
+    "impression": ImpressionEventSerializer,
+    "suggestion_click": SuggestionClickEventSerializer,
+    "product_click": ProductClickEventSerializer,
+}
+
+
+@extend_schema_field(
+    PolymorphicProxySerializer(
+        component_name="Event",
+        serializers=EVENT_SERIALIZERS,
+        resource_type_field_name="type",
+        many=False,
+    )
+)
+class EventField(serializers.Field):
+    """One event, validated by the serializer its ``type`` names."""
+
+    default_error_messages = {
+        "not_an_object": "Expected an object with a type, but got {input_type}.",
+        "unknown_type": "Unknown event type {value!r}; expected one of: {choices}.",
+    }
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        if not isinstance(data, Mapping):
+            raise serializers.ValidationError(
+                {
+                    "non_field_errors": [
+                        self.error_messages["not_an_object"].format(input_type=type(data).__name__)
+                    ]
+                }
+            )
+        if "type" not in data:
+            raise serializers.ValidationError({"type": [self.error_messages["required"]]})
+        event_type = data["type"]
+        serializer_class = (
+            EVENT_SERIALIZERS.get(event_type) if isinstance(event_type, str) else None
+        )
+        if serializer_class is None:
+            message = self.error_messages["unknown_type"].format(
+                value=event_type, choices=", ".join(EVENT_SERIALIZERS)
+            )
+            raise serializers.ValidationError({"type": [message]})
+        serializer = serializer_class(data=data)
+        if not serializer.is_valid():
+            raise serializers.ValidationError(serializer.errors)
+        return dict(serializer.validated_data)
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class EventsBatchSerializer(serializers.Serializer):
+    """Body of ``POST events/``. One invalid event rejects the whole batch;
+    errors are keyed by the index of the bad event."""
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # Built per instance so that the configured batch limit is the one in force.
+        return {
+            "events": serializers.ListField(
+                child=EventField(),
+                allow_empty=False,
+                max_length=app_settings.MAX_EVENTS_PER_BATCH,
+                help_text="Events in the order they happened.",
+            ),
+        }
+
+
+class EventsAcceptedSerializer(serializers.Serializer):
+    accepted = serializers.IntegerField(help_text="Number of events recorded.")
+
+
+# -- history and trending ----------------------------------------------------
+
+
+class HistoryEntrySerializer(serializers.Serializer):
+    query = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    origin = serializers.ChoiceField(choices=SearchOrigin.choices)
+
+
+class HistoryResponseSerializer(serializers.Serializer):
+    results = HistoryEntrySerializer(
+        many=True, help_text="The shopper's own searches, newest first."
+    )
+
+
+class HistoryDeletedSerializer(serializers.Serializer):
+    deleted = serializers.IntegerField(help_text="Number of searches erased.")
+
+
+class TrendingQuerySerializer(serializers.Serializer):
+    """Query parameters of ``GET trending/``."""
+
+    limit = serializers.IntegerField(
+        required=False,
+        default=10,
+        min_value=1,
+        max_value=50,
+        help_text="Number of queries to return.",
+    )
+
+
+class TrendingItemSerializer(serializers.Serializer):
+    text = serializers.CharField()
+    searches = serializers.IntegerField(help_text="Searches in the trending window.")
+
+
+class TrendingResponseSerializer(serializers.Serializer):
+    results = TrendingItemSerializer(many=True)
