@@ -9,7 +9,66 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from .recall import RecallUnavailable
+
 #: Time limits of every task (seconds); long rebuilds run from the command line.
 LIMITS = {"time_limit": 600, "soft_time_limit": 540}
 
 # Tasks are added below, grouped by area.
+
+# --- suggestions and history ---
+
+
+@shared_task(name="suggestions.suggestions.publish", **LIMITS, autoretry_for=(RecallUnavailable,),
+             retry_backoff=True, max_retries=5)
+def publish_suggestions() -> int:
+    """Push approved suggestions to the recall backend; returns how many are served."""
+    from . import services
+
+    return services.publish_suggestions()
+
+
+@shared_task(name="suggestions.suggestions.build", **LIMITS)
+def build_suggestions() -> dict:
+    """Mine history and catalog into suggestions and publish them."""
+    from . import services
+
+    report = services.build_suggestions()
+    return report.__dict__
+
+
+@shared_task(name="suggestions.history.garbage_collect", **LIMITS)
+def garbage_collect() -> dict:
+    """Delete history older than the retention period."""
+    from . import services
+
+    return services.garbage_collect()
+
+# --- indexing ---
+
+
+@shared_task(name="suggestions.index.update_products", **LIMITS, autoretry_for=(RecallUnavailable,),
+             retry_backoff=True, max_retries=5)
+def update_products(ids: list[str]) -> int:
+    """Re-index the given products (gone or hidden ones are removed); returns documents written."""
+    from . import services
+
+    return services.index_products(ids)
+
+
+@shared_task(name="suggestions.index.delete_products", **LIMITS, autoretry_for=(RecallUnavailable,),
+             retry_backoff=True, max_retries=5)
+def delete_products(ids: list[str]) -> int:
+    """Remove the given products from the index; returns how many ids were removed."""
+    from . import services
+
+    return services.remove_products(ids)
+
+
+@shared_task(name="suggestions.index.rebuild", **LIMITS, autoretry_for=(RecallUnavailable,),
+             retry_backoff=True, max_retries=3)
+def rebuild_index(alias: str = "default") -> str:
+    """Rebuild the product index into a new version; returns the version name."""
+    from . import services
+
+    return services.rebuild_index(alias=alias)

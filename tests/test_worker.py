@@ -1,0 +1,153 @@
+"""End to end with a real Celery worker process on Redis.
+
+A product saved in the test commits, its ``on_commit`` callback sends
+``suggestions.index.update_products`` to Redis, a separate ``celery worker``
+process (``tests/worker_settings.py``) reads the row from the same PostgreSQL
+test database and writes the tantivy index in the test's data directory, and
+the test process then finds the product through its own tantivy backend.
+
+Needs PostgreSQL (the worker must see the test's committed rows; SQLite test
+databases live in memory) and Redis: skipped locally without them, failing
+in CI.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from django.db import connection
+
+from suggestions.recall import get_backend
+from tests.factories import ProductFactory
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+WAIT_SECONDS = 30.0
+
+
+@dataclass
+class WorkerProcess:
+    process: subprocess.Popen
+    log_path: Path
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no worker log)"
+
+
+def _database_url() -> str:
+    """URL of the test database this process uses (``NAME`` is the test name)."""
+    db = connection.settings_dict
+    credentials = quote(db.get("USER") or "", safe="")
+    if db.get("PASSWORD"):
+        credentials += ":" + quote(db["PASSWORD"], safe="")
+    host = db.get("HOST") or "localhost"
+    port = f":{db['PORT']}" if db.get("PORT") else ""
+    return f"postgres://{credentials}@{host}{port}/{quote(db['NAME'], safe='')}"
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)  # warm shutdown
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
+
+
+@pytest.fixture
+def celery_worker_process(redis_url, postgres_db, transactional_db, settings, tmp_path, monkeypatch) -> Iterator[WorkerProcess]:
+    """A ``celery worker`` on Redis sharing this test's database and index directory."""
+    from shop_search.celery import app
+
+    # This process only sends: tasks must go to Redis instead of running eagerly.
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.CELERY_BROKER_URL = redis_url
+    # The Celery app read the Django settings when first used; patch its copy too.
+    monkeypatch.setitem(app.conf, "task_always_eager", False)
+    monkeypatch.setitem(app.conf, "broker_url", redis_url)
+    monkeypatch.setitem(app.conf, "broker_transport_options", {})
+    app.close()  # drop a producer pool built for another broker
+    with app.connection_for_write() as conn:
+        # Messages left by an aborted earlier run would only slow the worker down.
+        conn.default_channel.queue_purge("default")
+
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.worker_settings",
+        "DATABASE_URL": _database_url(),
+        "REDIS_URL": redis_url,
+        "SUGGESTIONS_DATA_DIR": str(settings.SUGGESTIONS_DATA_DIR),
+        "SHOP_VAR_DIR": str(tmp_path / "worker-var"),
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("CELERY_TASK_ALWAYS_EAGER", None)
+    log_path = tmp_path / "worker.log"
+    command = [
+        sys.executable, "-m", "celery", "-A", "shop_search", "worker",
+        "-Q", "default", "--pool", "solo", "-c", "1",
+        "--without-mingle", "--without-gossip", "--without-heartbeat",
+        "--loglevel", "INFO", "-n", f"test-{uuid.uuid4().hex[:8]}@%h",
+    ]
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+    worker = WorkerProcess(process, log_path)
+    try:
+        yield worker
+    finally:
+        _stop(process)
+        app.close()
+        # Shown by pytest only when the test failed.
+        print(f"--- celery worker log (exit code {process.returncode}) ---\n{worker.log()}")
+
+
+def _search(query: str) -> list[tuple[str, str]]:
+    """(id, indexed title) of the hits, read by this process's own backend."""
+    return [(hit.id, hit.document.title) for hit in get_backend().search_products(query, limit=10).hits]
+
+
+def _wait_until(condition: Callable[[], bool], worker: WorkerProcess, what: str) -> None:
+    deadline = time.monotonic() + WAIT_SECONDS
+    while True:
+        if condition():
+            return
+        if worker.process.poll() is not None:
+            pytest.fail(f"The worker exited ({worker.process.returncode}) while waiting for {what}:\n{worker.log()}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"Timed out after {WAIT_SECONDS:.0f}s waiting for {what}. Worker log:\n{worker.log()}")
+        time.sleep(0.2)
+
+
+@pytest.mark.worker
+@pytest.mark.services
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_worker_indexes_saved_and_deleted_products(celery_worker_process: WorkerProcess) -> None:
+    product = ProductFactory(title="Wallabyx WX-1 toner cartridge", brand="Wallabyx")
+    product_id = str(product.pk)
+    # Sent on commit, not run here.
+    assert _search("wallabyx") == []
+
+    _wait_until(lambda: _search("wallabyx") == [(product_id, "Wallabyx WX-1 toner cartridge")],
+                celery_worker_process, "the saved product to be indexed")
+
+    product.title = "Wallabyx WX-2 toner cartridge"
+    product.save()
+    _wait_until(lambda: _search("wallabyx") == [(product_id, "Wallabyx WX-2 toner cartridge")],
+                celery_worker_process, "the renamed product to be re-indexed")
+
+    product.delete()
+    _wait_until(lambda: _search("wallabyx") == [], celery_worker_process, "the deleted product to leave the index")
