@@ -376,7 +376,8 @@ class ModelVersionAdmin(admin.ModelAdmin):
     def metrics_summary(self, obj: ModelVersion, limit: int = 3) -> str:
         metrics = obj.metrics if isinstance(obj.metrics, dict) else {}
         parts = []
-        for key, value in islice(metrics.items(), limit):
+        # Sorted: PostgreSQL's jsonb does not keep the order keys were written in.
+        for key, value in islice(sorted(metrics.items()), limit):
             if isinstance(value, float):
                 value = f"{value:.3g}"
             elif isinstance(value, dict | list):
