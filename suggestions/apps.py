@@ -11,7 +11,9 @@ class SuggestionsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers system checks)
-        from . import receivers
+        from . import (
+            checks,  # noqa: F401  (registers system checks)
+            receivers,
+        )
 
         receivers.connect()

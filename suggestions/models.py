@@ -65,6 +65,9 @@ class SuggestionImpression(models.Model):
         verbose_name = _("suggestion impression")
         ordering = ["-created_at"]
 
+    def __str__(self) -> str:
+        return f"{self.prefix!r} → {len(self.suggestions)} shown"
+
 
 class SuggestionClick(models.Model):
     """A suggestion chosen by a shopper."""
@@ -80,6 +83,9 @@ class SuggestionClick(models.Model):
     class Meta:
         verbose_name = _("suggestion click")
         ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.prefix!r} → {self.suggestion} (#{self.position})"
 
 
 class ProductClick(models.Model):
@@ -98,6 +104,9 @@ class ProductClick(models.Model):
         verbose_name = _("product click")
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["content_type", "object_id"], name="sugg_pclick_product_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.query!r} → product {self.object_id} (#{self.position})"
 
 
 class QueryDailyStat(models.Model):

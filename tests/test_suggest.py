@@ -10,7 +10,13 @@ from django.utils import timezone
 
 from suggestions import services
 from suggestions.history import ImportedSearch, actor_hash, import_searches
-from suggestions.models import BlockedTerm, SearchEvent, Suggestion, SuggestionSource, SuggestionStatus
+from suggestions.models import (
+    BlockedTerm,
+    SearchEvent,
+    Suggestion,
+    SuggestionSource,
+    SuggestionStatus,
+)
 
 pytestmark = pytest.mark.django_db
 
