@@ -28,7 +28,7 @@ from .conf import app_settings
 from .history import recent_queries
 from .models import BlockedTerm, Suggestion, SuggestionStatus
 from .recall import RecallUnavailable, SuggestionEntry, get_backend
-from .text import normalize_query
+from .text import normalize_prefix
 
 logger = logging.getLogger(__name__)
 
@@ -167,9 +167,9 @@ def _dedupe(items: list[SuggestionItem], regex: re.Pattern | None, limit: int) -
 def suggest(prefix: str, *, limit: int, user=None, session_key: str | None = None,
             backend_alias: str = "default") -> SuggestResult:
     """Suggestions for what the shopper has typed so far. See the module contract."""
-    normalized = normalize_query(prefix)
+    normalized = normalize_prefix(prefix)
     request_id = uuid.uuid4().hex
-    if not normalized:
+    if not normalized.strip():
         return SuggestResult(normalized, request_id, [], False)
     degraded = False
     cache = _cache()

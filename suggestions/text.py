@@ -29,6 +29,21 @@ def normalize_query(text: str) -> str:
     return _SPACE_RE.sub(" ", text).strip()
 
 
+def normalize_prefix(prefix: str) -> str:
+    """Normalise what a shopper has typed so far like a suggestion key, keeping
+    one trailing space when they typed one ("hp " must not complete to "hpe")."""
+    key = normalize_query(prefix)
+    if key and prefix[-1:].isspace():
+        key += " "
+    return key
+
+
+def facet_key(value: str) -> str:
+    """Case- and space-insensitive form of a brand or product type, used for
+    filters and facets."""
+    return " ".join((value or "").split()).lower()
+
+
 _EMAIL_RE = re.compile(r"[^\s@]+@[^\s@]+\.[a-z]{2,}", re.IGNORECASE)
 # A phone number: optional +, then 9+ digits with common separators.
 _PHONE_RE = re.compile(r"(?:\+\s*)?\d(?:[\s\-./()]*\d){8,}")

@@ -212,3 +212,11 @@ def test_real_redis_cache_serves_and_invalidates(settings, redis_url):
     services.publish_suggestions()
     assert texts(services.suggest("mass", limit=5)) == ["massage chair", "mass effect"]
     cache.clear()
+
+
+def test_a_typed_trailing_space_ends_the_word():
+    searched("hpe proliant", 3)
+    searched("hp envy", 3, prefix="v")
+    build()
+    assert set(texts(services.suggest("hp", limit=5))) == {"hpe proliant", "hp envy"}
+    assert texts(services.suggest("hp ", limit=5)) == ["hp envy"]

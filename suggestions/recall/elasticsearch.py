@@ -51,7 +51,8 @@ from django.core.exceptions import ImproperlyConfigured
 
 from ..adapter import ProductDocument
 from ..conf import app_settings
-from ..text import normalize_query
+from ..text import facet_key as _key
+from ..text import normalize_prefix, normalize_query
 from .base import (
     BaseRecallBackend,
     ProgressCallback,
@@ -140,19 +141,6 @@ SUGGESTIONS_MAPPING: dict[str, Any] = {
 _MAPPINGS = {PRODUCTS: PRODUCTS_MAPPING, SUGGESTIONS: SUGGESTIONS_MAPPING}
 
 _INSTALL_HINT = 'pip install "django-shop-suggestions[elasticsearch]"'
-
-
-def _key(value: str) -> str:
-    return " ".join((value or "").split()).lower()
-
-
-def normalize_prefix(prefix: str) -> str:
-    """Normalise a typed prefix like suggestion keys, keeping one trailing space
-    when the user typed one ("hp " should not complete to "hpe")."""
-    key = normalize_query(prefix)
-    if key and prefix[-1:].isspace():
-        key += " "
-    return key
 
 
 def _completion_weight(weight: float) -> int:

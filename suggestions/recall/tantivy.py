@@ -56,7 +56,8 @@ from tantivy import Occur, Query
 
 from ..adapter import ProductDocument
 from ..conf import app_settings
-from ..text import normalize_query
+from ..text import facet_key as _key
+from ..text import normalize_prefix, normalize_query
 from .base import (
     BaseRecallBackend,
     ProgressCallback,
@@ -138,20 +139,6 @@ _SCHEMAS: dict[str, tantivy.Schema] = {
     PRODUCTS: _products_schema(),
     SUGGESTIONS: _suggestions_schema(),
 }
-
-
-def _key(value: str) -> str:
-    """Form of brand / product type used for filters and facets."""
-    return " ".join((value or "").split()).lower()
-
-
-def normalize_prefix(prefix: str) -> str:
-    """Normalise a typed prefix like suggestion keys, keeping one trailing space
-    when the user typed one ("hp " should not complete to "hpe")."""
-    key = normalize_query(prefix)
-    if key and prefix[-1:].isspace():
-        key += " "
-    return key
 
 
 def _query_tokens(text: str) -> list[str]:
