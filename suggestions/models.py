@@ -40,6 +40,7 @@ class SearchEvent(models.Model):
     actor_hash = models.CharField(max_length=64, db_index=True, blank=True, help_text=_("Salted hash of the user id or session key: counts distinct shoppers without storing who they are."))
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+", help_text=_("Signed-in shopper, if any (deleted with the user)."))
     filters = models.JSONField(default=dict, blank=True, help_text=_("Filters applied with the query (brand, price range …)."))
+    understanding = models.JSONField(null=True, blank=True, help_text=_("Intent and entities of the query, filled in by the understanding workers."))
 
     class Meta:
         verbose_name = _("search event")
@@ -243,3 +244,66 @@ class ModelVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.version} ({self.status})"
+
+
+class QueryUnderstanding(models.Model):
+    """The latest understanding of one normalised query (intent, entities), as
+    produced by the rules fallback or a model version. Written by workers, read by
+    the request path through the cache, reviewed in the admin."""
+
+    normalized_query = models.CharField(max_length=255, unique=True, help_text=_("Canonical query."))
+    query = models.CharField(max_length=255, help_text=_("A raw form of the query (offsets of the entities refer to it)."))
+    language = models.CharField(max_length=8, blank=True, help_text=_("en, zh or mixed."))
+    intent = models.CharField(max_length=64, blank=True, db_index=True, help_text=_("Predicted intent."))
+    confidence = models.FloatField(default=0.0, help_text=_("Confidence of the intent."))
+    data = models.JSONField(default=dict, help_text=_("The whole understanding (entities with offsets and values)."))
+    source = models.CharField(max_length=100, blank=True, help_text=_("'rules' or 'model:<version>'."))
+    updated_at = models.DateTimeField(auto_now=True, help_text=_("When it was last computed."))
+
+    class Meta:
+        verbose_name = _("query understanding")
+        verbose_name_plural = _("query understandings")
+        ordering = ["-updated_at"]
+
+    def __str__(self) -> str:
+        return f"{self.normalized_query} → {self.intent}"
+
+
+class QueryLabelSource(models.TextChoices):
+    CONFIRMED = "confirmed", _("Confirmed prediction")
+    CORRECTED = "corrected", _("Corrected by a merchandiser")
+    IMPORTED = "imported", _("Imported")
+
+
+class QueryLabel(models.Model):
+    """A reviewed label for a query: intent and entity spans confirmed or
+    corrected in the admin. Used, with a higher weight, by the next training run."""
+
+    normalized_query = models.CharField(max_length=255, unique=True, help_text=_("Canonical query the label is for."))
+    query = models.CharField(max_length=255, help_text=_("The query text the entity offsets refer to."))
+    intent = models.CharField(max_length=64, blank=True, help_text=_("Correct intent (blank: not reviewed)."))
+    entities = models.JSONField(default=list, blank=True, help_text=_('Correct spans: [{"label", "start", "end", "text"}].'))
+    source = models.CharField(max_length=16, choices=QueryLabelSource.choices, default=QueryLabelSource.CORRECTED, help_text=_("How the label was obtained."))
+    reviewed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", help_text=_("Who reviewed it."))
+    created_at = models.DateTimeField(auto_now_add=True, help_text=_("First reviewed."))
+    updated_at = models.DateTimeField(auto_now=True, help_text=_("Last changed."))
+
+    class Meta:
+        verbose_name = _("query label")
+        ordering = ["-updated_at"]
+
+    def __str__(self) -> str:
+        return f"{self.normalized_query}: {self.intent or '—'}"
+
+    def clean(self) -> None:
+        errors = []
+        for i, ent in enumerate(self.entities or []):
+            try:
+                start, end, label = int(ent["start"]), int(ent["end"]), str(ent["label"])
+            except (KeyError, TypeError, ValueError):
+                errors.append(_("Entity %(i)d needs label, start and end.") % {"i": i})
+                continue
+            if not (0 <= start < end <= len(self.query)) or not label:
+                errors.append(_("Entity %(i)d (%(label)s) is outside the query.") % {"i": i, "label": label})
+        if errors:
+            raise ValidationError({"entities": errors})
