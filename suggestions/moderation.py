@@ -255,6 +255,11 @@ def _format_texts(texts: Iterable[str], limit: int = 5) -> str:
 # --- model versions ------------------------------------------------------------
 
 
+def _notify_active_model_changed(kind: str) -> None:
+    # After commit: workers reload and re-run only once the change is visible.
+    transaction.on_commit(lambda: signals.active_model_changed.send(sender=ModelVersion, kind=kind))
+
+
 def _lock_kind(kind: str) -> list[ModelVersion]:
     # Locking every version of the kind serialises promotions of that kind
     # (no-op on SQLite, which serialises writers anyway).
@@ -286,6 +291,7 @@ def promote_model_version(version: ModelVersion) -> ModelVersion:
         version.status = ModelVersionStatus.ACTIVE
         version.promoted_at = timezone.now()
         version.save(update_fields=["status", "promoted_at"])
+        _notify_active_model_changed(version.kind)
     return version
 
 
@@ -302,8 +308,11 @@ def retire_model_version(version: ModelVersion) -> ModelVersion:
         _lock_kind(version.kind)
         version.refresh_from_db()
         if version.status != ModelVersionStatus.RETIRED:
+            was_active = version.status == ModelVersionStatus.ACTIVE
             version.status = ModelVersionStatus.RETIRED
             version.save(update_fields=["status"])
+            if was_active:
+                _notify_active_model_changed(version.kind)
     return version
 
 
@@ -349,4 +358,5 @@ def rollback_model_version(kind: str) -> ModelVersion:
             current.save(update_fields=["status"])
         target.status = ModelVersionStatus.ACTIVE
         target.save(update_fields=["status"])
+        _notify_active_model_changed(kind)
     return target

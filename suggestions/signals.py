@@ -29,3 +29,11 @@ product_clicked = Signal()
 
 #: Served suggestions changed (build, moderation, blocked terms). kwargs: none.
 suggestions_changed = Signal()
+
+#: The active model version of a kind changed (promotion, roll-back, retirement).
+#: kwargs: ``kind``.
+active_model_changed = Signal()
+
+#: A merchandiser confirmed or corrected a query's intent/entities. kwargs: ``label``
+#: (the QueryLabel).
+query_labelled = Signal()

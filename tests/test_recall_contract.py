@@ -24,6 +24,7 @@ from suggestions.adapter import ProductDocument
 from suggestions.recall import (
     BaseRecallBackend,
     RecallUnavailable,
+    SearchBoosts,
     SearchFilters,
     SearchResult,
     SuggestionEntry,
@@ -153,6 +154,24 @@ def test_empty_backend_answers_empty(backend):
     assert backend.search_products("").total == 0
     assert backend.suggest("hp") == []
     assert backend.suggest("hp", fuzzy=True) == []
+
+
+# -- products: boosts from query understanding -----------------------------
+def test_boosts_reorder_without_filtering(loaded):
+    plain = loaded.search_products("printer")
+    top_brand = plain.hits[0].document.brand.lower()
+    last = next(h for h in reversed(plain.hits) if h.document.brand.lower() != top_brand)
+    boosted = loaded.search_products("printer", boosts=SearchBoosts(brands=(last.document.brand.upper(),), weight=50))
+    assert boosted.hits[0].document.brand == last.document.brand
+    assert boosted.total == plain.total  # nothing filtered out
+
+
+def test_boosts_by_product_type_and_without_text(loaded):
+    boosted = loaded.search_products("laserjet", boosts=SearchBoosts(product_types=("toner cartridge",), weight=50))
+    assert {h.id for h in boosted.hits[:2]} == {"4", "5"}
+    everything = loaded.search_products("", boosts=SearchBoosts(brands=("dell",), weight=5))
+    assert everything.total == len(DOCS) and everything.hits[0].id == "12"
+    assert not SearchBoosts() and SearchBoosts(brands=("x",))
 
 
 # -- products: ranking ------------------------------------------------------

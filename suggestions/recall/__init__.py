@@ -25,6 +25,7 @@ from ..conf import app_settings
 from .base import (
     BaseRecallBackend,
     RecallUnavailable,
+    SearchBoosts,
     SearchFilters,
     SearchHit,
     SearchResult,
@@ -35,6 +36,7 @@ from .base import (
 __all__ = [
     "BaseRecallBackend",
     "RecallUnavailable",
+    "SearchBoosts",
     "SearchFilters",
     "SearchHit",
     "SearchResult",

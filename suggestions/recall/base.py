@@ -38,6 +38,19 @@ class SearchFilters:
 
 
 @dataclass(frozen=True)
+class SearchBoosts:
+    """Soft preferences from query understanding: matching documents get
+    ``weight`` added to their score; nothing is filtered out."""
+
+    brands: tuple[str, ...] = ()
+    product_types: tuple[str, ...] = ()
+    weight: float = 2.0
+
+    def __bool__(self) -> bool:
+        return bool(self.brands or self.product_types)
+
+
+@dataclass(frozen=True)
 class SearchHit:
     id: str
     score: float
@@ -106,10 +119,13 @@ class BaseRecallBackend:
         """Remove documents by id from the live index; missing ids are ignored."""
         raise NotImplementedError
 
-    def search_products(self, query: str, filters: SearchFilters | None = None, offset: int = 0, limit: int = 20) -> SearchResult:
+    def search_products(self, query: str, filters: SearchFilters | None = None, offset: int = 0, limit: int = 20,
+                        boosts: SearchBoosts | None = None) -> SearchResult:
         """BM25 search over title (boosted), brand, product type, model number and
         description; all query words should match for top results. An empty
-        query with filters lists filtered products."""
+        query with filters lists filtered products. ``boosts`` add a constant
+        to the score of documents of the given brands / product types
+        (case-insensitive) without filtering."""
         raise NotImplementedError
 
     def count_products(self) -> int:

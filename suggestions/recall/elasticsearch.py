@@ -57,6 +57,7 @@ from .base import (
     BaseRecallBackend,
     ProgressCallback,
     RecallUnavailable,
+    SearchBoosts,
     SearchFilters,
     SearchHit,
     SearchResult,
@@ -376,9 +377,15 @@ class ElasticsearchRecallBackend(BaseRecallBackend):
             self._write_through_alias(PRODUCTS, actions, ignore_missing=True)
 
     def search_products(
-        self, query: str, filters: SearchFilters | None = None, offset: int = 0, limit: int = 20
+        self,
+        query: str,
+        filters: SearchFilters | None = None,
+        offset: int = 0,
+        limit: int = 20,
+        boosts: SearchBoosts | None = None,
     ) -> SearchResult:
         filters = filters or SearchFilters()
+        boosts = boosts or SearchBoosts()
         bool_query: dict[str, Any] = {}
         if query.strip():
             common = {"query": query, "type": "cross_fields", "fields": SEARCH_FIELDS}
@@ -388,6 +395,15 @@ class ElasticsearchRecallBackend(BaseRecallBackend):
             ]
         else:
             bool_query["must"] = [{"match_all": {}}]
+        for field, values in (
+            ("brand.key", boosts.brands),
+            ("product_type.key", boosts.product_types),
+        ):
+            keys = sorted({_key(v) for v in values if _key(v)})
+            if keys:
+                bool_query.setdefault("should", []).append(
+                    {"constant_score": {"filter": {"terms": {field: keys}}, "boost": float(boosts.weight)}}
+                )
         filter_clauses: list[dict[str, Any]] = []
         for field, values in (
             ("brand.key", filters.brands),

@@ -62,6 +62,7 @@ from .base import (
     BaseRecallBackend,
     ProgressCallback,
     RecallUnavailable,
+    SearchBoosts,
     SearchFilters,
     SearchHit,
     SearchResult,
@@ -471,13 +472,20 @@ class TantivyRecallBackend(BaseRecallBackend):
         self._set(PRODUCTS).write(operation, create_missing=False)
 
     def search_products(
-        self, query: str, filters: SearchFilters | None = None, offset: int = 0, limit: int = 20
+        self,
+        query: str,
+        filters: SearchFilters | None = None,
+        offset: int = 0,
+        limit: int = 20,
+        boosts: SearchBoosts | None = None,
     ) -> SearchResult:
         live = self._set(PRODUCTS).live()
         if live is None:
             return SearchResult(hits=[], total=0, brand_counts={})
         schema = _SCHEMAS[PRODUCTS]
-        tantivy_query = _build_product_query(schema, query, filters or SearchFilters())
+        tantivy_query = _build_product_query(
+            schema, query, filters or SearchFilters(), boosts or SearchBoosts()
+        )
         searcher = live.searcher
         try:
             # tantivy rejects a zero limit; a count-only call still needs one.
@@ -635,9 +643,14 @@ def _product_to_tantivy(doc: ProductDocument) -> tantivy.Document:
 
 
 def _build_product_query(
-    schema: tantivy.Schema, text: str, filters: SearchFilters
+    schema: tantivy.Schema, text: str, filters: SearchFilters, boosts: SearchBoosts
 ) -> tantivy.Query:
     clauses: list[tuple[Occur, tantivy.Query]] = []
+    for field, values in (("brand_key", boosts.brands), ("product_type_key", boosts.product_types)):
+        keys = sorted({_key(v) for v in values if _key(v)})
+        if keys:
+            boost = Query.term_set_query(schema, field, keys)
+            clauses.append((Occur.Should, Query.const_score_query(boost, float(boosts.weight))))
     if text.strip():
         tokens = _query_tokens(text)
         if not tokens:
@@ -685,9 +698,10 @@ def _build_product_query(
             None if filters.max_price is None else float(filters.max_price),
         )
         clauses.append((Occur.Must, Query.const_score_query(price, 0.0)))
-    if not clauses:
-        return Query.all_query()
-    if len(clauses) == 1 and clauses[0][0] is Occur.Must:
+    if not any(occur is Occur.Must for occur, _ in clauses):
+        # Boosts alone must not turn "everything" into "only the boosted ones".
+        clauses.append((Occur.Must, Query.all_query()))
+    if len(clauses) == 1:
         return clauses[0][1]
     return Query.boolean_query(clauses)
 
