@@ -45,9 +45,19 @@ def facet_key(value: str) -> str:
 
 
 _EMAIL_RE = re.compile(r"[^\s@]+@[^\s@]+\.[a-z]{2,}", re.IGNORECASE)
-# A phone number: optional +, then 9+ digits with common separators.
-_PHONE_RE = re.compile(r"(?:\+\s*)?\d(?:[\s\-./()]*\d){8,}")
+# A phone number: optional +, then 9+ digits with common separators; never
+# starting right after a letter ("mp3 20110902" is a product and a date).
+_PHONE_RE = re.compile(r"(?<![^\W\d_])(?:\+\s*)?\d(?:[\s\-./()]*\d){8,}")
 _DIGIT_RUN_RE = re.compile(r"\d(?:[\s\-]*\d){12,18}")
+_LONG_GROUP_RE = re.compile(r"\d{6,}")
+
+
+def _is_code_list(raw: str) -> bool:
+    # Two or more groups of 6+ digits ("2371074 2126339") are SKUs or part
+    # numbers pasted into the box; phone and card numbers are grouped in
+    # shorter blocks (except the national part of some phone numbers, which
+    # then stands alone).
+    return len(_LONG_GROUP_RE.findall(raw)) >= 2
 
 
 def _luhn_ok(digits: str) -> bool:
@@ -72,13 +82,15 @@ def looks_private(text: str) -> bool:
         return True
     for match in _DIGIT_RUN_RE.finditer(text):
         digits = re.sub(r"\D", "", match.group())
-        if 13 <= len(digits) <= 19 and _luhn_ok(digits):
+        if 13 <= len(digits) <= 19 and _luhn_ok(digits) and not _is_code_list(match.group()):
             return True
     for match in _PHONE_RE.finditer(text):
         digits = re.sub(r"\D", "", match.group())
         # Long digit strings that are not separated like a phone number are
         # usually EANs or part numbers; require a separator or a leading +.
         raw = match.group()
+        if _is_code_list(raw):
+            continue
         if len(digits) >= 9 and (raw.lstrip().startswith("+") or re.search(r"[\s\-./()]", raw)):
             return True
     return False

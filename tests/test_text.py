@@ -29,6 +29,10 @@ def test_normalize_query(raw, expected):
         "0176-123-45678",
         "4111 1111 1111 1111",  # a Luhn-valid test card number
         "card 5500-0000-0000-0004",
+        "555-123-4567",
+        "+49 30 12345678",
+        "0049 30 1234567",
+        "555 123 4567",
     ],
 )
 def test_private_queries_are_detected(text):
@@ -37,7 +41,8 @@ def test_private_queries_are_detected(text):
 
 @pytest.mark.parametrize(
     "text",
-    ["hp 85", "006r90321", "ce285a toner", "call of duty 4", "cat5e 2.0m", "0095205603217", "1200 x 1200 dpi"],
+    ["hp 85", "006r90321", "ce285a toner", "call of duty 4", "cat5e 2.0m", "0095205603217", "1200 x 1200 dpi",
+     "2371074 2126339 2126108", "laborday ipod mp3 20110902"],
 )
 def test_product_queries_are_not_private(text):
     assert not looks_private(text)

@@ -1,0 +1,189 @@
+"""Shared plumbing of the benchmarks: finding the data, a throwaway Django, tables.
+
+* :func:`resolve_data_dir` finds the evaluation data: ``--data-dir``, else
+  ``$SHOP_DATA_DIR``, else ``../shared/data`` relative to the repository root;
+  :func:`require_file` ends the run with a clear message and exit status 2
+  when a file is missing.
+* :func:`django_environment` starts Django on :mod:`bench.settings` with a
+  fresh SQLite database and tantivy directory in a temporary folder, runs the
+  migrations, and removes the folder afterwards (unless asked to keep it).
+* :func:`markdown_table` and :func:`command_line` format what is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shlex
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
+
+
+def fail(message: str, status: int = 2) -> SystemExit:
+    """Print ``error: message`` on stderr and return the ``SystemExit`` to raise.
+
+    Args:
+        message: What is wrong and how to fix it.
+        status: Exit status (2: missing data or bad option).
+    """
+    print(f"error: {message}", file=sys.stderr)
+    return SystemExit(status)
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--data-dir`` and ``--keep-tmp`` to a benchmark's parser."""
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="Folder of the shared evaluation data (default: $SHOP_DATA_DIR, else "
+        "../shared/data relative to the repository root).",
+    )
+    parser.add_argument(
+        "--keep-tmp",
+        action="store_true",
+        help="Keep the temporary database and index folder and print its path.",
+    )
+
+
+def resolve_data_dir(value: Path | None) -> Path:
+    """The data folder to read: the option, else ``$SHOP_DATA_DIR``, else the default.
+
+    Args:
+        value: The ``--data-dir`` option, if given.
+
+    Returns:
+        The folder (not checked; see :func:`require_file`).
+    """
+    if value is not None:
+        return value
+    env = os.environ.get("SHOP_DATA_DIR")
+    return Path(env) if env else DEFAULT_DATA_DIR
+
+
+def require_file(path: Path, what: str) -> Path:
+    """Return ``path`` when it is a file, else end the run with status 2.
+
+    Args:
+        path: The file the benchmark needs.
+        what: Human description used in the message.
+
+    Raises:
+        SystemExit: The file does not exist (status 2, message on stderr).
+    """
+    if not path.is_file():
+        raise fail(
+            f"{what} not found at {path}. Point --data-dir (or SHOP_DATA_DIR) at the shared "
+            "data folder (the one holding bestbuy/ and icecat/)."
+        )
+    return path
+
+
+@contextlib.contextmanager
+def django_environment(*, keep: bool = False) -> Iterator[Path]:
+    """Run Django on :mod:`bench.settings` with throwaway state.
+
+    Must be entered before anything imports Django models. Forces
+    ``DJANGO_SETTINGS_MODULE`` so a real shop's database is never used.
+
+    Args:
+        keep: Leave the temporary folder in place (its path is printed).
+
+    Yields:
+        The temporary folder holding the database and the indexes.
+    """
+    tmp = Path(tempfile.mkdtemp(prefix="shop-bench-"))
+    os.environ["BENCH_TMP_DIR"] = str(tmp)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0, interactive=False)
+    try:
+        yield tmp
+    finally:
+        from django.db import connections
+
+        from suggestions.recall import reset_backends
+
+        reset_backends()
+        connections.close_all()
+        if keep:
+            print(f"(kept the temporary state in {tmp})")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+class Stopwatch:
+    """Named phase timings, in seconds, in the order they ended."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.phases: list[tuple[str, float]] = []
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        """Time the enclosed block as ``name``."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.phases.append((name, time.perf_counter() - start))
+
+    def total(self) -> float:
+        """Seconds since the stopwatch was created."""
+        return time.perf_counter() - self.started
+
+    def summary(self) -> str:
+        """``"total 12.3 s (load 1.0 s, eval 11.3 s)"``."""
+        parts = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in self.phases)
+        return f"{self.total():.1f} s ({parts})" if parts else f"{self.total():.1f} s"
+
+
+def command_line(module: str, argv: Sequence[str] | None = None) -> str:
+    """The command as a reader can re-run it, e.g. ``python -m bench.qac --seed 1``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    return shlex.join(["python", "-m", module, *args])
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A GitHub-flavoured markdown table; numeric cells right-aligned.
+
+    Args:
+        header: Column titles.
+        rows: Cells, converted with ``str``.
+    """
+    cells = [[str(c) for c in header]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    numeric = [
+        any(row[i] for row in cells[1:]) and all(_looks_numeric(row[i]) for row in cells[1:] if row[i]) for i in range(len(header))
+    ]
+
+    def line(row: Sequence[str]) -> str:
+        return "| " + " | ".join(
+            c.rjust(w) if num else c.ljust(w) for c, w, num in zip(row, widths, numeric, strict=True)
+        ) + " |"
+
+    rule = "|" + "|".join(("-" * (w + 1) + ":") if num else ("-" * (w + 2)) for w, num in zip(widths, numeric, strict=True)) + "|"
+    return "\n".join([line(cells[0]), rule, *(line(r) for r in cells[1:])])
+
+
+def _looks_numeric(text: str) -> bool:
+    stripped = text.replace(",", "").replace("%", "").strip()
+    if stripped.startswith(("+", "-", "−")):
+        stripped = stripped[1:]
+    try:
+        float(stripped)
+    except ValueError:
+        return False
+    return True

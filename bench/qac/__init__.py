@@ -1,0 +1,357 @@
+"""Query auto-completion benchmark on the real Best Buy search log.
+
+What is measured: how high :func:`suggestions.services.suggest` ranks the query
+a shopper really typed, given the first 1..10 characters of it, against the
+classic Most-Popular-Completion (MPC) baseline built from the same searches.
+
+How:
+
+1. Read ``bestbuy/train.csv`` (``user, query, query_time``) from the data
+   folder; drop rows with an empty query or a bad time and identical
+   ``(user, query, query_time)`` rows, as the history importer does.
+2. Split the *users* deterministically: SHA-1 of ``"<seed>:<user>"`` modulo
+   100 below ``train_share * 100`` is train (:func:`bench.metrics.is_train_user`).
+3. Our system: import the train users' searches with
+   :func:`suggestions.services.import_search_history`, then
+   :func:`suggestions.services.build_suggestions` with ``include_catalog=False``
+   and the default settings (k-anonymity gate of
+   ``SUGGESTIONS_MIN_DISTINCT_USERS`` users, time decay), and ask
+   ``services.suggest(prefix, limit=10)`` anonymously (no recent searches).
+4. Baselines from the same train searches: MPC counts each normalised query
+   (:func:`suggestions.text.normalize_query`) and ranks the queries starting
+   with the prefix by count, ties by text; "MPC + k-gate" keeps only the
+   queries searched by at least as many distinct train users as our gate asks.
+5. Pairs: for every search of the test users and every prefix of 1..10
+   characters of its normalised query (never longer than the query), the
+   target is the normalised query. MRR@10 and Success@1/5/10 over all pairs and
+   split by prefix length 1–3 and 4–10. Every system answers exactly the same
+   pairs; answers are cached per prefix.
+
+``--split time`` replaces the user split by a temporal one (the earliest
+``train_share`` of the searches build, the rest are evaluated), which is how a
+shop uses its history: it shows what time decay is for.
+
+``--ablations`` adds diagnostic rows of our system with time decay and/or
+typo-tolerant (fuzzy) completion switched off through settings, to show what
+each costs or brings on this log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from bench.common import (
+    Stopwatch,
+    add_common_arguments,
+    command_line,
+    django_environment,
+    fail,
+    markdown_table,
+    require_file,
+    resolve_data_dir,
+)
+from bench.metrics import RankStats, is_train_user, rank_of
+
+#: Prefix lengths evaluated: 1..MAX_PREFIX characters.
+MAX_PREFIX = 10
+#: Suggestions asked for and ranks counted.
+TOP_K = 10
+#: Prefix lengths up to this are "short" (1–3), longer are "long" (4–10).
+SHORT_MAX = 3
+
+
+@dataclass(frozen=True)
+class Search:
+    """One search of the log.
+
+    Attributes:
+        user: User id as in the file.
+        query: Query text as typed (stripped).
+        time: When it was searched.
+        normalized: :func:`~suggestions.text.normalize_query` of the query.
+    """
+
+    user: str
+    query: str
+    time: datetime
+    normalized: str
+
+
+@dataclass
+class SegmentStats:
+    """Rank statistics over all pairs and by prefix length."""
+
+    overall: RankStats = field(default_factory=lambda: RankStats(k=TOP_K))
+    short: RankStats = field(default_factory=lambda: RankStats(k=TOP_K))
+    long: RankStats = field(default_factory=lambda: RankStats(k=TOP_K))
+    servable: int = 0
+
+    def add(self, prefix_length: int, rank: int) -> None:
+        """Record the rank of one pair."""
+        self.overall.add(rank)
+        (self.short if prefix_length <= SHORT_MAX else self.long).add(rank)
+
+
+def read_searches(path: Path) -> tuple[list[Search], dict[str, int]]:
+    """Read the Best Buy log as the history importer would.
+
+    Args:
+        path: ``bestbuy/train.csv``.
+
+    Returns:
+        The distinct searches in file order, and counts of dropped rows by reason.
+    """
+    from suggestions.text import normalize_query
+
+    dropped = Counter()
+    seen: set[tuple[str, str, datetime]] = set()
+    searches: list[Search] = []
+    with path.open(newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            query = (row.get("query") or "").strip()
+            user = (row.get("user") or "").strip()
+            if not query:
+                dropped["empty query"] += 1
+                continue
+            try:
+                when = datetime.fromisoformat((row.get("query_time") or "").strip())
+            except ValueError:
+                dropped["bad time"] += 1
+                continue
+            key = (user, query, when)
+            if key in seen:
+                dropped["duplicate (user, query, time)"] += 1
+                continue
+            seen.add(key)
+            normalized = normalize_query(query)
+            if not normalized:
+                dropped["empty after normalisation"] += 1
+                continue
+            searches.append(Search(user, query, when, normalized))
+    return searches, dict(dropped)
+
+
+def split_by_user(searches: Iterable[Search], *, seed: int, train_share: float) -> tuple[list[Search], list[Search]]:
+    """Split searches into (train, test) by a deterministic hash of the user id."""
+    train: list[Search] = []
+    test: list[Search] = []
+    for search in searches:
+        (train if is_train_user(search.user, seed=seed, train_share=train_share) else test).append(search)
+    return train, test
+
+
+def split_by_time(searches: Iterable[Search], *, train_share: float) -> tuple[list[Search], list[Search]]:
+    """Split searches into (train, test): the earliest ``train_share`` of them are train.
+
+    Searches are ordered by (time, user, query), so the split is deterministic.
+    """
+    ordered = sorted(searches, key=lambda s: (s.time, s.user, s.query))
+    cut = round(train_share * len(ordered))
+    return ordered[:cut], ordered[cut:]
+
+
+def most_popular_completion(
+    counts: Counter, *, allowed: Callable[[str], bool] | None = None, max_prefix: int = MAX_PREFIX, k: int = TOP_K
+) -> dict[str, list[str]]:
+    """The MPC answer of every prefix of 1..``max_prefix`` characters.
+
+    Args:
+        counts: Searches per normalised query.
+        allowed: Keeps a query when it returns True (all kept when ``None``).
+        max_prefix: Longest prefix answered.
+        k: Completions per prefix.
+
+    Returns:
+        Prefix → up to ``k`` queries starting with it, by count (descending)
+        then text.
+    """
+    table: dict[str, list[str]] = defaultdict(list)
+    for text, _n in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
+        if allowed is not None and not allowed(text):
+            continue
+        for length in range(1, min(max_prefix, len(text)) + 1):
+            answers = table[text[:length]]
+            if len(answers) < k:
+                answers.append(text)
+    return dict(table)
+
+
+def evaluation_pairs(test: Iterable[Search], max_prefix: int = MAX_PREFIX) -> list[tuple[str, str]]:
+    """(prefix, target) for every test search and every prefix of 1..``max_prefix`` characters."""
+    pairs = []
+    for search in test:
+        target = search.normalized
+        for length in range(1, min(max_prefix, len(target)) + 1):
+            pairs.append((target[:length], target))
+    return pairs
+
+
+def evaluate(
+    pairs: Sequence[tuple[str, str]], answer: Callable[[str], list[str]], servable: set[str] | None = None
+) -> SegmentStats:
+    """Rank every pair's target in the answer of its prefix (answers cached per prefix).
+
+    Args:
+        pairs: (prefix, target) pairs.
+        answer: Ranked completions of a prefix.
+        servable: Every text the system could ever suggest (for the
+            "target servable" diagnostic), if known.
+    """
+    cache: dict[str, list[str]] = {}
+    stats = SegmentStats()
+    for prefix, target in pairs:
+        ranked = cache.get(prefix)
+        if ranked is None:
+            ranked = cache[prefix] = answer(prefix)
+        stats.add(len(prefix), rank_of(target, ranked, TOP_K))
+        if servable is not None and target in servable:
+            stats.servable += 1
+    return stats
+
+
+def _our_answer(prefix: str) -> list[str]:
+    from suggestions import services
+
+    return [item.text for item in services.suggest(prefix, limit=TOP_K).items]
+
+
+def _served_texts() -> set[str]:
+    from suggestions.models import Suggestion, SuggestionStatus
+
+    return set(Suggestion.objects.filter(status=SuggestionStatus.APPROVED).values_list("text", flat=True))
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.4f}"
+
+
+def results_tables(rows: Sequence[tuple[str, SegmentStats]], pairs: int) -> str:
+    """The printed tables: one per prefix-length segment, systems as rows."""
+    out = []
+    for title, attr in (("All prefixes (1–10 chars)", "overall"), ("Prefixes of 1–3 chars", "short"),
+                        ("Prefixes of 4–10 chars", "long")):
+        body = []
+        for name, stats in rows:
+            s: RankStats = getattr(stats, attr)
+            body.append([name, f"{s.n:,}", _fmt(s.mrr()), _fmt(s.success_at(1)), _fmt(s.success_at(5)),
+                         _fmt(s.success_at(10))])
+        if len(rows) >= 2:
+            ours: RankStats = getattr(rows[0][1], attr)
+            base: RankStats = getattr(rows[1][1], attr)
+            body.append([f"Δ {rows[0][0]} − {rows[1][0]}", "", f"{ours.mrr() - base.mrr():+.4f}",
+                         f"{ours.success_at(1) - base.success_at(1):+.4f}",
+                         f"{ours.success_at(5) - base.success_at(5):+.4f}",
+                         f"{ours.success_at(10) - base.success_at(10):+.4f}"])
+        out.append(f"### {title}\n\n" + markdown_table(["system", "pairs", "MRR@10", "S@1", "S@5", "S@10"], body))
+    servable = [[name, f"{stats.servable / pairs:.4f}" if pairs else "0"] for name, stats in rows]
+    out.append("### Pairs whose target the system can suggest at all (upper bound of S@10)\n\n"
+               + markdown_table(["system", "share of pairs"], servable))
+    return "\n\n".join(out)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Command-line options of ``python -m bench.qac``."""
+    parser = argparse.ArgumentParser(prog="python -m bench.qac", description=__doc__.split("\n\n")[0])
+    add_common_arguments(parser)
+    parser.add_argument("--seed", type=int, default=0, help="Seed of the user split (default 0).")
+    parser.add_argument("--split", choices=("user", "time"), default="user",
+                        help="user: hash split of the users (default); time: earliest searches build, "
+                        "latest are evaluated.")
+    parser.add_argument("--train-share", type=float, default=0.8,
+                        help="Share of users whose searches build the suggestions (default 0.8).")
+    parser.add_argument("--limit-test", type=int, default=None, metavar="N",
+                        help="Evaluate only the first N test searches (quick run).")
+    parser.add_argument("--ablations", action="store_true",
+                        help="Also evaluate our system without time decay and/or without fuzzy completion.")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark and print its report.
+
+    Args:
+        argv: Command-line arguments (default ``sys.argv[1:]``).
+
+    Returns:
+        Exit status.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not 0 < args.train_share < 1:
+        raise fail("--train-share must be between 0 and 1 (exclusive).")
+    data_file = require_file(resolve_data_dir(args.data_dir) / "bestbuy" / "train.csv", "The Best Buy search log")
+    clock = Stopwatch()
+    with django_environment(keep=args.keep_tmp):
+        from django.test.utils import override_settings
+
+        from suggestions import services
+        from suggestions.conf import app_settings
+
+        with clock.phase("read"):
+            searches, dropped = read_searches(data_file)
+            if args.split == "time":
+                train, test = split_by_time(searches, train_share=args.train_share)
+            else:
+                train, test = split_by_user(searches, seed=args.seed, train_share=args.train_share)
+            if args.limit_test is not None:
+                test = test[: max(0, args.limit_test)]
+            pairs = evaluation_pairs(test)
+        k = app_settings.MIN_DISTINCT_USERS
+        with clock.phase("import"):
+            report = services.import_search_history(
+                services.ImportedSearch(user=s.user, query=s.query, time=s.time) for s in train)
+        with clock.phase("build"):
+            build = services.build_suggestions(include_catalog=False)
+        rows: list[tuple[str, SegmentStats]] = []
+        with clock.phase("eval ours"):
+            rows.append(("ours (suggest)", evaluate(pairs, _our_answer, _served_texts())))
+        with clock.phase("eval MPC"):
+            counts = Counter(s.normalized for s in train)
+            users: dict[str, set[str]] = defaultdict(set)
+            for s in train:
+                users[s.normalized].add(s.user)
+            mpc = most_popular_completion(counts)
+            rows.append(("MPC", evaluate(pairs, lambda p: mpc.get(p, []), set(counts))))
+            gated = most_popular_completion(counts, allowed=lambda t: len(users[t]) >= k)
+            gated_set = {t for t in counts if len(users[t]) >= k}
+            rows.append((f"MPC + k-gate (k={k})", evaluate(pairs, lambda p: gated.get(p, []), gated_set)))
+        if args.ablations:
+            variants = [
+                ("ours, no time decay", {"SUGGESTIONS_DECAY_HALF_LIFE_DAYS": 1e9}),
+                ("ours, no fuzzy", {"SUGGESTIONS_FUZZY_MIN_PREFIX_LENGTH": 10**6}),
+                ("ours, no decay, no fuzzy", {"SUGGESTIONS_DECAY_HALF_LIFE_DAYS": 1e9,
+                                              "SUGGESTIONS_FUZZY_MIN_PREFIX_LENGTH": 10**6}),
+            ]
+            with clock.phase("ablations"):
+                for name, overrides in variants:
+                    with override_settings(**overrides):
+                        services.build_suggestions(include_catalog=False)
+                        rows.append((name, evaluate(pairs, _our_answer, _served_texts())))
+                services.build_suggestions(include_catalog=False)
+
+    train_users = len({s.user for s in train})
+    test_users = len({s.user for s in test})
+    print("# Query auto-completion: Best Buy search log (Xbox 360 games, Aug–Oct 2011)\n")
+    print(f"command: {command_line('bench.qac', argv)}")
+    print(f"data: {data_file}")
+    print(f"searches: {len(searches):,} distinct (dropped: "
+          + (", ".join(f"{n:,} {why}" for why, n in dropped.items()) or "none") + ")")
+    how = (f"time, earliest {args.train_share:g} of searches (test from {test[0].time:%Y-%m-%d %H:%M})"
+           if args.split == "time" and test else
+           f"seed {args.seed}, train share {args.train_share:g} of users by SHA-1 bucket")
+    print(f"split: {how} -> "
+          f"train {len(train):,} searches / {train_users:,} users, test {len(test):,} searches / "
+          f"{test_users:,} users")
+    print(f"ours: imported {report.imported:,} searches, {build.history:,} suggestions pass the gate "
+          f"(k={k} distinct users, half-life {app_settings.DECAY_HALF_LIFE_DAYS:g} days, fuzzy from "
+          f"{app_settings.FUZZY_MIN_PREFIX_LENGTH} chars); MPC candidates {len(counts):,} queries")
+    print(f"pairs (prefix, target): {len(pairs):,}, distinct prefixes {len({p for p, _ in pairs}):,}\n")
+    print(results_tables(rows, len(pairs)))
+    print(f"\nwall time: {clock.summary()}")
+    return 0
