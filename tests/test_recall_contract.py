@@ -156,6 +156,12 @@ def test_empty_backend_answers_empty(backend):
     assert backend.suggest("hp", fuzzy=True) == []
 
 
+def test_plural_query_words_find_singular_titles(loaded):
+    # No title says "printers" or "cables": English stems match them.
+    assert {h.id for h in loaded.search_products("printers").hits} >= {"1", "2", "3", "7"}
+    assert loaded.search_products("hdmi cables").hits[0].id == "9"
+
+
 # -- products: boosts from query understanding -----------------------------
 def test_boosts_reorder_without_filtering(loaded):
     plain = loaded.search_products("printer")

@@ -68,7 +68,11 @@ from .base import (
 PRODUCTS = "products"
 SUGGESTIONS = "suggestions"
 
-SEARCH_FIELDS = ["title^3", "brand^2", "product_type^2", "model_number^2", "description"]
+SEARCH_FIELDS = [
+    "title^3", "brand^2", "product_type^2", "model_number^2", "description",
+    # English stems, weighted below the exact fields (as the tantivy backend's STEM_FIELDS).
+    "title.stem^2", "product_type.stem^1.5",
+]
 #: Extra weight of the "every word matches" clause (same as tantivy's).
 ALL_WORDS_BOOST = 2.0
 COMPLETION_WEIGHT_SCALE = 1000
@@ -93,8 +97,16 @@ _ANALYSIS = {
             "tokenizer": "standard",
             "filter": ["lowercase", "asciifolding"],
         },
+        "sg_stem": {
+            "type": "custom",
+            "char_filter": ["sg_word_joiners"],
+            "tokenizer": "standard",
+            # Snowball English (porter2), the stemmer the tantivy backend uses.
+            "filter": ["lowercase", "asciifolding", "sg_english_stem"],
+        },
         "sg_completion": {"type": "custom", "tokenizer": "keyword", "filter": ["lowercase"]},
     },
+    "filter": {"sg_english_stem": {"type": "stemmer", "language": "porter2"}},
     # Lower-case only (no folding) so Python's str.lower() on filter values
     # yields the indexed term exactly.
     "normalizer": {"sg_lower": {"type": "custom", "filter": ["lowercase"]}},
@@ -105,13 +117,19 @@ _KEYWORD_SUBFIELDS = {
     "raw": {"type": "keyword"},
 }
 
+_STEM_SUBFIELD = {"type": "text", "analyzer": "sg_stem"}
+
 PRODUCTS_MAPPING: dict[str, Any] = {
     "dynamic": False,
     "properties": {
         "id": {"type": "keyword"},
-        "title": {"type": "text", "analyzer": "sg_text"},
+        "title": {"type": "text", "analyzer": "sg_text", "fields": {"stem": _STEM_SUBFIELD}},
         "brand": {"type": "text", "analyzer": "sg_text", "fields": _KEYWORD_SUBFIELDS},
-        "product_type": {"type": "text", "analyzer": "sg_text", "fields": _KEYWORD_SUBFIELDS},
+        "product_type": {
+            "type": "text",
+            "analyzer": "sg_text",
+            "fields": {**_KEYWORD_SUBFIELDS, "stem": _STEM_SUBFIELD},
+        },
         "model_number": {"type": "text", "analyzer": "sg_text"},
         "description": {"type": "text", "analyzer": "sg_text"},
         "price": {"type": "float"},

@@ -79,6 +79,7 @@ PRODUCTS = "products"
 SUGGESTIONS = "suggestions"
 
 TEXT_ANALYZER = "sg_text"
+STEM_ANALYZER = "sg_stem"
 #: (field, boost) pairs every query word is looked up in.
 SEARCH_FIELDS: tuple[tuple[str, float], ...] = (
     ("title", 3.0),
@@ -86,6 +87,14 @@ SEARCH_FIELDS: tuple[tuple[str, float], ...] = (
     ("product_type", 2.0),
     ("model_number", 2.0),
     ("description", 1.0),
+)
+#: (stemmed field, source field, boost): English stems of the title and product
+#: type, looked up with the stem of each query word. Weighted below the exact
+#: fields, so "books" finds "book" while "controller" still prefers
+#: "controller" over "control".
+STEM_FIELDS: tuple[tuple[str, str, float], ...] = (
+    ("title_stem", "title", 2.0),
+    ("product_type_stem", "product_type", 1.5),
 )
 #: Extra weight of the "every word matches" clause.
 ALL_WORDS_BOOST = 2.0
@@ -108,7 +117,19 @@ def _text_analyzer() -> tantivy.TextAnalyzer:
     )
 
 
+def _stem_analyzer() -> tantivy.TextAnalyzer:
+    return (
+        tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
+        .filter(tantivy.Filter.remove_long(40))
+        .filter(tantivy.Filter.lowercase())
+        .filter(tantivy.Filter.ascii_fold())
+        .filter(tantivy.Filter.stemmer("english"))
+        .build()
+    )
+
+
 _ANALYZER = _text_analyzer()
+_STEMMER = _stem_analyzer()
 
 
 def _products_schema() -> tantivy.Schema:
@@ -117,6 +138,8 @@ def _products_schema() -> tantivy.Schema:
     for name, _boost in SEARCH_FIELDS:
         # No phrase queries are run, so term frequencies suffice (smaller index).
         sb.add_text_field(name, tokenizer_name=TEXT_ANALYZER, index_option="freq")
+    for name, _source, _boost in STEM_FIELDS:
+        sb.add_text_field(name, tokenizer_name=STEM_ANALYZER, index_option="freq")
     sb.add_text_field("brand_key", tokenizer_name="raw", fast=True, index_option="basic")
     sb.add_text_field("brand_display", tokenizer_name="raw", fast=True, index_option="basic")
     sb.add_text_field("product_type_key", tokenizer_name="raw", fast=True, index_option="basic")
@@ -218,6 +241,7 @@ class _IndexSet:
         else:
             index = tantivy.Index.open(path)
         index.register_tokenizer(TEXT_ANALYZER, _ANALYZER)
+        index.register_tokenizer(STEM_ANALYZER, _STEMMER)
         # Reloads are driven by the stat checks in live(); no watcher thread.
         index.config_reader(reload_policy="Manual")
         return index
@@ -632,6 +656,10 @@ def _product_to_tantivy(doc: ProductDocument) -> tantivy.Document:
         value = getattr(doc, name) or ""
         if value:
             out.add_text(name, str(value))
+    for name, source, _boost in STEM_FIELDS:
+        value = getattr(doc, source) or ""
+        if value:
+            out.add_text(name, str(value))
     brand = " ".join((doc.brand or "").split())
     out.add_text("brand_key", _key(brand))
     out.add_text("brand_display", brand)
@@ -664,6 +692,13 @@ def _build_product_query(
                         Query.term_query(schema, field, token, index_option="freq"), boost
                     )
                     for field, boost in SEARCH_FIELDS
+                ]
+                + [
+                    Query.boost_query(
+                        Query.term_query(schema, field, stem, index_option="freq"), boost
+                    )
+                    for field, _source, boost in STEM_FIELDS
+                    for stem in _STEMMER.analyze(token)[:1]
                 ],
                 tie_breaker=FIELD_TIE_BREAKER,
             )
