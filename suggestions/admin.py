@@ -18,17 +18,28 @@ from itertools import islice
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied
+from django.db.models import OuterRef, Subquery, Sum
+from django.db.models.functions import Coalesce
+from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import escape, format_html
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from . import moderation
+from . import moderation, understanding
+from .conf import app_settings
 from .models import (
     BlockedTerm,
     ModelVersion,
     ModelVersionStatus,
     ProductClick,
     QueryDailyStat,
+    QueryLabel,
+    QueryLabelSource,
+    QueryUnderstanding,
     SearchEvent,
     Suggestion,
     SuggestionClick,
@@ -418,3 +429,184 @@ class ModelVersionAdmin(admin.ModelAdmin):
                     % {"kind": kind, "version": version.version},
                     messages.SUCCESS,
                 )
+
+
+# --- query understanding review -----------------------------------------------------
+
+#: Colours of highlighted entity labels in the review list (others are grey).
+_LABEL_COLOURS = {
+    "brand": "#fde68a", "product_type": "#bfdbfe", "product_name": "#c7d2fe", "model_number": "#ddd6fe",
+    "color": "#fbcfe8", "size": "#bbf7d0", "material": "#fed7aa", "price_range": "#a7f3d0",
+    "quantity": "#e9d5ff", "audience": "#fecaca",
+}
+
+
+def highlight_entities(query: str, entities: list[dict]) -> str:
+    """The query as HTML with each entity span marked and titled by its label."""
+    parts, cursor = [], 0
+    for ent in sorted(entities, key=lambda e: e["start"]):
+        start, end = int(ent["start"]), int(ent["end"])
+        if start < cursor or end > len(query):
+            continue  # overlapping or stale span: show the text plainly
+        parts.append(escape(query[cursor:start]))
+        colour = _LABEL_COLOURS.get(ent["label"], "#e5e7eb")
+        parts.append(format_html('<mark style="background:{};padding:0 2px;border-radius:3px" title="{}">{}'
+                                 '<sub style="opacity:.7"> {}</sub></mark>',
+                                 colour, ent["label"], query[start:end], ent["label"]))
+        cursor = end
+    parts.append(escape(query[cursor:]))
+    return mark_safe("".join(str(p) for p in parts))  # noqa: S308 - every part is escaped above
+
+
+class CorrectionForm(forms.Form):
+    """A merchandiser's correction: the intent and one ``label: text`` line per entity."""
+
+    intent = forms.ChoiceField(label=_("Intent"))
+    entities = forms.CharField(
+        label=_("Entities"), required=False, widget=forms.Textarea(attrs={"rows": 6, "cols": 60}),
+        help_text=_("One per line, as “label: text”, e.g. “brand: hp”. The text must appear in the query."),
+    )
+
+    def __init__(self, *args, query: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.query = query
+        self.fields["intent"].choices = [(i, i) for i in app_settings.INTENTS]
+
+    def clean_entities(self) -> list[dict]:
+        spans, errors, taken = [], [], []
+        allowed = set(app_settings.ENTITY_LABELS)
+        for n, line in enumerate(self.cleaned_data["entities"].splitlines(), start=1):
+            if not line.strip():
+                continue
+            label, sep, text = line.partition(":")
+            label, text = label.strip(), normalize_query(text)
+            if not sep or not label or not text:
+                errors.append(_("Line %(n)d: write “label: text”.") % {"n": n})
+                continue
+            if label not in allowed:
+                errors.append(_("Line %(n)d: unknown label “%(label)s”.") % {"n": n, "label": label})
+                continue
+            start = self._find(text, taken)
+            if start < 0:
+                errors.append(_("Line %(n)d: “%(text)s” is not in the query.") % {"n": n, "text": text})
+                continue
+            taken.append((start, start + len(text)))
+            spans.append({"label": label, "start": start, "end": start + len(text), "text": text})
+        if errors:
+            raise forms.ValidationError(errors)
+        return sorted(spans, key=lambda s: s["start"])
+
+    def _find(self, text: str, taken: list[tuple[int, int]]) -> int:
+        # Whole-word occurrence not overlapping an earlier line's span.
+        for match in re.finditer(rf"(?<!\w){re.escape(text)}(?!\w)", self.query):
+            if all(match.end() <= a or match.start() >= b for a, b in taken):
+                return match.start()
+        return -1
+
+
+@admin.register(QueryUnderstanding)
+class QueryUnderstandingAdmin(admin.ModelAdmin):
+    """Review of how queries are understood: confirm in bulk, correct one by one.
+
+    Confirmations and corrections become :class:`QueryLabel` rows, applied at
+    once and used by the next training run.
+    """
+
+    list_display = ["normalized_query", "highlighted", "intent", "confidence_pct", "searches", "source", "updated_at"]
+    list_filter = ["intent", "source", "language"]
+    search_fields = ["normalized_query"]
+    readonly_fields = ["normalized_query", "query", "language", "intent", "confidence", "source", "data", "updated_at"]
+    actions = ["confirm"]
+    list_per_page = 50
+
+    def get_queryset(self, request):
+        searches = (QueryDailyStat.objects.filter(normalized_query=OuterRef("normalized_query"))
+                    .values("normalized_query").annotate(n=Sum("searches")).values("n"))
+        # As ModelAdmin.get_queryset, but annotated before ordering by the annotation.
+        qs = self.model._default_manager.get_queryset().annotate(searches=Coalesce(Subquery(searches), 0))
+        ordering = self.get_ordering(request)
+        return qs.order_by(*ordering) if ordering else qs
+
+    def get_ordering(self, request):
+        return ["-searches", "-updated_at"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.display(description=_("Understanding"))
+    def highlighted(self, obj: QueryUnderstanding) -> str:
+        data = obj.data or {}
+        return highlight_entities(data.get("query", obj.normalized_query), data.get("entities", []))
+
+    @admin.display(description=_("Confidence"), ordering="confidence")
+    def confidence_pct(self, obj: QueryUnderstanding) -> str:
+        return f"{obj.confidence:.0%}"
+
+    @admin.display(description=_("Searches"), ordering="searches")
+    def searches(self, obj: QueryUnderstanding) -> int:
+        return obj.searches
+
+    @admin.action(description=_("Confirm the selected predictions"), permissions=["change"])
+    def confirm(self, request, queryset) -> None:
+        n = 0
+        for obj in queryset:
+            data = obj.data or {}
+            understanding.save_label(
+                query=data.get("query", obj.normalized_query), intent=obj.intent,
+                entities=[{k: e[k] for k in ("label", "start", "end", "text")} for e in data.get("entities", [])],
+                source=QueryLabelSource.CONFIRMED, user=request.user)
+            n += 1
+        self.message_user(request, ngettext("Confirmed %d understanding.", "Confirmed %d understandings.", n) % n,
+                          messages.SUCCESS)
+
+    def get_urls(self):
+        custom = [path("<int:pk>/correct/", self.admin_site.admin_view(self.correct_view),
+                       name="shop_suggestions_queryunderstanding_correct")]
+        return custom + super().get_urls()
+
+    @admin.display(description=_("Correct"))
+    def correct_link(self, obj: QueryUnderstanding) -> str:
+        return format_html('<a href="{}">{}</a>', reverse("admin:shop_suggestions_queryunderstanding_correct",
+                                                          args=[obj.pk]), _("Correct…"))
+
+    def get_list_display(self, request):
+        return [*self.list_display, "correct_link"]
+
+    def correct_view(self, request, pk: int):
+        obj = self.get_object(request, str(pk))
+        if obj is None or not self.has_change_permission(request, obj):
+            raise PermissionDenied
+        data = obj.data or {}
+        query = data.get("query", obj.normalized_query)
+        initial = {"intent": obj.intent,
+                   "entities": "\n".join(f"{e['label']}: {e['text']}" for e in data.get("entities", []))}
+        form = CorrectionForm(request.POST or None, query=query, initial=initial)
+        if request.method == "POST" and form.is_valid():
+            understanding.save_label(query=query, intent=form.cleaned_data["intent"],
+                                     entities=form.cleaned_data["entities"],
+                                     source=QueryLabelSource.CORRECTED, user=request.user)
+            self.message_user(request, _("Saved the correction of “%(q)s”; the next training run uses it.")
+                              % {"q": query}, messages.SUCCESS)
+            return HttpResponseRedirect(reverse("admin:shop_suggestions_queryunderstanding_changelist"))
+        context = {
+            **self.admin_site.each_context(request), "opts": self.model._meta, "title": _("Correct understanding"),
+            "original": obj, "form": form, "highlighted": self.highlighted(obj),
+        }
+        return TemplateResponse(request, "admin/shop_suggestions/queryunderstanding/correct.html", context)
+
+
+@admin.register(QueryLabel)
+class QueryLabelAdmin(admin.ModelAdmin):
+    """Reviewed labels (training data with a higher weight). Delete one to let the model decide again."""
+
+    list_display = ["normalized_query", "labelled", "intent", "source", "reviewed_by", "updated_at"]
+    list_filter = ["source", "intent"]
+    search_fields = ["normalized_query"]
+    readonly_fields = ["normalized_query", "query", "intent", "entities", "source", "reviewed_by", "created_at", "updated_at"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.display(description=_("Entities"))
+    def labelled(self, obj: QueryLabel) -> str:
+        return highlight_entities(obj.query, obj.entities or [])

@@ -204,6 +204,17 @@ class AppSettings:
         return int(self._get("UNDERSTANDING_CACHE_TIMEOUT", 7 * 24 * 3600))
 
     @property
+    def SEARCH_USES_UNDERSTANDING(self) -> bool:
+        """Search turns understood price ranges into filters and brands/product
+        types into score boosts."""
+        return bool(self._get("SEARCH_USES_UNDERSTANDING", True))
+
+    @property
+    def ENTITY_BOOST(self) -> float:
+        """Score added to products of an understood brand or product type."""
+        return float(self._get("ENTITY_BOOST", 2.0))
+
+    @property
     def CORRECTION_WEIGHT(self) -> float:
         """Sample weight of a merchandiser's correction in training, relative to
         distantly supervised examples (weight 1)."""

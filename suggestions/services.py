@@ -13,6 +13,7 @@ Contracts:
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,7 +55,8 @@ from .moderation import (  # noqa: F401
     set_suggestion_status,
     unpin_suggestions,
 )
-from .recall import RecallUnavailable, SearchFilters, get_backend
+from .nlp.types import Entity, Understanding  # noqa: F401  (pure dataclasses)
+from .recall import RecallUnavailable, SearchBoosts, SearchFilters, get_backend
 
 # Serving suggestions (see suggestions/serving.py).
 from .serving import (  # noqa: F401
@@ -65,6 +67,9 @@ from .serving import (  # noqa: F401
     suggest,
 )
 from .text import normalize_query
+
+# Query understanding (see suggestions/understanding.py): never loads a model here.
+from .understanding import save_label, understand  # noqa: F401
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +94,50 @@ class SearchPage:
     results: list[ProductResult]
     brand_counts: dict[str, int]
     degraded: bool
+    understanding: Understanding | None = None
+
+
+_PRICE_RE = re.compile(r"^(?:(<=|>=)\s*(\d+(?:\.\d+)?)|(\d+(?:\.\d+)?)\s*-\s*(\d+(?:\.\d+)?))$")
+
+
+def _price_bounds(value: str) -> tuple[float | None, float | None] | None:
+    """``"<=100"`` → (None, 100); ``">=500"`` → (500, None); ``"100-200"`` → (100, 200)."""
+    match = _PRICE_RE.match(value.strip())
+    if not match:
+        return None
+    op, number, low, high = match.groups()
+    if op == "<=":
+        return None, float(number)
+    if op == ">=":
+        return float(number), None
+    return float(low), float(high)
+
+
+def apply_understanding(understood: Understanding, filters: SearchFilters) -> tuple[str, SearchFilters, SearchBoosts]:
+    """Turn an understanding into search text, filters and boosts.
+
+    * A price range becomes a price filter (unless the request set one) and its
+      words leave the text: "laptop under 500" searches "laptop" up to 500.
+    * Brands and product types become soft boosts, never filters: a wrong guess
+      reorders results but hides none.
+    """
+    text = understood.query
+    min_price, max_price = filters.min_price, filters.max_price
+    for ent in sorted(understood.entities_of("price_range"), key=lambda e: -e.start):
+        bounds = _price_bounds(ent.value)
+        if bounds is None:
+            continue
+        if filters.min_price is None and filters.max_price is None:
+            min_price, max_price = bounds
+        text = (text[:ent.start] + " " + text[ent.end:])
+    boosts = SearchBoosts(
+        brands=tuple(e.value or e.text for e in understood.entities_of("brand")),
+        product_types=tuple(e.value or e.text for e in understood.entities_of("product_type")),
+        weight=app_settings.ENTITY_BOOST,
+    )
+    new_filters = SearchFilters(brands=filters.brands, product_types=filters.product_types,
+                                min_price=min_price, max_price=max_price)
+    return normalize_query(text), new_filters, boosts
 
 
 def search(query: str, *, filters: SearchFilters | None = None, page: int = 1, page_size: int = 20,
@@ -104,8 +153,19 @@ def search(query: str, *, filters: SearchFilters | None = None, page: int = 1, p
     request_id = uuid.uuid4().hex
     offset = (page - 1) * page_size
     degraded = False
+    understood = None
+    text, effective_filters, boosts = normalized, filters, SearchBoosts()
+    if normalized and app_settings.SEARCH_USES_UNDERSTANDING:
+        try:
+            # The query_submitted receiver schedules the workers; don't twice.
+            understood = understand(normalized, schedule=False)
+        except Exception:  # noqa: BLE001 - understanding is an enhancement, never a failure
+            logger.warning("suggestions: understanding failed for a search", exc_info=True)
+        if understood is not None:
+            text, effective_filters, boosts = apply_understanding(understood, filters)
     try:
-        result = get_backend(backend_alias).search_products(normalized, filters, offset=offset, limit=page_size)
+        result = get_backend(backend_alias).search_products(text, effective_filters, offset=offset,
+                                                            limit=page_size, boosts=boosts)
         results = [ProductResult(h.document, h.score, offset + i) for i, h in enumerate(result.hits)]
         total, brand_counts = result.total, result.brand_counts
     except RecallUnavailable:
@@ -122,7 +182,7 @@ def search(query: str, *, filters: SearchFilters | None = None, page: int = 1, p
                 "brands": list(filters.brands), "product_types": list(filters.product_types),
                 "min_price": filters.min_price, "max_price": filters.max_price}.items() if v},
         )
-    return SearchPage(normalized, request_id, total, page, page_size, results, brand_counts, degraded)
+    return SearchPage(normalized, request_id, total, page, page_size, results, brand_counts, degraded, understood)
 
 
 # -- events -----------------------------------------------------------------------------
@@ -211,7 +271,7 @@ def add_manual_suggestion(text: str, *, weight: float = 1.0, pinned_prefix: str 
 __all__ = [
     "BuildReport", "HistoryEntry", "ImportReport", "ImportedSearch", "ProductResult", "RecallUnavailable",
     "SearchFilters", "SearchPage", "SuggestResult", "SuggestionItem", "TrendingItem",
-    "add_manual_suggestion", "block_suggestions", "build_suggestions", "enqueue_product_change",
+    "Entity", "Understanding", "add_manual_suggestion", "apply_understanding", "save_label", "understand", "block_suggestions", "build_suggestions", "enqueue_product_change",
     "erase_history", "garbage_collect", "import_search_history", "index_products", "invalidate_cache",
     "list_history", "pin_suggestions", "publish_suggestions", "rebuild_index", "record_events",
     "remove_products", "search", "set_suggestion_status", "suggest", "trending", "unpin_suggestions",

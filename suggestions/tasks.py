@@ -72,3 +72,22 @@ def rebuild_index(alias: str = "default") -> str:
     from . import services
 
     return services.rebuild_index(alias=alias)
+
+
+# --- understanding (routed to the GPU queue by the host: "suggestions.ml.*") ---
+
+
+@shared_task(name="suggestions.ml.understand_pending", **LIMITS)
+def understand_pending() -> int:
+    """Understand the queries of new search events, in batches, with the active model."""
+    from . import understanding
+
+    return understanding.understand_pending()
+
+
+@shared_task(name="suggestions.ml.reunderstand", **LIMITS)
+def reunderstand() -> int:
+    """Re-run every stored understanding after the active model changed."""
+    from . import understanding
+
+    return understanding.reunderstand()

@@ -22,6 +22,7 @@ from rest_framework import serializers
 
 from ..conf import app_settings
 from ..models import SearchOrigin
+from ..text import normalize_query
 
 #: Results beyond this offset are never served: deep paging is a scraping
 #: pattern, costs the engine the most, and no shopper pages that far.
@@ -230,6 +231,39 @@ class FacetsSerializer(serializers.Serializer):
     brand = FacetValueSerializer(many=True, help_text="Matches per brand, most frequent first.")
 
 
+# -- understanding ------------------------------------------------------------
+
+
+class EntitySerializer(serializers.Serializer):
+    label = serializers.CharField(help_text="Entity label, e.g. `brand`, `product_type`, `price_range`.")
+    text = serializers.CharField(help_text="The span as it appears in the normalised query.")
+    start = serializers.IntegerField(help_text="Offset of the span's first character in `query`.")
+    end = serializers.IntegerField(help_text="Offset just past the span.")
+    value = serializers.CharField(help_text="Normalised value (catalog spelling, `<=100` for prices …).")
+    score = serializers.FloatField()
+
+
+class UnderstandingSerializer(serializers.Serializer):
+    query = serializers.CharField(help_text="The normalised query the offsets refer to.")
+    language = serializers.CharField(help_text="`en`, `zh` or `mixed`.")
+    intent = serializers.CharField()
+    confidence = serializers.FloatField()
+    entities = EntitySerializer(many=True)
+    source = serializers.CharField(help_text="`rules`, `label` or `model:<version>`.")
+
+
+class UnderstandQuerySerializer(serializers.Serializer):
+    """Query parameters of ``GET understand/``."""
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return {"q": query_field(help_text="The query to understand (required, not blank).")}
+
+    def validate_q(self, value: str) -> str:
+        if not normalize_query(value):
+            raise serializers.ValidationError("The query has no words once normalised.")
+        return value
+
+
 class SearchResponseSerializer(serializers.Serializer):
     query = serializers.CharField()
     request_id = serializers.CharField(
@@ -242,6 +276,9 @@ class SearchResponseSerializer(serializers.Serializer):
     facets = serializers.SerializerMethodField()
     degraded = serializers.BooleanField(
         help_text="True when the search engine was unavailable and results come from a fallback (or are empty)."
+    )
+    understanding = UnderstandingSerializer(
+        allow_null=True, help_text="How the query was understood (price filters and boosts come from it)."
     )
 
     @extend_schema_field(FacetsSerializer)

@@ -25,6 +25,7 @@ urlpatterns = [
     path("events/", views.EventsView.as_view(), name="events"),
     path("history/", views.HistoryView.as_view(), name="history"),
     path("trending/", views.TrendingView.as_view(), name="trending"),
+    path("understand/", views.UnderstandView.as_view(), name="understand"),
     # The host's whole URLconf is introspected so that paths carry the prefix
     # the host mounted the app under (only DRF views appear in the schema).
     path("schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -190,3 +190,26 @@ class TrendingView(APIView):
         params.is_valid(raise_exception=True)
         items = services.trending(limit=params.validated_data["limit"])
         return Response(s.TrendingResponseSerializer({"results": items}).data)
+
+
+class UnderstandView(APIView):
+    """Intent and entities of a query. Never waits on a model: answers from the
+    workers' stored result, else from the rules fallback."""
+
+    authentication_classes = [SessionAuthentication]
+    permission_classes = [AllowAny]
+    throttle_classes = [FailOpenScopedRateThrottle]
+    # As cheap as a suggestion and called as often (the widget may group by it).
+    throttle_scope = "suggestions.suggest"
+
+    @extend_schema(
+        operation_id="suggestions_understand",
+        summary="Understand a query",
+        parameters=[s.UnderstandQuerySerializer],
+        responses={200: s.UnderstandingSerializer, 400: _BAD_REQUEST, 429: _THROTTLED},
+    )
+    def get(self, request: Request) -> Response:
+        params = s.UnderstandQuerySerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        understood = services.understand(params.validated_data["q"])
+        return Response(s.UnderstandingSerializer(understood).data)
