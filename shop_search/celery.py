@@ -9,9 +9,18 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from celery.signals import worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop_search.settings")
 
 app = Celery("shop_search")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@worker_process_init.connect
+def _warm_up(**_: object) -> None:
+    # Each worker process loads jieba's dictionary before its first task.
+    from suggestions.nlp.segment import warm_up
+
+    warm_up()

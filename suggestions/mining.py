@@ -134,6 +134,7 @@ class BuildReport:
     created: int
     updated: int
     removed: int
+    gazetteer_phrases: int = 0
 
 
 def merge_candidates(history: dict[str, Candidate], catalog: dict[str, Candidate]) -> dict[str, Candidate]:

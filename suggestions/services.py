@@ -251,9 +251,17 @@ def build_suggestions(*, progress: Callable[[int], None] | None = None, include_
     if include_catalog and app_settings.ADAPTER:
         catalog = mine_catalog(get_adapter().iter_documents(batch_size=app_settings.INDEX_BATCH_SIZE), progress=progress)
     created, updated, removed = store_candidates(merge_candidates(history, catalog))
+    gazetteer_phrases = 0
+    if include_catalog and app_settings.ADAPTER:
+        # The understanding fallback tags queries with the catalog's words: keep
+        # it in step with the catalog the suggestions were mined from.
+        from .nlp.gazetteer import build_gazetteer
+
+        gazetteer_phrases = len(build_gazetteer(save=True))
     if publish:
         publish_suggestions()
-    return BuildReport(history=len(history), catalog=len(catalog), created=created, updated=updated, removed=removed)
+    return BuildReport(history=len(history), catalog=len(catalog), created=created, updated=updated, removed=removed,
+                       gazetteer_phrases=gazetteer_phrases)
 
 
 def add_manual_suggestion(text: str, *, weight: float = 1.0, pinned_prefix: str = "") -> Suggestion:

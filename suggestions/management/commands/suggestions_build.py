@@ -31,4 +31,5 @@ class Command(BaseCommand):
             bar.close()
         self.stdout.write(self.style.SUCCESS(
             f"Built suggestions: {report.history} from history, {report.catalog} from the catalog; "
-            f"{report.created} created, {report.updated} updated, {report.removed} stale removed."))
+            f"{report.created} created, {report.updated} updated, {report.removed} stale removed; "
+            f"understanding gazetteer: {report.gazetteer_phrases} catalog phrases."))
