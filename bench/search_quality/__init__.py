@@ -170,6 +170,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             source_of = {str(pk): str(source) for pk, source in Product.objects.values_list("pk", "source_id")}
         with clock.phase("index"):
             services.rebuild_index()
+            # What `suggestions_build` gives a shop: the catalog gazetteer that
+            # query understanding (price filters, brand/type boosts) tags with.
+            from suggestions.nlp.gazetteer import build_gazetteer
+
+            build_gazetteer(save=True)
         missing = sum(1 for docs in judgments.values() for d in docs if d not in set(source_of.values()))
         scores: list[QueryScore] = []
         with clock.phase("search"):
@@ -178,6 +183,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 base_ids = tuple(source_of.get(i, f"?{i}") for i in title_bm25(query))
                 scores.append(QueryScore(query, ndcg_at_k(ours_ids, judged, TOP_K), ndcg_at_k(base_ids, judged, TOP_K),
                                          ours_ids, base_ids))
+            from django.test import override_settings
+
+            with override_settings(SUGGESTIONS_SEARCH_USES_UNDERSTANDING=False):
+                plain = [ndcg_at_k(tuple(source_of.get(i, f"?{i}") for i in our_search(s.query)),
+                               judgments[s.query], TOP_K) for s in scores]
         with clock.phase("bootstrap"):
             ours = [s.ours for s in scores]
             base = [s.baseline for s in scores]
@@ -195,6 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = [
         ["ours: services.search(q, page_size=10)", _f(mean(ours)),
          _f(mean([s.ours for s in with_relevant]))],
+        ["ours without query understanding", _f(mean(plain)),
+         _f(mean([p for p, s in zip(plain, scores, strict=True) if s in with_relevant]))],
         ["plain BM25 over titles (same index)", _f(mean(base)),
          _f(mean([s.baseline for s in with_relevant]))],
         ["Δ ours − BM25", f"{mean(ours) - mean(base):+.4f}",
