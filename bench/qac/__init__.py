@@ -327,6 +327,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ("ours, no fuzzy", {"SUGGESTIONS_FUZZY_MIN_PREFIX_LENGTH": 10**6}),
                 ("ours, no decay, no fuzzy", {"SUGGESTIONS_DECAY_HALF_LIFE_DAYS": 1e9,
                                               "SUGGESTIONS_FUZZY_MIN_PREFIX_LENGTH": 10**6}),
+                # What the privacy gate costs: the same system with k=1.
+                ("ours, k=1 (no privacy gate)", {"SUGGESTIONS_MIN_DISTINCT_USERS": 1}),
             ]
             with clock.phase("ablations"):
                 for name, overrides in variants:
