@@ -291,7 +291,7 @@ def test_adapter_builds_documents() -> None:
     assert doc.id == str(product.pk)
     assert doc.title == "Acme AC1 toner cartridge"
     assert doc.price == 12.5 and isinstance(doc.price, float)
-    assert doc.url == "/search/?q=Acme+AC1+toner+cartridge"
+    assert doc.url == f"/product/{product.pk}/"
     assert doc.product_type == "toner cartridge"
     assert doc.attributes == {"printing_colours": "Black", "quantity_per_pack": 1.0}
 
