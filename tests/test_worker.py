@@ -83,7 +83,8 @@ def celery_worker_process(redis_url, postgres_db, transactional_db, settings, tm
     app.close()  # drop a producer pool built for another broker
     with app.connection_for_write() as conn:
         # Messages left by an aborted earlier run would only slow the worker down.
-        conn.default_channel.queue_purge("default")
+        for queue in ("default", "gpu"):
+            conn.default_channel.queue_purge(queue)
 
     env = {
         **os.environ,
@@ -98,7 +99,7 @@ def celery_worker_process(redis_url, postgres_db, transactional_db, settings, tm
     log_path = tmp_path / "worker.log"
     command = [
         sys.executable, "-m", "celery", "-A", "shop_search", "worker",
-        "-Q", "default", "--pool", "solo", "-c", "1",
+        "-Q", "default,gpu", "--pool", "solo", "-c", "1",
         "--without-mingle", "--without-gossip", "--without-heartbeat",
         "--loglevel", "INFO", "-n", f"test-{uuid.uuid4().hex[:8]}@%h",
     ]
@@ -151,3 +152,22 @@ def test_worker_indexes_saved_and_deleted_products(celery_worker_process: Worker
 
     product.delete()
     _wait_until(lambda: _search("wallabyx") == [], celery_worker_process, "the deleted product to leave the index")
+
+
+@pytest.mark.worker
+@pytest.mark.services
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_worker_understands_a_searched_query(celery_worker_process: WorkerProcess) -> None:
+    from suggestions import services
+    from suggestions.models import QueryUnderstanding, SearchEvent
+
+    ProductFactory(title="Wallabyx WX-1 toner cartridge", brand="Wallabyx")
+    services.search("wallabyx toner under 50", session_key="worker-test")
+    # Announced on commit, understood by the worker on the gpu queue.
+    _wait_until(lambda: SearchEvent.objects.exclude(understanding=None).exists(),
+                celery_worker_process, "the search to be understood")
+    event = SearchEvent.objects.get()
+    price = [e for e in event.understanding["entities"] if e["label"] == "price_range"]
+    assert price and price[0]["value"] == "<=50"
+    assert QueryUnderstanding.objects.filter(normalized_query="wallabyx toner under 50").exists()
