@@ -58,6 +58,13 @@ class AppSettings:
         return int(self._get("CACHE_TIMEOUT", 300))
 
     @property
+    def LOCAL_CACHE_SECONDS(self) -> float:
+        """Each process keeps hot suggest answers in memory and re-reads the
+        shared cache version at most this often: a publish or moderation change
+        made elsewhere shows within this delay. 0 turns the memory layer off."""
+        return float(self._get("LOCAL_CACHE_SECONDS", 1.0))
+
+    @property
     def MIN_DISTINCT_USERS(self) -> int:
         """A query mined from history becomes a suggestion only when at least this
         many distinct users (or anonymous sessions) searched it: k-anonymity, so

@@ -11,6 +11,11 @@ Contracts:
   served, so a stale engine or cache cannot show a term blocked since.
 * :func:`publish_suggestions` pushes the approved set to the recall backend and
   invalidates every cached answer by changing the cache version.
+* Hot answers are also kept in process memory, keyed by the cache version, which
+  each process re-reads from the shared cache at most every
+  ``SUGGESTIONS_LOCAL_CACHE_SECONDS``: a change made in another process shows
+  within that delay (in the same process at once). On a local hit the request
+  touches neither the shared cache nor the database.
 """
 
 from __future__ import annotations
@@ -19,10 +24,13 @@ import hashlib
 import logging
 import re
 import threading
+import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from django.core.cache import caches
+from django.core.signals import setting_changed
 
 from .conf import app_settings
 from .history import recent_queries
@@ -72,6 +80,57 @@ class _BlockedTerms:
 _blocked = _BlockedTerms()
 
 
+class _LocalState:
+    """Per-process memo of the shared cache version, hot answers and pinned
+    suggestions. Everything in it is keyed by the version, so a new version
+    (publish, moderation) makes all of it stale at once."""
+
+    MAX_ANSWERS = 20_000
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.version: str | None = None
+        self.checked_at = 0.0
+        self.answers: OrderedDict[str, list[SuggestionItem]] = OrderedDict()
+        self.pinned_version: str | None = None
+        self.pinned: dict[str, list[tuple[str, str, float]]] = {}
+
+    def reset(self) -> None:
+        with self.lock:
+            self.version, self.checked_at = None, 0.0
+            self.answers.clear()
+            self.pinned_version, self.pinned = None, {}
+
+    def get_answer(self, key: str) -> list[SuggestionItem] | None:
+        with self.lock:
+            items = self.answers.get(key)
+            if items is not None:
+                self.answers.move_to_end(key)
+            return items
+
+    def put_answer(self, key: str, items: list[SuggestionItem]) -> None:
+        with self.lock:
+            self.answers[key] = items
+            if len(self.answers) > self.MAX_ANSWERS:
+                self.answers.popitem(last=False)
+
+
+_local = _LocalState()
+
+
+def reset_local_state() -> None:
+    """Forget this process's memo of versions, answers and pinned suggestions."""
+    _local.reset()
+
+
+def _on_setting_changed(*, setting: str, **_: object) -> None:
+    if setting == "CACHES" or setting.startswith("SUGGESTIONS_"):
+        _local.reset()
+
+
+setting_changed.connect(_on_setting_changed, dispatch_uid="suggestions.serving.reset_local_state")
+
+
 def blocked_regex(version: str | None = None) -> re.Pattern | None:
     """Compiled union of every blocked term (``None`` when there are none)."""
     return _blocked.regex(version)
@@ -81,8 +140,8 @@ def _cache():
     return caches[app_settings.CACHE_ALIAS]
 
 
-def _current_version() -> str:
-    """The cache version; raises when the cache is down."""
+def _shared_version() -> str:
+    """The version in the shared cache; raises when the cache is down."""
     cache = _cache()
     version = cache.get(VERSION_KEY)
     if version is None:
@@ -92,8 +151,24 @@ def _current_version() -> str:
     return version
 
 
+def _current_version() -> str:
+    """The cache version, re-read from the shared cache at most every
+    ``SUGGESTIONS_LOCAL_CACHE_SECONDS``; raises when the cache is down."""
+    interval = app_settings.LOCAL_CACHE_SECONDS
+    now = time.monotonic()
+    if interval > 0 and _local.version is not None and now - _local.checked_at < interval:
+        return _local.version
+    version = _shared_version()
+    with _local.lock:
+        if version != _local.version:
+            _local.answers.clear()
+        _local.version, _local.checked_at = version, now
+    return version
+
+
 def invalidate_cache() -> bool:
     """Give every cached answer a new version. False when the cache is down."""
+    _local.reset()
     try:
         _cache().set(VERSION_KEY, uuid.uuid4().hex, timeout=None)
         return True
@@ -124,17 +199,34 @@ def publish_suggestions(backend_alias: str = "default") -> int:
     return len(entries)
 
 
-def _pinned(prefix: str) -> list[tuple[str, str]]:
-    heads = [prefix[:i] for i in range(1, len(prefix) + 1)]
-    rows = (Suggestion.objects.filter(status=SuggestionStatus.APPROVED, pinned_prefix__in=heads,
-                                      text__startswith=prefix)
-            .order_by("-weight").values_list("text", "source"))
-    return list(rows)
+def _pinned(prefix: str, version: str | None) -> list[tuple[str, str]]:
+    """Approved suggestions pinned for a head of ``prefix`` that complete it.
+
+    Pinned rows are few: they are loaded once per cache version (one query),
+    not once per keystroke.
+    """
+    if version is None or _local.pinned_version != version:
+        table: dict[str, list[tuple[str, str, float]]] = {}
+        rows = (Suggestion.objects.filter(status=SuggestionStatus.APPROVED).exclude(pinned_prefix="")
+                .values_list("pinned_prefix", "text", "source", "weight"))
+        for pinned_prefix, text, source, weight in rows:
+            table.setdefault(pinned_prefix, []).append((text, source, weight))
+        if version is None:
+            pinned = table
+        else:
+            with _local.lock:
+                _local.pinned_version, _local.pinned = version, table
+            pinned = table
+    else:
+        pinned = _local.pinned
+    found = [row for i in range(1, len(prefix) + 1) for row in pinned.get(prefix[:i], ())
+             if row[0].startswith(prefix)]
+    return [(text, source) for text, source, _w in sorted(found, key=lambda r: -r[2])]
 
 
-def _compute(prefix: str, limit: int, backend_alias: str) -> tuple[list[SuggestionItem], bool]:
+def _compute(prefix: str, limit: int, backend_alias: str, version: str | None) -> tuple[list[SuggestionItem], bool]:
     """Pinned + engine completions for ``prefix`` (no personal part)."""
-    items = [SuggestionItem(text, "pinned", source) for text, source in _pinned(prefix)]
+    items = [SuggestionItem(text, "pinned", source) for text, source in _pinned(prefix, version)]
     fuzzy = len(prefix) >= app_settings.FUZZY_MIN_PREFIX_LENGTH
     # Ask for more than needed: blocked and pinned duplicates are dropped after.
     want = limit + len(items) + 5
@@ -180,19 +272,23 @@ def suggest(prefix: str, *, limit: int, user=None, session_key: str | None = Non
         version = _current_version()
         digest = hashlib.blake2b(normalized.encode(), digest_size=16).hexdigest()
         key = f"shop_suggestions:{version}:{backend_alias}:{limit}:{digest}"
-        cached = cache.get(key)
-        if cached is not None:
-            shared = [SuggestionItem(*row) for row in cached]
+        shared = _local.get_answer(key)
+        if shared is None:
+            cached = cache.get(key)
+            if cached is not None:
+                shared = [SuggestionItem(*row) for row in cached]
+                _local.put_answer(key, shared)
     except Exception:  # noqa: BLE001 - a cache outage must not fail the request
         logger.warning("suggestions: cache unavailable", exc_info=True)
         degraded = True
         key = None
     regex = blocked_regex(version)
     if shared is None:
-        computed, backend_down = _compute(normalized, limit, backend_alias)
+        computed, backend_down = _compute(normalized, limit, backend_alias, version)
         shared = _dedupe(computed, regex, limit)
         degraded = degraded or backend_down
         if key is not None and not backend_down:
+            _local.put_answer(key, shared)
             try:
                 cache.set(key, [(i.text, i.kind, i.source, i.fuzzy) for i in shared], app_settings.CACHE_TIMEOUT)
             except Exception:  # noqa: BLE001

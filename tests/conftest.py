@@ -22,9 +22,11 @@ def _isolated_state(settings, tmp_path):
     from django.core.cache import caches
 
     from suggestions.recall import reset_backends
+    from suggestions.serving import reset_local_state
 
     settings.SUGGESTIONS_DATA_DIR = str(tmp_path / "suggestions-data")
     reset_backends()
+    reset_local_state()
     for cache in caches.all():
         try:
             cache.clear()

@@ -220,3 +220,26 @@ def test_a_typed_trailing_space_ends_the_word():
     build()
     assert set(texts(services.suggest("hp", limit=5))) == {"hpe proliant", "hp envy"}
     assert texts(services.suggest("hp ", limit=5)) == ["hp envy"]
+
+
+def test_other_processes_changes_show_within_the_local_cache_delay(settings):
+    import time
+
+    from django.core.cache import cache
+
+    from suggestions.serving import VERSION_KEY
+
+    settings.SUGGESTIONS_LOCAL_CACHE_SECONDS = 0.3
+    searched("lego batman", 3)
+    build()
+    assert texts(services.suggest("lego", limit=5)) == ["lego batman"]
+    # Another process publishes: new suggestions in the engine, a new shared version.
+    Suggestion.objects.create(text="lego star wars", source="manual", weight=100)
+    from suggestions.recall import get_backend
+    from suggestions.serving import served_entries
+
+    get_backend().replace_suggestions(served_entries())
+    cache.set(VERSION_KEY, "from-another-process", timeout=None)
+    assert texts(services.suggest("lego", limit=5)) == ["lego batman"]  # still this process's memo
+    time.sleep(0.35)
+    assert texts(services.suggest("lego", limit=5)) == ["lego star wars", "lego batman"]

@@ -1,0 +1,39 @@
+"""URLs of the latency benchmark: the shop's URLs plus the baseline endpoint.
+
+``bench/trivial/`` is the cheapest DRF answer the shop could give, so the gap
+between it and ``api/suggestions/suggest/`` is the cost of suggesting and
+nothing else. It goes through the same middleware stack (sessions, CSRF,
+authentication, messages …), the same DRF machinery (content negotiation,
+``SessionAuthentication``, ``AllowAny``, JSON rendering) and the same gunicorn
+workers as the suggest endpoint, in the same run. The one deliberate
+difference: it has no throttle, while the suggest view keeps its
+fail-open scoped throttle (see :mod:`bench.latency.settings`), because the
+throttle's cache round trips are part of what a suggest request costs in
+production.
+"""
+
+from __future__ import annotations
+
+from django.urls import include, path
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+
+class TrivialView(APIView):
+    """``{"ok": true}``: DRF's fixed cost, the baseline of the benchmark."""
+
+    authentication_classes = [SessionAuthentication]
+    permission_classes = [AllowAny]
+    throttle_classes: list = []
+
+    def get(self, request: Request) -> Response:
+        return Response({"ok": True})
+
+
+urlpatterns = [
+    path("bench/trivial/", TrivialView.as_view(), name="bench-trivial"),
+    path("", include("shop_search.urls")),
+]
