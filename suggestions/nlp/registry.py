@@ -32,7 +32,6 @@ if TYPE_CHECKING:  # pragma: no cover
 logger = logging.getLogger(__name__)
 
 KIND = "understanding"
-DEFAULT_CHECK_SECONDS = 30.0
 
 _lock = threading.RLock()
 _models: dict[tuple[str, str], UnderstandingModel] = {}
@@ -49,9 +48,9 @@ def artefact_path(uri: str) -> str:
 
 def check_seconds() -> float:
     """Seconds between two database checks of the active version."""
-    from django.conf import settings
+    from ..conf import app_settings
 
-    return float(getattr(settings, "SUGGESTIONS_MODEL_CHECK_SECONDS", DEFAULT_CHECK_SECONDS))
+    return app_settings.MODEL_CHECK_SECONDS
 
 
 def load_model(uri: str, *, device: str | None = None) -> UnderstandingModel:
