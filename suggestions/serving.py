@@ -205,20 +205,17 @@ def _pinned(prefix: str, version: str | None) -> list[tuple[str, str]]:
     Pinned rows are few: they are loaded once per cache version (one query),
     not once per keystroke.
     """
-    if version is None or _local.pinned_version != version:
-        table: dict[str, list[tuple[str, str, float]]] = {}
+    if version is not None and _local.pinned_version == version:
+        pinned = _local.pinned
+    else:
+        pinned = {}
         rows = (Suggestion.objects.filter(status=SuggestionStatus.APPROVED).exclude(pinned_prefix="")
                 .values_list("pinned_prefix", "text", "source", "weight"))
         for pinned_prefix, text, source, weight in rows:
-            table.setdefault(pinned_prefix, []).append((text, source, weight))
-        if version is None:
-            pinned = table
-        else:
+            pinned.setdefault(pinned_prefix, []).append((text, source, weight))
+        if version is not None:
             with _local.lock:
-                _local.pinned_version, _local.pinned = version, table
-            pinned = table
-    else:
-        pinned = _local.pinned
+                _local.pinned_version, _local.pinned = version, pinned
     found = [row for i in range(1, len(prefix) + 1) for row in pinned.get(prefix[:i], ())
              if row[0].startswith(prefix)]
     return [(text, source) for text, source, _w in sorted(found, key=lambda r: -r[2])]

@@ -107,12 +107,11 @@ def label_to_understanding(label: QueryLabel, base: Understanding | None = None)
     entities = []
     for ent in label.entities or []:
         start, end = int(ent["start"]), int(ent["end"])
-        text = label.query[start:end]
         # Labels are written against label.query; re-anchor on the normalised form.
-        found = query.find(normalize_query(text))
+        norm_text = normalize_query(label.query[start:end])
+        found = query.find(norm_text) if norm_text else -1
         if found < 0:
             continue
-        norm_text = normalize_query(text)
         entities.append(Entity(label=str(ent["label"]), text=norm_text, start=found,
                                end=found + len(norm_text), value=str(ent.get("value") or norm_text), score=1.0))
     return Understanding(query=query, language=base.language, intent=label.intent or base.intent,

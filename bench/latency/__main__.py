@@ -96,8 +96,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.common import resolve_data_dir
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
 WRK_SCRIPT = Path(__file__).resolve().parent / "wrk.lua"
 SETTINGS_MODULE = "bench.latency.settings"
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/bench_suggestions"
@@ -163,13 +164,6 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     if not 0.0 <= args.title_share <= 1.0:
         raise fail("--title-share must be between 0 and 1.")
     return args
-
-
-def resolve_data_dir(value: Path | None) -> Path:
-    if value is not None:
-        return value
-    env = os.environ.get("SHOP_DATA_DIR")
-    return Path(env) if env else DEFAULT_DATA_DIR
 
 
 # -- environment ---------------------------------------------------------------------------
