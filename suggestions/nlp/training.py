@@ -158,6 +158,10 @@ class TrainParams:
     seed: int = 13
     device: str | None = None
     grad_clip: float = 1.0
+    #: Phrase-memory input features (:mod:`suggestions.nlp.phrases`).
+    phrase_features: bool = False
+    #: Folds of the jackknifed phrase-memory features (phrase-feature models only).
+    phrase_folds: int = 5
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -745,14 +749,26 @@ def fit(
     examples: list[Example] = []
     for ex in train:
         examples += [ex] * (CORRECTION_REPEAT if ex.source == "corrections" else 1)
-    encoded = model.encode([ex.words for ex in examples])
+    encoded = model.encoder.encode_many([ex.words for ex in examples])
     tag_ids = []
+    word_tags: list[list[str] | None] = []
     for ex in examples:
         if ex.spans is None:
             tag_ids.append([IGNORE_INDEX] * len(ex.words))
+            word_tags.append(None)
         else:
             tags = spans_to_word_tags(ex.words, ex.spans, model.entity_labels)
             tag_ids.append([model.tag_to_id[t] for t in tags])
+            word_tags.append(tags)
+    if model.reads_phrases:
+        from .phrases import jackknife_tags
+
+        texts = [[w.text for w in ex.words] for ex in examples]
+        features, model.phrases = jackknife_tags(texts, word_tags, [ex.key for ex in examples],
+                                                 folds=params.phrase_folds)
+        encoded = [enc.with_features(model.feature_ids(words, tags))
+                   for enc, words, tags in zip(encoded, texts, features, strict=True)]
+        say(f"phrase memory: {len(model.phrases)} phrases ({params.phrase_folds}-fold features for training)")
     intent_ids = [model.intents.index(ex.intent) if ex.intent in model.intents else 0 for ex in examples]
     weights = [ex.weight for ex in examples]
     intent_weights = [ex.intent_weight if ex.intent in model.intents else 0.0 for ex in examples]
@@ -800,7 +816,9 @@ def fit(
                 ids = batch["input_ids"].to(device)
                 mask = batch["attention_mask"].to(device)
                 labels = batch["labels"].to(device)
-                tag_logits, intent_logits = network(ids, mask)
+                features = batch.get("feature_ids")
+                tag_logits, intent_logits = network(ids, mask,
+                                                    features.to(device) if features is not None else None)
                 per_token = tag_loss_fn(tag_logits.reshape(-1, tag_logits.shape[-1]), labels.reshape(-1))
                 w = torch.tensor([weights[i] for i in batch_idx], device=device).unsqueeze(1)
                 w = (w * (labels != IGNORE_INDEX)).reshape(-1)
@@ -980,6 +998,7 @@ def train_understanding(
             say(f"base encoder: {spec} ({path})")
             member = UnderstandingModel.from_base(path, entity_labels, intents, device=params.device,
                                                   max_length=params.max_length, dropout=params.dropout,
+                                                  phrase_features=params.phrase_features,
                                                   meta={"version": version, "base": spec})
             fit_reports.append(fit(member, data.train, params, progress=progress, log=say,
                                    progress_file=progress_file))

@@ -7,6 +7,8 @@ data sources, weighting and metrics.
 
 from __future__ import annotations
 
+import argparse
+
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
@@ -37,6 +39,10 @@ class Command(BaseCommand):
         parser.add_argument("--max-train", type=int, default=None,
                             help="At most this many training examples per source (quick iterations).")
         parser.add_argument("--seed", type=int, default=13, help="Random seed (default 13).")
+        parser.add_argument("--phrase-features", action=argparse.BooleanOptionalAction, default=False,
+                            help="Feed the network the phrase memory's tags (phrases the training data "
+                                 "labels: catalog brands, public data, corrections) as input features "
+                                 "(default: off).")
         parser.add_argument("--device", choices=["cpu", "cuda"], default=None,
                             help="Where to train (default: CUDA when available).")
         parser.add_argument("--tiny", action="store_true",
@@ -62,6 +68,7 @@ class Command(BaseCommand):
             epochs=opts["epochs"] if opts["epochs"] is not None else (30 if tiny else 4),
             batch_size=opts["batch_size"], lr=lr, head_lr=head_lr,
             label_smoothing=opts["label_smoothing"], seed=opts["seed"], device=opts["device"],
+            phrase_features=opts["phrase_features"],
         )
         try:
             report = train_understanding(
