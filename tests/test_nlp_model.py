@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import os
 import random
 
@@ -33,6 +34,8 @@ from suggestions.nlp.model import (  # noqa: E402
     decode_bio,
     model_words,
     spans_to_word_tags,
+    transition_prior,
+    transition_prior_matrix,
     viterbi_bio,
 )
 from suggestions.nlp.training import Example, TrainParams, fit  # noqa: E402
@@ -132,6 +135,29 @@ def test_bio_decoding_and_constrained_viterbi():
     path = viterbi_bio(probs, allowed, start)
     assert [tags[i] for i in path] in (["B-brand", "I-brand"], ["O", "O"], ["O", "B-brand"])
     assert tags[path[1]] != "I-brand" or tags[path[0]] in ("B-brand", "I-brand")
+
+
+def test_transition_prior_keeps_a_phrase_whole_where_the_data_does():
+    tags = ["O", "B-product_type", "I-product_type", "B-color", "I-color"]
+    data = [["B-product_type", "I-product_type"], ["B-color", "B-product_type", "I-product_type"],
+            ["B-color", "B-color"], ["B-color", "B-color", "O"]]
+    prior = transition_prior(data, tags)
+    # Colours follow colours in this data; product types never restart inside one.
+    assert prior["B-product_type>B-product_type"] < math.log(0.1) < prior["B-color>B-color"]
+    matrix = transition_prior_matrix(prior, tags)
+    assert transition_prior_matrix(None, tags) is None
+    allowed, start = bio_transitions(tags)
+    # "beer glass": the second word leans slightly towards starting a new product type.
+    probs = torch.tensor([[0.05, 0.9, 0.01, 0.02, 0.02], [0.05, 0.48, 0.43, 0.02, 0.02]])
+    assert viterbi_bio(probs, allowed, start) == [1, 1]
+    assert viterbi_bio(probs, allowed, start, prior=matrix) == [1, 2]
+
+
+def test_training_stores_the_transition_prior_and_loading_uses_it(tiny, tmp_path):
+    assert tiny.meta["transition_prior"]["B-product_type>B-product_type"] < 0
+    loaded = UnderstandingModel.load(tiny.save(tmp_path / "p"), device="cpu")
+    assert torch.equal(loaded._prior, tiny._prior)
+    assert EnsembleModel([tiny, loaded])._prior is not None
 
 
 def test_spans_to_word_tags_drops_unreachable_spans():

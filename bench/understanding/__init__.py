@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace, data_dir: Path, sample_path: Path, watch: Stopwatch) -> int:
     import torch
 
-    from bench.understanding.variants import ENSEMBLES, VARIANTS, train_variant
+    from bench.understanding.variants import ENSEMBLES, VARIANTS, add_missing_prior, train_variant
     from suggestions.conf import app_settings
     from suggestions.nlp.gazetteer import Gazetteer
     from suggestions.nlp.labels import DEFAULT_ENTITY_LABELS, DEFAULT_INTENTS
@@ -182,6 +182,7 @@ def _run(args: argparse.Namespace, data_dir: Path, sample_path: Path, watch: Sto
         report_file = folder / "bench_training.json"
         trained[name] = json.loads(report_file.read_text()) if report_file.is_file() else {}
         models[name] = UnderstandingModel.load(folder, device=args.device)
+        add_missing_prior(VARIANTS[name], folder, models[name], data_dir=data_dir)
     for ens_name in [e.strip() for e in args.ensembles.split(",") if e.strip()]:
         members = ENSEMBLES.get(ens_name)
         if members and all(m in models for m in members):
@@ -189,21 +190,30 @@ def _run(args: argparse.Namespace, data_dir: Path, sample_path: Path, watch: Sto
 
     # -- entity F1 ---------------------------------------------------------------------------
     rows = [["dictionary tagger (train split)", _fmt(baseline["queryner"]["f1"]),
-             _fmt(baseline["queryner"]["precision"]), _fmt(baseline["queryner"]["recall"]),
-             _fmt(baseline["jie2019"]["f1"]), "–", "–"]]
+             _fmt(baseline["queryner"]["precision"]), _fmt(baseline["queryner"]["recall"]), "–",
+             _fmt(baseline["jie2019"]["f1"]), "–", "–", "–"]]
     with watch.phase("entity eval"):
         for name, model in models.items():
             q = evaluate(model, dev["queryner"])["entity"]
             members = ENSEMBLES.get(name, (name,))
             chinese = all("jie2019" in VARIANTS[m].sources for m in members if m in VARIANTS)
             z = evaluate(model, dev["jie2019"])["entity"] if chinese else None
+            prior, model._prior = model._prior, None  # ablation: BIO constraints only
+            try:
+                q0 = evaluate(model, dev["queryner"])["entity"]
+                z0 = evaluate(model, dev["jie2019"])["entity"] if chinese else None
+            finally:
+                model._prior = prior
             seconds = sum(trained.get(m, {}).get("total_seconds", 0) for m in members)
             devices = {trained.get(m, {}).get("device", "?") for m in members}
-            rows.append([name, _fmt(q["f1"]), _fmt(q["precision"]), _fmt(q["recall"]),
-                         _fmt(z["f1"]) if z else "– (not trained on Chinese)",
+            rows.append([name, _fmt(q["f1"]), _fmt(q["precision"]), _fmt(q["recall"]), _fmt(q0["f1"]),
+                         _fmt(z["f1"]) if z else "– (not trained on Chinese)", _fmt(z0["f1"]) if z0 else "–",
                          f"{seconds / 60:.1f}" if seconds else "–", "/".join(sorted(devices))])
     print("## Entity micro-F1 on the dev splits (exact spans)\n")
-    print(markdown_table(["system", "QueryNER F1", "P", "R", "Jie2019 F1", "train min", "trained on"], rows))
+    print(markdown_table(["system", "QueryNER F1", "P", "R", "QueryNER F1 w/o prior", "Jie2019 F1",
+                          "Jie2019 F1 w/o prior", "train min", "trained on"], rows))
+    print("\n(w/o prior: the same model decoded with the BIO constraints only, without the transition "
+          "prior counted from its training data)")
     print()
     for name in names:
         if name in VARIANTS:

@@ -43,13 +43,13 @@ VARIANTS: dict[str, Variant] = {
     v.name: v
     for v in (
         Variant("minilm-en", "en", ("queryner", "templates"),
-                {"lr": 1e-4, "head_lr": 1e-3, "epochs": 6},
+                {"lr": 1e-4, "head_lr": 1e-3, "epochs": 6, "phrase_features": False},
                 description="all-MiniLM-L6-v2, QueryNER train + intent templates, 6 epochs"),
         Variant("e5-en", "multilingual", ("queryner", "templates"),
-                {"lr": 1e-4, "head_lr": 1e-3, "epochs": 6},
+                {"lr": 1e-4, "head_lr": 1e-3, "epochs": 6, "phrase_features": False},
                 description="multilingual-e5-small (word embeddings frozen), QueryNER train + templates, 6 epochs"),
         Variant("e5-multi", "multilingual", ("queryner", "jie2019", "templates"),
-                {"lr": 1e-4, "head_lr": 1e-3, "epochs": 3},
+                {"lr": 1e-4, "head_lr": 1e-3, "epochs": 3, "phrase_features": False},
                 description="multilingual-e5-small, QueryNER + Jie2019 train + templates, 3 epochs"),
         Variant("minilm-en-ph", "en", ("queryner", "templates"),
                 {"lr": 1e-4, "head_lr": 1e-3, "epochs": 6, "phrase_features": True},
@@ -67,6 +67,7 @@ VARIANTS: dict[str, Variant] = {
 ENSEMBLES: dict[str, tuple[str, ...]] = {
     "minilm-en+e5-en": ("minilm-en", "e5-en"),
     "minilm-en-ph+e5-en-ph": ("minilm-en-ph", "e5-en-ph"),
+    "minilm-en-ph+e5-multi-ph": ("minilm-en-ph", "e5-multi-ph"),
 }
 
 
@@ -97,3 +98,37 @@ def train_variant(variant: Variant, folder: Path, *, data_dir: Path, device: str
     model.save(folder)
     (folder / "bench_training.json").write_text(json.dumps(report, indent=2))
     return report
+
+
+def add_missing_prior(variant: Variant, folder: Path, model: Any, *, data_dir: Path, log: Any = print) -> bool:
+    """Give a variant trained before decoding used a transition prior its prior.
+
+    The prior (:func:`suggestions.nlp.model.transition_prior`) is counted from
+    the training data, not learnt: computing it from the variant's training
+    examples, assembled exactly as :func:`train_variant` assembles them, gives
+    what training would have stored; the weights are untouched. It is written
+    into the cached folder's metadata, marked as added afterwards.
+
+    Returns:
+        Whether a prior was added.
+    """
+    from suggestions.nlp.gazetteer import Gazetteer
+    from suggestions.nlp.labels import DEFAULT_ENTITY_LABELS, DEFAULT_INTENTS
+    from suggestions.nlp.model import META_FILE, spans_to_word_tags, transition_prior
+    from suggestions.nlp.training import TrainParams, assemble
+
+    if model.meta.get("transition_prior"):
+        return False
+    params = TrainParams(**variant.params)
+    data = assemble(variant.sources, entity_labels=DEFAULT_ENTITY_LABELS, intents=DEFAULT_INTENTS,
+                    data_dir=data_dir, max_train=variant.max_train, seed=params.seed,
+                    heldout_percent=0, with_dev=False, gazetteer=Gazetteer(), log=lambda _line: None)
+    tags = [spans_to_word_tags(ex.words, ex.spans, model.entity_labels) for ex in data.train if ex.spans is not None]
+    model.set_transition_prior(transition_prior(tags, model.tags))
+    meta_path = folder / META_FILE
+    meta = json.loads(meta_path.read_text())
+    meta["transition_prior"] = model.meta["transition_prior"]
+    meta["transition_prior_added"] = "after training, from the same training examples (bench cache upgrade)"
+    meta_path.write_text(json.dumps(meta, indent=2, ensure_ascii=False, default=str))
+    log(f"{variant.name}: transition prior added to the cached model (counted from its training data)")
+    return True

@@ -141,7 +141,8 @@ def bio_transitions(tags: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
     return allowed, start
 
 
-def viterbi_bio(probs: torch.Tensor, allowed: torch.Tensor, start: torch.Tensor) -> list[int]:
+def viterbi_bio(probs: torch.Tensor, allowed: torch.Tensor, start: torch.Tensor,
+                prior: torch.Tensor | None = None) -> list[int]:
     """Most probable tag sequence that is valid BIO (a CRF-free constrained decode).
 
     Per-word argmax can produce ``O I-brand`` or ``B-color I-brand``; forbidding
@@ -152,6 +153,8 @@ def viterbi_bio(probs: torch.Tensor, allowed: torch.Tensor, start: torch.Tensor)
         probs: ``[words, tags]`` probabilities.
         allowed: From :func:`bio_transitions`.
         start: From :func:`bio_transitions`.
+        prior: Optional ``[from, to]`` log-scores added to the transitions
+            (:func:`transition_prior_matrix`).
 
     Returns:
         Tag ids, one per word.
@@ -160,6 +163,8 @@ def viterbi_bio(probs: torch.Tensor, allowed: torch.Tensor, start: torch.Tensor)
         return []
     logp = probs.clamp_min(1e-9).log()
     penalty = torch.where(allowed, 0.0, -1e9)
+    if prior is not None:
+        penalty = penalty + prior
     score = logp[0].masked_fill(~start, -1e9)
     back = []
     for t in range(1, probs.shape[0]):
@@ -170,6 +175,53 @@ def viterbi_bio(probs: torch.Tensor, allowed: torch.Tensor, start: torch.Tensor)
     for index in reversed(back):
         path.append(int(index[path[-1]]))
     return path[::-1]
+
+
+def transition_prior(tag_sequences: Iterable[Sequence[str]], tags: Sequence[str], *,
+                     smoothing: float = 0.1) -> dict[str, float]:
+    """How often the training data starts a new span of a type right after one
+    of the same type, as log-probabilities: ``{"B-x>B-x": …, "I-x>B-x": …}``.
+
+    Per-word probabilities cannot tell "beer glass" as one product type from
+    two adjacent ones ("beer" and "glass"), and models trained per word split
+    such phrases far more often than annotators do (adjacent same-type spans
+    are under 1% of QueryNER's training spans). Adding these log-probabilities
+    to the decoder's transitions (an HMM-style transition prior, estimated by
+    counting, no training) gains 0.7-0.9 F1 points on QueryNER dev for every
+    model and ensemble measured (see the benchmark README).
+
+    Args:
+        tag_sequences: BIO tags per training example.
+        tags: The model's tag set (:func:`bio_tags`).
+        smoothing: Added to every transition count.
+    """
+    index = {t: i for i, t in enumerate(tags)}
+    counts = torch.full((len(tags), len(tags)), float(smoothing))
+    for seq in tag_sequences:
+        ids = [index[t] for t in seq if t in index]
+        for a, b in zip(ids, ids[1:], strict=False):
+            counts[a, b] += 1
+    logp = (counts / counts.sum(1, keepdim=True)).log()
+    prior = {}
+    for i, frm in enumerate(tags):
+        if frm == "O":
+            continue
+        to = f"B-{frm[2:]}"
+        prior[f"{frm}>{to}"] = round(float(logp[i, index[to]]), 4)
+    return prior
+
+
+def transition_prior_matrix(prior: dict[str, float] | None, tags: Sequence[str]) -> torch.Tensor | None:
+    """The ``[from, to]`` matrix of a :func:`transition_prior` (None when there is none)."""
+    if not prior:
+        return None
+    index = {t: i for i, t in enumerate(tags)}
+    matrix = torch.zeros((len(tags), len(tags)))
+    for key, value in prior.items():
+        frm, _, to = key.partition(">")
+        if frm in index and to in index:
+            matrix[index[frm], index[to]] = float(value)
+    return matrix
 
 
 def spans_to_word_tags(words: Sequence[Token], spans: Iterable[tuple[str, int, int]],
@@ -382,13 +434,14 @@ class _Predictor:
     probabilities → BIO-constrained spans with character offsets, intent.
 
     Subclasses provide ``tags``, ``intents``, ``version``, ``gazetteer``,
-    ``_transitions`` and ``forward_words``.
+    ``_transitions``, ``_prior`` and ``forward_words``.
     """
 
     tags: list[str]
     intents: tuple[str, ...]
     gazetteer: Any
     _transitions: tuple[torch.Tensor, torch.Tensor]
+    _prior: torch.Tensor | None = None
 
     @property
     def version(self) -> str:
@@ -423,7 +476,7 @@ class _Predictor:
 
     def _understanding(self, query: str, words: Sequence[Token], tag_probs: torch.Tensor,
                        intent_probs: torch.Tensor) -> Understanding:
-        path = viterbi_bio(tag_probs, *self._transitions) if len(words) else []
+        path = viterbi_bio(tag_probs, *self._transitions, prior=self._prior) if len(words) else []
         best_p = tag_probs[torch.arange(len(path)), path] if path else torch.zeros(0)
         tags = [self.tags[i] for i in path]
         known = self._gazetteer_values(query)
@@ -481,6 +534,7 @@ class UnderstandingModel(_Predictor):
         self._transitions = bio_transitions(self.tags)
         self.meta = dict(meta or {})
         self.meta.setdefault("max_length", max_length)
+        self._prior = transition_prior_matrix(self.meta.get("transition_prior"), self.tags)
         self.encoder = SubwordEncoder(tokenizer, int(self.meta["max_length"]))
         self.device = pick_device(str(device) if device is not None else None)
         self.network.to(self.device)
@@ -489,6 +543,11 @@ class UnderstandingModel(_Predictor):
         #: The phrase memory whose tags the network reads (``phrase_features``
         #: models; set by training or loaded with the folder), else None.
         self.phrases: Any = None
+
+    def set_transition_prior(self, prior: dict[str, float] | None) -> None:
+        """Use (and save with the model) a :func:`transition_prior` when decoding."""
+        self.meta["transition_prior"] = dict(prior) if prior else None
+        self._prior = transition_prior_matrix(prior, self.tags)
 
     @property
     def reads_phrases(self) -> bool:
@@ -704,6 +763,8 @@ class EnsembleModel(_Predictor):
         self.intents = first.intents
         self.tags = first.tags
         self._transitions = first._transitions
+        priors = [m._prior for m in members if m._prior is not None]
+        self._prior = torch.stack(priors).mean(0) if priors else None
         self.meta = dict(meta or {})
         self._gazetteer: Any = None
 

@@ -39,10 +39,10 @@ class Command(BaseCommand):
         parser.add_argument("--max-train", type=int, default=None,
                             help="At most this many training examples per source (quick iterations).")
         parser.add_argument("--seed", type=int, default=13, help="Random seed (default 13).")
-        parser.add_argument("--phrase-features", action=argparse.BooleanOptionalAction, default=False,
+        parser.add_argument("--phrase-features", action=argparse.BooleanOptionalAction, default=True,
                             help="Feed the network the phrase memory's tags (phrases the training data "
                                  "labels: catalog brands, public data, corrections) as input features "
-                                 "(default: off).")
+                                 "(default: on).")
         parser.add_argument("--device", choices=["cpu", "cuda"], default=None,
                             help="Where to train (default: CUDA when available).")
         parser.add_argument("--tiny", action="store_true",
