@@ -525,3 +525,38 @@ def test_a_phrase_feature_network_refuses_input_without_features(tiny_phrases):
     ids = torch.tensor([[1, 2, 3]])
     with pytest.raises(ValueError, match="feature_ids"):
         tiny_phrases.network(ids, torch.ones_like(ids))
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+def test_an_ensemble_member_that_cannot_read_chinese_trains_without_it(tmp_path, settings):
+    """`--base A,B`: a member whose tokenizer maps Han characters to [UNK] is trained on the
+    other examples only, and Chinese queries are answered by the member that reads them."""
+    settings.SUGGESTIONS_MODEL_DIR = str(tmp_path / "models")
+    examples = generated_examples()
+    english = build_tiny_base([ex.text for ex in examples if ex.text.isascii()], tmp_path / "en", seed=0)
+    # handles_han probes a few common characters: this vocabulary has them.
+    both = build_tiny_base([ex.text for ex in examples] + list("的是手机品牌颜色"), tmp_path / "both", seed=0)
+    lines: list[str] = []
+    real_assemble = training.assemble
+
+    def fake_assemble(*args, **kwargs):
+        data = real_assemble(*args, **kwargs)
+        data.train, data.heldout = list(examples), examples[:5]
+        return data
+
+    training.assemble, saved = fake_assemble, training.assemble
+    try:
+        report = training.train_understanding(
+            sources=["templates"], base=f"{english},{both}", params=TrainParams(
+                epochs=25, lr=5e-3, head_lr=5e-3, batch_size=16, device="cpu", warmup_ratio=0.05),
+            progress=False, log=lines.append)
+    finally:
+        training.assemble = saved
+    n_han = sum(1 for ex in examples if not ex.text.isascii())
+    assert any(f"{n_han} examples with Han characters" in line for line in lines), lines
+    model = UnderstandingModel.load(report["artefact"], device="cpu")
+    assert isinstance(model, EnsembleModel)
+    assert [m.handles_han for m in model.members] == [False, True]
+    (u,) = model.predict(["华为手机壳"])
+    assert ("brand", 0, 2, "华为") in spans_of(u)

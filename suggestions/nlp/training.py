@@ -65,6 +65,7 @@ from typing import Any
 import torch
 
 from .labels import JIE2019_TO_LABEL, QUERYNER_TO_LABEL
+from .language import is_han
 from .model import (
     IGNORE_INDEX,
     SCHEDULES,
@@ -1004,7 +1005,14 @@ def train_understanding(
                                                   max_length=params.max_length, dropout=params.dropout,
                                                   phrase_features=params.phrase_features,
                                                   meta={"version": version, "base": spec})
-            fit_reports.append(fit(member, data.train, params, progress=progress, log=say,
+            member_train = data.train
+            if len(bases) > 1 and not member.handles_han:
+                # In an ensemble, Chinese queries skip a member whose tokenizer reads
+                # Han characters as [UNK] (EnsembleModel): it learns nothing from them.
+                member_train = [ex for ex in data.train if not any(is_han(ch) for ch in ex.text)]
+                say(f"{spec}: {len(data.train) - len(member_train)} examples with Han characters left to "
+                    f"the members that read them")
+            fit_reports.append(fit(member, member_train, params, progress=progress, log=say,
                                    progress_file=progress_file))
             members.append(member)
     finally:
