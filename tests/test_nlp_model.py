@@ -160,6 +160,24 @@ def test_training_stores_the_transition_prior_and_loading_uses_it(tiny, tmp_path
     assert EnsembleModel([tiny, loaded])._prior is not None
 
 
+def test_the_prior_is_not_applied_to_chinese_queries(tiny):
+    english, chinese = "acme desk lamp", "华为手机壳"
+    before = [spans_of(u) for u in tiny.predict([english, chinese])]
+    saved = tiny._prior
+    # A prior that forbids starting any span after a word of a span.
+    crazy = torch.zeros((len(tiny.tags), len(tiny.tags)))
+    for j, tag in enumerate(tiny.tags):
+        if tag.startswith("B-"):
+            crazy[1:, j] = -1e6
+    try:
+        tiny._prior = crazy
+        after = [spans_of(u) for u in tiny.predict([english, chinese])]
+    finally:
+        tiny._prior = saved
+    assert after[1] == before[1]
+    assert after[0] != before[0] and len(after[0]) == 1
+
+
 def test_spans_to_word_tags_drops_unreachable_spans():
     words = model_words("acme desk lamp")
     tags = spans_to_word_tags(words, [("brand", 0, 4), ("product_type", 5, 14), ("color", 1, 3)],

@@ -101,7 +101,8 @@ def train_variant(variant: Variant, folder: Path, *, data_dir: Path, device: str
 
 
 def add_missing_prior(variant: Variant, folder: Path, model: Any, *, data_dir: Path, log: Any = print) -> bool:
-    """Give a variant trained before decoding used a transition prior its prior.
+    """Give a variant trained before decoding used a transition prior (of the
+    current :data:`~suggestions.nlp.model.PRIOR_SCOPE`) its prior.
 
     The prior (:func:`suggestions.nlp.model.transition_prior`) is counted from
     the training data, not learnt: computing it from the variant's training
@@ -114,20 +115,28 @@ def add_missing_prior(variant: Variant, folder: Path, model: Any, *, data_dir: P
     """
     from suggestions.nlp.gazetteer import Gazetteer
     from suggestions.nlp.labels import DEFAULT_ENTITY_LABELS, DEFAULT_INTENTS
-    from suggestions.nlp.model import META_FILE, spans_to_word_tags, transition_prior
+    from suggestions.nlp.model import (
+        META_FILE,
+        PRIOR_SCOPE,
+        has_han,
+        spans_to_word_tags,
+        transition_prior,
+    )
     from suggestions.nlp.training import TrainParams, assemble
 
-    if model.meta.get("transition_prior"):
+    if model.meta.get("transition_prior") and model.meta.get("transition_prior_scope") == PRIOR_SCOPE:
         return False
     params = TrainParams(**variant.params)
     data = assemble(variant.sources, entity_labels=DEFAULT_ENTITY_LABELS, intents=DEFAULT_INTENTS,
                     data_dir=data_dir, max_train=variant.max_train, seed=params.seed,
                     heldout_percent=0, with_dev=False, gazetteer=Gazetteer(), log=lambda _line: None)
-    tags = [spans_to_word_tags(ex.words, ex.spans, model.entity_labels) for ex in data.train if ex.spans is not None]
+    tags = [spans_to_word_tags(ex.words, ex.spans, model.entity_labels) for ex in data.train
+            if ex.spans is not None and not has_han(ex.words)]
     model.set_transition_prior(transition_prior(tags, model.tags))
     meta_path = folder / META_FILE
     meta = json.loads(meta_path.read_text())
     meta["transition_prior"] = model.meta["transition_prior"]
+    meta["transition_prior_scope"] = PRIOR_SCOPE
     meta["transition_prior_added"] = "after training, from the same training examples (bench cache upgrade)"
     meta_path.write_text(json.dumps(meta, indent=2, ensure_ascii=False, default=str))
     log(f"{variant.name}: transition prior added to the cached model (counted from its training data)")

@@ -73,6 +73,7 @@ from .model import (
     UnderstandingModel,
     build_tiny_base,
     count_parameters,
+    has_han,
     model_words,
     pad_batch,
     spans_to_word_tags,
@@ -764,7 +765,9 @@ def fit(
             tags = spans_to_word_tags(ex.words, ex.spans, model.entity_labels)
             tag_ids.append([model.tag_to_id[t] for t in tags])
             word_tags.append(tags)
-    model.set_transition_prior(transition_prior([t for t in word_tags if t is not None], model.tags))
+    model.set_transition_prior(transition_prior(
+        [t for ex, t in zip(examples, word_tags, strict=True) if t is not None and not has_han(ex.words)],
+        model.tags))
     if model.reads_phrases:
         from .phrases import jackknife_tags
 
