@@ -187,7 +187,7 @@ def transition_prior(tag_sequences: Iterable[Sequence[str]], tags: Sequence[str]
     such phrases far more often than annotators do (adjacent same-type spans
     are under 1% of QueryNER's training spans). Adding these log-probabilities
     to the decoder's transitions (an HMM-style transition prior, estimated by
-    counting, no training) gains 0.6-1.1 F1 points on QueryNER dev for every
+    counting, no training) gains 0.5-1.1 F1 points on QueryNER dev for every
     model and ensemble measured (see the benchmark README).
 
     Only for text without Han characters (:data:`PRIOR_SCOPE`): on Chinese,
