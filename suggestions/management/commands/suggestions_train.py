@@ -28,7 +28,7 @@ class Command(BaseCommand):
                                  "else ../shared/data relative to the project).")
         parser.add_argument("--base", default=None,
                             help="Encoder: en, multilingual, a folder or a hub name; comma-separated for an "
-                                 "ensemble (default: multilingual when the data has Chinese, else en).")
+                                 "ensemble (default: SUGGESTIONS_UNDERSTANDING_BASE, en,multilingual).")
         parser.add_argument("--epochs", type=int, default=None, help="Epochs (default 4; 30 with --tiny).")
         parser.add_argument("--batch-size", type=int, default=32, help="Examples per step (default 32).")
         parser.add_argument("--lr", type=float, default=None,
