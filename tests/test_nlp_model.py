@@ -585,3 +585,16 @@ def test_an_ensemble_member_that_cannot_read_chinese_trains_without_it(tmp_path,
     assert [m.handles_han for m in model.members] == [False, True]
     (u,) = model.predict(["华为手机壳"])
     assert ("brand", 0, 2, "华为") in spans_of(u)
+
+
+def test_a_keyword_that_settles_the_intent_overrides_the_intent_head(tiny):
+    query = "cheap acme desk lamp"
+    (with_keywords,) = tiny.predict([query])
+    assert with_keywords.intent == "price_deal"
+    tiny.keyword_intents = False
+    try:
+        (head_only,) = tiny.predict([query])
+    finally:
+        tiny.keyword_intents = True
+    assert head_only.intent != "price_deal"  # the tiny model never saw a deal query
+    assert spans_of(head_only) == spans_of(with_keywords)

@@ -443,3 +443,19 @@ def test_cheap_path_imports_no_torch() -> None:
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+def test_keyword_intent_settles_only_keyword_intents():
+    from suggestions.nlp.rules import keyword_intent
+    from suggestions.nlp.types import Entity
+
+    assert keyword_intent("where is my order")[0] == "customer_service"
+    assert keyword_intent("sign in")[0] == "navigation"
+    assert keyword_intent("how to clean a cast iron pan")[0] == "product_question"
+    assert keyword_intent("cheap hdmi cable")[0] == "price_deal"
+    assert keyword_intent("acme desk lamp") is None  # brand / category / search: the model decides
+    assert keyword_intent("") is None
+    assert keyword_intent("return of the jedi dvd") is None  # a weak keyword does not settle it
+    title = Entity(label="product_name", text="my order of things", start=0, end=18, value="my order of things")
+    assert keyword_intent("my order of things book")[0] == "customer_service"
+    assert keyword_intent("my order of things book", [title]) is None  # the keyword is part of a name

@@ -227,15 +227,22 @@ def _run(args: argparse.Namespace, data_dir: Path, sample_path: Path, watch: Sto
     systems: dict[str, list[str]] = {"rules (built-in gazetteer)": [
         understand_with_rules(r["query"], gaz, intents=DEFAULT_INTENTS, entity_labels=DEFAULT_ENTITY_LABELS).intent
         for r in sample]}
+    head_only: dict[str, list[str]] = {}
     with watch.phase("intent eval"):
         for name, model in models.items():
             systems[name] = [u.intent for u in model.predict([r["query"] for r in sample], batch_size=64)]
+            model.keyword_intents = False  # ablation: the intent head alone
+            try:
+                head_only[f"{name} (intent head only)"] = [
+                    u.intent for u in model.predict([r["query"] for r in sample], batch_size=64)]
+            finally:
+                model.keyword_intents = True
     groups = [("all", lambda r: True), ("en", lambda r: r["language"] == "en"),
               ("zh", lambda r: r["language"] == "zh"), ("wands", lambda r: r["origin"] == "wands"),
               ("queryner-dev", lambda r: r["origin"] == "queryner-dev"),
               ("composed", lambda r: r["origin"] == "composed")]
     rows = []
-    for name, predicted in systems.items():
+    for name, predicted in [*systems.items(), *head_only.items()]:
         row = [name]
         for _, keep in groups:
             pairs = [(r, p) for r, p in zip(sample, predicted, strict=True) if keep(r)]
@@ -243,6 +250,8 @@ def _run(args: argparse.Namespace, data_dir: Path, sample_path: Path, watch: Sto
         rows.append(row)
     print(f"## Intent accuracy on intent_sample.jsonl ({len(sample)} queries)\n")
     print(markdown_table(["system", *[f"{g} (n={sum(1 for r in sample if k(r))})" for g, k in groups]], rows))
+    print("\n(models: the intent head, overridden where a keyword settles the intent — customer service, "
+          "navigation, questions, deals; \"intent head only\": without that override)")
     print()
     per_intent = []
     for intent in DEFAULT_INTENTS:

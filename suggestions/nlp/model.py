@@ -454,6 +454,9 @@ class _Predictor:
     tags: list[str]
     intents: tuple[str, ...]
     gazetteer: Any
+    #: Let a keyword that settles the intent (``rules.keyword_intent``: customer
+    #: service, navigation, questions, deals) override the intent head.
+    keyword_intents: bool = True
     _transitions: tuple[torch.Tensor, torch.Tensor]
     _prior: torch.Tensor | None = None
 
@@ -504,9 +507,16 @@ class _Predictor:
             entities.append(Entity(label=label, text=text, start=start, end=end, value=value,
                                    score=round(score, 4)))
         intent_i = int(intent_probs.argmax())
+        intent, confidence = self.intents[intent_i], float(intent_probs[intent_i])
+        if self.keyword_intents:
+            from .rules import keyword_intent
+
+            settled = keyword_intent(query, entities)
+            if settled is not None and settled[0] in self.intents:
+                intent, confidence = settled
         return Understanding(
-            query=query, language=detect_language(query), intent=self.intents[intent_i],
-            confidence=round(float(intent_probs[intent_i]), 4), entities=tuple(entities),
+            query=query, language=detect_language(query), intent=intent,
+            confidence=round(confidence, 4), entities=tuple(entities),
             source=f"model:{self.version}", tokens=tuple(t.text for t in tokenize(query)),
         )
 

@@ -58,7 +58,7 @@ from .language import detect_language
 from .segment import tokenize
 from .types import Entity, Understanding
 
-__all__ = ["understand_with_rules", "keyword_hits", "is_question", "KeywordHit"]
+__all__ = ["understand_with_rules", "keyword_intent", "keyword_hits", "is_question", "KeywordHit"]
 
 CUSTOMER_SERVICE = "customer_service"
 NAVIGATION = "navigation"
@@ -229,6 +229,36 @@ def _uncovered_words(tokens, entities: Sequence[Entity], fillers: frozenset[str]
             continue
         out.append(word)
     return out
+
+
+#: Intents a keyword settles (see :func:`keyword_intent`).
+KEYWORD_INTENTS = frozenset({CUSTOMER_SERVICE, NAVIGATION, PRODUCT_QUESTION, PRICE_DEAL})
+#: Rule confidence from which a keyword's intent overrides a model's.
+KEYWORD_OVERRIDE_CONFIDENCE = 0.85
+
+
+def keyword_intent(query: str, entities: Sequence[Entity] = ()) -> tuple[str, float] | None:
+    """The intent a keyword settles in ``query``, if one does confidently.
+
+    Customer service and navigation phrases ("track my order", "sign in"),
+    questions ("how to …", a question mark, 吗) and deal words or a price
+    range: where the rules are as good as or better than the trained models
+    (bench/understanding/README.md). A keyword inside a longer product entity
+    ("Return of the Jedi") does not count.
+
+    Args:
+        query: The query as typed.
+        entities: Entities found in it (a model's or the gazetteer's).
+
+    Returns:
+        ``(intent, confidence)`` with confidence ≥ :data:`KEYWORD_OVERRIDE_CONFIDENCE`, or None.
+    """
+    if not query or not query.strip():
+        return None
+    intent, confidence = _decide(fold(query), tokenize(query), entities)
+    if intent in KEYWORD_INTENTS and confidence >= KEYWORD_OVERRIDE_CONFIDENCE:
+        return intent, confidence
+    return None
 
 
 def understand_with_rules(
