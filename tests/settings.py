@@ -7,10 +7,17 @@ tantivy data directory (see ``tests/conftest.py``).
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 
-os.environ.setdefault("SHOP_VAR_DIR", tempfile.mkdtemp(prefix="shop-test-var-"))
+if "SHOP_VAR_DIR" not in os.environ:
+    # Made (and removed at exit) by the process that first loads these settings;
+    # worker processes started by the tests inherit it through the environment.
+    _var_dir = tempfile.mkdtemp(prefix="shop-test-var-")
+    os.environ["SHOP_VAR_DIR"] = _var_dir
+    atexit.register(shutil.rmtree, _var_dir, ignore_errors=True)
 
 from shop_search.settings import *  # noqa: E402,F403
 
