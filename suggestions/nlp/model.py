@@ -812,7 +812,7 @@ class EnsembleModel(_Predictor):
 
     def forward_words(self, word_lists: Sequence[Sequence[Token]], batch_size: int = 64
                       ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        han = [any(is_han(w.text[0]) for w in words if w.text) for words in word_lists]
+        han = [has_han(words) for words in word_lists]
         any_han_member = any(m.handles_han for m in self.members)
         sums: list[Any] = [None] * len(word_lists)
         counts = [0] * len(word_lists)
