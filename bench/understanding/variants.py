@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,29 +39,26 @@ class Variant:
     description: str = ""
 
 
-VARIANTS: dict[str, Variant] = {
-    v.name: v
-    for v in (
-        Variant("minilm-en", "en", ("queryner", "templates"),
-                {"lr": 1e-4, "head_lr": 1e-3, "epochs": 6, "phrase_features": False},
-                description="all-MiniLM-L6-v2, QueryNER train + intent templates, 6 epochs"),
-        Variant("e5-en", "multilingual", ("queryner", "templates"),
-                {"lr": 1e-4, "head_lr": 1e-3, "epochs": 6, "phrase_features": False},
-                description="multilingual-e5-small (word embeddings frozen), QueryNER train + templates, 6 epochs"),
-        Variant("e5-multi", "multilingual", ("queryner", "jie2019", "templates"),
-                {"lr": 1e-4, "head_lr": 1e-3, "epochs": 3, "phrase_features": False},
-                description="multilingual-e5-small, QueryNER + Jie2019 train + templates, 3 epochs"),
-        Variant("minilm-en-ph", "en", ("queryner", "templates"),
-                {"lr": 1e-4, "head_lr": 1e-3, "epochs": 6, "phrase_features": True},
-                description="minilm-en + phrase-memory features (5-fold jackknife on the train split)"),
-        Variant("e5-en-ph", "multilingual", ("queryner", "templates"),
-                {"lr": 1e-4, "head_lr": 1e-3, "epochs": 6, "phrase_features": True},
-                description="e5-en + phrase-memory features (5-fold jackknife on the train split)"),
-        Variant("e5-multi-ph", "multilingual", ("queryner", "jie2019", "templates"),
-                {"lr": 1e-4, "head_lr": 1e-3, "epochs": 3, "phrase_features": True},
-                description="e5-multi + phrase-memory features (5-fold jackknife on the train splits)"),
-    )
-}
+_BASELINES = (
+    Variant("minilm-en", "en", ("queryner", "templates"),
+            {"lr": 1e-4, "head_lr": 1e-3, "epochs": 6, "phrase_features": False},
+            description="all-MiniLM-L6-v2, QueryNER train + intent templates, 6 epochs"),
+    Variant("e5-en", "multilingual", ("queryner", "templates"),
+            {"lr": 1e-4, "head_lr": 1e-3, "epochs": 6, "phrase_features": False},
+            description="multilingual-e5-small (word embeddings frozen), QueryNER train + templates, 6 epochs"),
+    Variant("e5-multi", "multilingual", ("queryner", "jie2019", "templates"),
+            {"lr": 1e-4, "head_lr": 1e-3, "epochs": 3, "phrase_features": False},
+            description="multilingual-e5-small, QueryNER + Jie2019 train + templates, 3 epochs"),
+)
+
+
+def _with_phrases(variant: Variant) -> Variant:
+    """The same variant with phrase-memory features (``<name>-ph``)."""
+    return replace(variant, name=f"{variant.name}-ph", params={**variant.params, "phrase_features": True},
+                   description=f"{variant.name} + phrase-memory features (5-fold jackknife on the train splits)")
+
+
+VARIANTS: dict[str, Variant] = {v.name: v for v in (*_BASELINES, *map(_with_phrases, _BASELINES))}
 
 #: Ensembles evaluated from trained variants (no extra training).
 ENSEMBLES: dict[str, tuple[str, ...]] = {
@@ -71,20 +68,28 @@ ENSEMBLES: dict[str, tuple[str, ...]] = {
 }
 
 
+def _training_data(variant: Variant, params: Any, data_dir: Path, log: Any) -> Any:
+    """The variant's training examples (public train splits only, no held-out split)."""
+    from suggestions.nlp.gazetteer import Gazetteer
+    from suggestions.nlp.labels import DEFAULT_ENTITY_LABELS, DEFAULT_INTENTS
+    from suggestions.nlp.training import assemble
+
+    return assemble(variant.sources, entity_labels=DEFAULT_ENTITY_LABELS, intents=DEFAULT_INTENTS,
+                    data_dir=data_dir, max_train=variant.max_train, seed=params.seed,
+                    heldout_percent=0, with_dev=False, gazetteer=Gazetteer(), log=log)
+
+
 def train_variant(variant: Variant, folder: Path, *, data_dir: Path, device: str | None,
                   progress: bool = True, log: Any = print) -> dict[str, Any]:
     """Train ``variant`` and save it into ``folder``; returns the timing report."""
     from suggestions.nlp.encoders import resolve_encoder
-    from suggestions.nlp.gazetteer import Gazetteer
     from suggestions.nlp.labels import DEFAULT_ENTITY_LABELS, DEFAULT_INTENTS
     from suggestions.nlp.model import UnderstandingModel
-    from suggestions.nlp.training import TrainParams, assemble, fit
+    from suggestions.nlp.training import TrainParams, fit
 
     params = TrainParams(**{**variant.params, "device": device})
     started = time.perf_counter()
-    data = assemble(variant.sources, entity_labels=DEFAULT_ENTITY_LABELS, intents=DEFAULT_INTENTS,
-                    data_dir=data_dir, max_train=variant.max_train, seed=params.seed,
-                    heldout_percent=0, with_dev=False, gazetteer=Gazetteer(), log=log)
+    data = _training_data(variant, params, data_dir, log)
     base_path = resolve_encoder(variant.base)
     model = UnderstandingModel.from_base(base_path, DEFAULT_ENTITY_LABELS, DEFAULT_INTENTS, device=device,
                                          max_length=params.max_length, dropout=params.dropout,
@@ -113,8 +118,6 @@ def add_missing_prior(variant: Variant, folder: Path, model: Any, *, data_dir: P
     Returns:
         Whether a prior was added.
     """
-    from suggestions.nlp.gazetteer import Gazetteer
-    from suggestions.nlp.labels import DEFAULT_ENTITY_LABELS, DEFAULT_INTENTS
     from suggestions.nlp.model import (
         META_FILE,
         PRIOR_SCOPE,
@@ -122,14 +125,11 @@ def add_missing_prior(variant: Variant, folder: Path, model: Any, *, data_dir: P
         spans_to_word_tags,
         transition_prior,
     )
-    from suggestions.nlp.training import TrainParams, assemble
+    from suggestions.nlp.training import TrainParams
 
     if model.meta.get("transition_prior") and model.meta.get("transition_prior_scope") == PRIOR_SCOPE:
         return False
-    params = TrainParams(**variant.params)
-    data = assemble(variant.sources, entity_labels=DEFAULT_ENTITY_LABELS, intents=DEFAULT_INTENTS,
-                    data_dir=data_dir, max_train=variant.max_train, seed=params.seed,
-                    heldout_percent=0, with_dev=False, gazetteer=Gazetteer(), log=lambda _line: None)
+    data = _training_data(variant, TrainParams(**variant.params), data_dir, lambda _line: None)
     tags = [spans_to_word_tags(ex.words, ex.spans, model.entity_labels) for ex in data.train
             if ex.spans is not None and not has_han(ex.words)]
     model.set_transition_prior(transition_prior(tags, model.tags))

@@ -508,16 +508,17 @@ class _Predictor:
                                    score=round(score, 4)))
         intent_i = int(intent_probs.argmax())
         intent, confidence = self.intents[intent_i], float(intent_probs[intent_i])
+        tokens = tokenize(query)
         if self.keyword_intents:
             from .rules import keyword_intent
 
-            settled = keyword_intent(query, entities)
+            settled = keyword_intent(query, entities, tokens=tokens)
             if settled is not None and settled[0] in self.intents:
                 intent, confidence = settled
         return Understanding(
             query=query, language=detect_language(query), intent=intent,
             confidence=round(confidence, 4), entities=tuple(entities),
-            source=f"model:{self.version}", tokens=tuple(t.text for t in tokenize(query)),
+            source=f"model:{self.version}", tokens=tuple(t.text for t in tokens),
         )
 
     def _gazetteer_values(self, query: str) -> dict[tuple[int, int, str], str]:

@@ -52,6 +52,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from .gazetteer import Gazetteer, fold, get_gazetteer
 from .language import detect_language
@@ -237,7 +238,8 @@ KEYWORD_INTENTS = frozenset({CUSTOMER_SERVICE, NAVIGATION, PRODUCT_QUESTION, PRI
 KEYWORD_OVERRIDE_CONFIDENCE = 0.85
 
 
-def keyword_intent(query: str, entities: Sequence[Entity] = ()) -> tuple[str, float] | None:
+def keyword_intent(query: str, entities: Sequence[Entity] = (), *, tokens: Sequence[Any] | None = None
+                   ) -> tuple[str, float] | None:
     """The intent a keyword settles in ``query``, if one does confidently.
 
     Customer service and navigation phrases ("track my order", "sign in"),
@@ -249,13 +251,14 @@ def keyword_intent(query: str, entities: Sequence[Entity] = ()) -> tuple[str, fl
     Args:
         query: The query as typed.
         entities: Entities found in it (a model's or the gazetteer's).
+        tokens: ``tokenize(query)`` when the caller has it already.
 
     Returns:
         ``(intent, confidence)`` with confidence ≥ :data:`KEYWORD_OVERRIDE_CONFIDENCE`, or None.
     """
     if not query or not query.strip():
         return None
-    intent, confidence = _decide(fold(query), tokenize(query), entities)
+    intent, confidence = _decide(fold(query), tokenize(query) if tokens is None else tokens, entities)
     if intent in KEYWORD_INTENTS and confidence >= KEYWORD_OVERRIDE_CONFIDENCE:
         return intent, confidence
     return None
