@@ -1,7 +1,9 @@
 """Django admin of the app.
 
-The admin is thin: every moderation action calls :mod:`suggestions.moderation`,
-so the admin, the API and management commands moderate the same way.
+The admin is thin: every moderation, review and model-version action calls
+:mod:`suggestions.services` (which re-exports :mod:`suggestions.moderation`,
+:mod:`suggestions.understanding` and :mod:`suggestions.learning`), so the admin,
+the API and management commands moderate the same way.
 
 * Logs (search history, impressions, clicks, daily statistics) are read-only:
   nobody adds or edits history; only superusers may delete it, for erasure
@@ -29,7 +31,7 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from . import moderation, understanding
+from . import services
 from .conf import app_settings
 from .models import (
     BlockedTerm,
@@ -200,19 +202,19 @@ class SuggestionAdmin(admin.ModelAdmin):
     # Saves go through the model (text normalised in save()) and moderation.
     def save_model(self, request, obj, form, change) -> None:
         previous = form.initial.get("status") if change else None
-        moderation.save_suggestion(obj, previous_status=previous)
+        services.save_suggestion(obj, previous_status=previous)
 
     def delete_model(self, request, obj) -> None:
         super().delete_model(request, obj)
-        moderation.notify_suggestions_changed(Suggestion)
+        services.notify_suggestions_changed(Suggestion)
 
     def delete_queryset(self, request, queryset) -> None:
         super().delete_queryset(request, queryset)
-        moderation.notify_suggestions_changed(Suggestion)
+        services.notify_suggestions_changed(Suggestion)
 
     @admin.action(description=_("Approve selected suggestions"), permissions=["change"])
     def approve(self, request, queryset) -> None:
-        count = moderation.set_suggestion_status(queryset, SuggestionStatus.APPROVED)
+        count = services.set_suggestion_status(queryset, SuggestionStatus.APPROVED)
         self.message_user(
             request,
             ngettext("%(count)d suggestion approved.", "%(count)d suggestions approved.", count)
@@ -222,7 +224,7 @@ class SuggestionAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Reject selected suggestions"), permissions=["change"])
     def reject(self, request, queryset) -> None:
-        count = moderation.set_suggestion_status(queryset, SuggestionStatus.REJECTED)
+        count = services.set_suggestion_status(queryset, SuggestionStatus.REJECTED)
         self.message_user(
             request,
             ngettext("%(count)d suggestion rejected.", "%(count)d suggestions rejected.", count)
@@ -235,7 +237,7 @@ class SuggestionAdmin(admin.ModelAdmin):
         permissions=["change"],
     )
     def block(self, request, queryset) -> None:
-        count = moderation.block_suggestions(queryset)
+        count = services.block_suggestions(queryset)
         self.message_user(
             request,
             ngettext("%(count)d suggestion blocked.", "%(count)d suggestions blocked.", count)
@@ -253,7 +255,7 @@ class SuggestionAdmin(admin.ModelAdmin):
         form = PinPrefixForm(request.POST if "apply" in request.POST else None)
         if form.is_bound and form.is_valid():
             try:
-                count = moderation.pin_suggestions(queryset, form.cleaned_data["prefix"])
+                count = services.pin_suggestions(queryset, form.cleaned_data["prefix"])
             except ValueError as exc:
                 # Show the page again so the moderator can correct the prefix.
                 self.message_user(request, str(exc), messages.ERROR)
@@ -284,7 +286,7 @@ class SuggestionAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Unpin selected suggestions"), permissions=["change"])
     def unpin(self, request, queryset) -> None:
-        count = moderation.unpin_suggestions(queryset)
+        count = services.unpin_suggestions(queryset)
         self.message_user(
             request,
             ngettext("%(count)d suggestion unpinned.", "%(count)d suggestions unpinned.", count)
@@ -342,15 +344,15 @@ class BlockedTermAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change) -> None:
         super().save_model(request, obj, form, change)
-        moderation.notify_suggestions_changed(BlockedTerm)
+        services.notify_suggestions_changed(BlockedTerm)
 
     def delete_model(self, request, obj) -> None:
         super().delete_model(request, obj)
-        moderation.notify_suggestions_changed(BlockedTerm)
+        services.notify_suggestions_changed(BlockedTerm)
 
     def delete_queryset(self, request, queryset) -> None:
         super().delete_queryset(request, queryset)
-        moderation.notify_suggestions_changed(BlockedTerm)
+        services.notify_suggestions_changed(BlockedTerm)
 
 
 # --- model versions -----------------------------------------------------------------
@@ -404,7 +406,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         if len(versions) != 1:
             self.message_user(request, _("Select exactly one version to promote."), messages.ERROR)
             return
-        version = moderation.promote_model_version(versions[0])
+        version = services.promote(versions[0])
         self.message_user(
             request,
             _("%(version)s is now the active %(kind)s model.")
@@ -419,7 +421,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         kinds = sorted(set(queryset.values_list("kind", flat=True)))
         for kind in kinds:
             try:
-                version = moderation.rollback_model_version(kind)
+                version = services.rollback(kind)
             except ValueError as exc:
                 self.message_user(request, str(exc), messages.ERROR)
             else:
@@ -551,7 +553,7 @@ class QueryUnderstandingAdmin(admin.ModelAdmin):
         n = 0
         for obj in queryset:
             data = obj.data or {}
-            understanding.save_label(
+            services.save_label(
                 query=data.get("query", obj.normalized_query), intent=obj.intent,
                 entities=[{k: e[k] for k in ("label", "start", "end", "text")} for e in data.get("entities", [])],
                 source=QueryLabelSource.CONFIRMED, user=request.user)
@@ -582,9 +584,9 @@ class QueryUnderstandingAdmin(admin.ModelAdmin):
                    "entities": "\n".join(f"{e['label']}: {e['text']}" for e in data.get("entities", []))}
         form = CorrectionForm(request.POST or None, query=query, initial=initial)
         if request.method == "POST" and form.is_valid():
-            understanding.save_label(query=query, intent=form.cleaned_data["intent"],
-                                     entities=form.cleaned_data["entities"],
-                                     source=QueryLabelSource.CORRECTED, user=request.user)
+            services.save_label(query=query, intent=form.cleaned_data["intent"],
+                                entities=form.cleaned_data["entities"],
+                                source=QueryLabelSource.CORRECTED, user=request.user)
             self.message_user(request, _("Saved the correction of “%(q)s”; the next training run uses it.")
                               % {"q": query}, messages.SUCCESS)
             return HttpResponseRedirect(reverse("admin:shop_suggestions_queryunderstanding_changelist"))

@@ -1,7 +1,9 @@
-"""Moderation of suggestions, blocked terms and model versions.
+"""Moderation of suggestions and blocked terms.
 
-The admin (and the moderation API) call these functions and nothing below
-them, so that every way of moderating behaves the same.
+The admin (and the moderation API) reach these functions through
+:mod:`suggestions.services` and nothing below them, so that every way of
+moderating behaves the same. Model versions are promoted and rolled back by
+:mod:`suggestions.learning`.
 
 Contracts:
 
@@ -21,11 +23,6 @@ Contracts:
 * Invalid requests (unknown status, empty or non-matching pin prefix) raise
   :class:`ValueError` with a message fit for a moderator, before anything is
   written.
-* Model versions: at most one ``active`` version per kind, enforced by a
-  database constraint. :func:`promote_model_version`,
-  :func:`retire_model_version` and :func:`rollback_model_version` run in a
-  transaction with the versions of the kind locked, so concurrent promotions
-  cannot both win.
 """
 
 from __future__ import annotations
@@ -38,14 +35,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from . import signals
-from .models import (
-    BlockedTerm,
-    BlockedTermKind,
-    ModelVersion,
-    ModelVersionStatus,
-    Suggestion,
-    SuggestionStatus,
-)
+from .models import BlockedTerm, BlockedTermKind, Suggestion, SuggestionStatus
 from .text import normalize_query
 
 #: Note stored on the blocked terms created by :func:`block_suggestions`. Not
@@ -250,113 +240,3 @@ def _format_texts(texts: Iterable[str], limit: int = 5) -> str:
     if len(texts) > limit:
         shown += _(" and %(count)d more") % {"count": len(texts) - limit}
     return shown
-
-
-# --- model versions ------------------------------------------------------------
-
-
-def _notify_active_model_changed(kind: str) -> None:
-    # After commit: workers reload and re-run only once the change is visible.
-    transaction.on_commit(lambda: signals.active_model_changed.send(sender=ModelVersion, kind=kind))
-
-
-def _lock_kind(kind: str) -> list[ModelVersion]:
-    # Locking every version of the kind serialises promotions of that kind
-    # (no-op on SQLite, which serialises writers anyway).
-    return list(ModelVersion.objects.select_for_update().filter(kind=kind).order_by("pk"))
-
-
-def promote_model_version(version: ModelVersion) -> ModelVersion:
-    """Make a version the active one of its kind.
-
-    Retires the currently active version of the same kind, activates
-    ``version`` and sets its ``promoted_at``. Promoting the active version
-    changes nothing.
-
-    Args:
-        version: Version to promote (candidate or retired).
-
-    Returns:
-        The promoted version, refreshed.
-    """
-    with transaction.atomic():
-        _lock_kind(version.kind)
-        version.refresh_from_db()
-        if version.status == ModelVersionStatus.ACTIVE:
-            return version
-        # Retire first: the one-active-per-kind constraint is checked per row.
-        ModelVersion.objects.filter(kind=version.kind, status=ModelVersionStatus.ACTIVE).update(
-            status=ModelVersionStatus.RETIRED
-        )
-        version.status = ModelVersionStatus.ACTIVE
-        version.promoted_at = timezone.now()
-        version.save(update_fields=["status", "promoted_at"])
-        _notify_active_model_changed(version.kind)
-    return version
-
-
-def retire_model_version(version: ModelVersion) -> ModelVersion:
-    """Retire a version; if it was active, its kind has no active version.
-
-    Args:
-        version: Version to retire.
-
-    Returns:
-        The retired version.
-    """
-    with transaction.atomic():
-        _lock_kind(version.kind)
-        version.refresh_from_db()
-        if version.status != ModelVersionStatus.RETIRED:
-            was_active = version.status == ModelVersionStatus.ACTIVE
-            version.status = ModelVersionStatus.RETIRED
-            version.save(update_fields=["status"])
-            if was_active:
-                _notify_active_model_changed(version.kind)
-    return version
-
-
-def rollback_model_version(kind: str) -> ModelVersion:
-    """Re-activate the version that was active before the current one.
-
-    The target is the retired version of ``kind`` promoted most recently before
-    the current active one (or most recently at all when none is active). The
-    current active version is retired. ``promoted_at`` of the target is left
-    as it was, so that rolling back again walks further back through the
-    promotion history instead of toggling between two versions.
-
-    Args:
-        kind: Model kind, e.g. ``"ranker"``.
-
-    Returns:
-        The re-activated version.
-
-    Raises:
-        ValueError: No earlier promoted version of this kind exists.
-    """
-    with transaction.atomic():
-        versions = _lock_kind(kind)
-        current = next((v for v in versions if v.status == ModelVersionStatus.ACTIVE), None)
-        candidates = [
-            v
-            for v in versions
-            if v.status == ModelVersionStatus.RETIRED
-            and v.promoted_at is not None
-            and (
-                current is None
-                or current.promoted_at is None
-                or v.promoted_at < current.promoted_at
-            )
-        ]
-        if not candidates:
-            raise ValueError(
-                _("No earlier promoted version of “%(kind)s” to roll back to.") % {"kind": kind}
-            )
-        target = max(candidates, key=lambda v: v.promoted_at)
-        if current is not None:
-            current.status = ModelVersionStatus.RETIRED
-            current.save(update_fields=["status"])
-        target.status = ModelVersionStatus.ACTIVE
-        target.save(update_fields=["status"])
-        _notify_active_model_changed(kind)
-    return target

@@ -1,8 +1,12 @@
 """The app's entry points. Views, tasks, admin actions and management commands
-call these functions and nothing below them.
+call these functions and nothing below them (most are re-exported from the
+module that implements them).
 
 Contracts:
-* Nothing here waits on a GPU or a model.
+* Importing this module imports no model code (torch, :mod:`suggestions.ml`).
+  Nothing here waits on a GPU or a model, except the worker entry points that
+  say so (:func:`train_understanding`, :func:`understand_pending`,
+  :func:`reunderstand`), which load model code when they run.
 * Request-path functions (:func:`suggest`, :func:`search`) never raise because
   the recall backend or the cache is down: they answer from what they can and
   set ``degraded=True``.
@@ -45,13 +49,19 @@ from .indexing import (  # noqa: F401
     rebuild_index,
     remove_products,
 )
+
+# The learning loop: training, registering, promoting, retiring and rolling back model
+# versions (see suggestions/learning.py; training imports torch only when it runs).
+from .learning import promote, retire, rollback, train_understanding  # noqa: F401
 from .mining import BuildReport, merge_candidates, mine_catalog, mine_history, store_candidates
 from .models import QueryDailyStat, SearchOrigin, Suggestion, SuggestionSource, SuggestionStatus
 
 # Moderation of suggestions and blocked terms (see suggestions/moderation.py).
 from .moderation import (  # noqa: F401
     block_suggestions,
+    notify_suggestions_changed,
     pin_suggestions,
+    save_suggestion,
     set_suggestion_status,
     unpin_suggestions,
 )
@@ -68,8 +78,9 @@ from .serving import (  # noqa: F401
 )
 from .text import normalize_query
 
-# Query understanding (see suggestions/understanding.py): never loads a model here.
-from .understanding import save_label, understand  # noqa: F401
+# Query understanding (see suggestions/understanding.py): understand() never loads a model;
+# the workers' understand_pending() and reunderstand() run the active one.
+from .understanding import reunderstand, save_label, understand, understand_pending  # noqa: F401
 
 logger = logging.getLogger(__name__)
 
@@ -277,10 +288,12 @@ def add_manual_suggestion(text: str, *, weight: float = 1.0, pinned_prefix: str 
 
 
 __all__ = [
-    "BuildReport", "HistoryEntry", "ImportReport", "ImportedSearch", "ProductResult", "RecallUnavailable",
-    "SearchFilters", "SearchPage", "SuggestResult", "SuggestionItem", "TrendingItem",
-    "Entity", "Understanding", "add_manual_suggestion", "apply_understanding", "save_label", "understand", "block_suggestions", "build_suggestions", "enqueue_product_change",
-    "erase_history", "garbage_collect", "import_search_history", "index_products", "invalidate_cache",
-    "list_history", "pin_suggestions", "publish_suggestions", "rebuild_index", "record_events",
-    "remove_products", "search", "set_suggestion_status", "suggest", "trending", "unpin_suggestions",
+    "BuildReport", "Entity", "HistoryEntry", "ImportReport", "ImportedSearch", "ProductResult",
+    "RecallUnavailable", "SearchFilters", "SearchPage", "SuggestResult", "SuggestionItem", "TrendingItem",
+    "Understanding", "add_manual_suggestion", "apply_understanding", "block_suggestions", "build_suggestions",
+    "enqueue_product_change", "erase_history", "garbage_collect", "import_search_history", "index_products",
+    "invalidate_cache", "list_history", "notify_suggestions_changed", "pin_suggestions", "promote",
+    "publish_suggestions", "rebuild_index", "record_events", "remove_products", "retire", "reunderstand",
+    "rollback", "save_label", "save_suggestion", "search", "set_suggestion_status", "suggest",
+    "train_understanding", "trending", "understand", "understand_pending", "unpin_suggestions",
 ]

@@ -80,14 +80,14 @@ def rebuild_index(alias: str = "default") -> str:
 @shared_task(name="suggestions.ml.understand_pending", **LIMITS)
 def understand_pending() -> int:
     """Understand the queries of new search events, in batches, with the active model."""
-    from . import understanding
+    from . import services
 
-    return understanding.understand_pending()
+    return services.understand_pending()
 
 
 @shared_task(name="suggestions.ml.reunderstand", **LIMITS)
 def reunderstand() -> int:
     """Re-run every stored understanding after the active model changed."""
-    from . import understanding
+    from . import services
 
-    return understanding.reunderstand()
+    return services.reunderstand()

@@ -9,7 +9,7 @@ Contracts:
   to it (``Understanding.query``).
 * Workers (tasks ``suggestions.ml.*``) call :func:`understand_pending` and
   :func:`reunderstand`, which run the active model in batches
-  (:mod:`suggestions.nlp.registry` imports torch: only workers reach it). Without
+  (:mod:`suggestions.ml.understanding.registry` imports torch: only workers reach it). Without
   an active model, or without the ``[ml]`` extra, they store the rules' answer.
 * A merchandiser's label (:class:`QueryLabel`) overrides every prediction for
   its query, on the request path at once and in later worker runs.
@@ -142,7 +142,7 @@ def save_label(*, query: str, intent: str, entities: list[dict], source: str, us
 
 def _active_model():
     try:
-        from .nlp.registry import active_model
+        from .ml.understanding.registry import active_model
     except ImportError:  # the [ml] extra is not installed
         return None
     return active_model()

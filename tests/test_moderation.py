@@ -1,4 +1,4 @@
-"""Tests of suggestions.moderation: statuses, blocking, pinning, model versions, signals."""
+"""Tests of suggestions.moderation: statuses, blocking, pinning, signals."""
 
 from __future__ import annotations
 
@@ -9,14 +9,8 @@ import pytest
 from django.utils import timezone
 
 from suggestions import moderation, signals
-from suggestions.models import (
-    BlockedTerm,
-    ModelVersion,
-    ModelVersionStatus,
-    Suggestion,
-    SuggestionStatus,
-)
-from tests.factories_suggestions import BlockedTermFactory, ModelVersionFactory, SuggestionFactory
+from suggestions.models import BlockedTerm, Suggestion, SuggestionStatus
+from tests.factories_suggestions import BlockedTermFactory, SuggestionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -250,86 +244,3 @@ def test_failed_pin_sends_no_signal(changed_signals, django_capture_on_commit_ca
             moderation.pin_suggestions(Suggestion.objects.all(), "ad")
     assert callbacks == []
     assert changed_signals == []
-
-
-# --- model versions ---------------------------------------------------------------
-
-
-def _active(kind: str) -> list[str]:
-    return list(
-        ModelVersion.objects.filter(kind=kind, status=ModelVersionStatus.ACTIVE).values_list(
-            "version", flat=True
-        )
-    )
-
-
-def test_promote_keeps_exactly_one_active_per_kind():
-    v1 = ModelVersionFactory(kind="ranker", version="v1")
-    v2 = ModelVersionFactory(kind="ranker", version="v2")
-    other = ModelVersionFactory(kind="embedder", version="e1")
-    moderation.promote_model_version(other)
-
-    moderation.promote_model_version(v1)
-    assert _active("ranker") == ["v1"]
-    promoted = moderation.promote_model_version(v2)
-
-    assert promoted.status == ModelVersionStatus.ACTIVE
-    assert promoted.promoted_at is not None
-    assert _active("ranker") == ["v2"]
-    v1.refresh_from_db()
-    assert v1.status == ModelVersionStatus.RETIRED
-    # Other kinds are not touched.
-    assert _active("embedder") == ["e1"]
-
-
-def test_promote_active_version_is_a_no_op():
-    v1 = moderation.promote_model_version(ModelVersionFactory(version="v1"))
-    first = v1.promoted_at
-    again = moderation.promote_model_version(v1)
-    assert again.promoted_at == first
-    assert _active("ranker") == ["v1"]
-
-
-def test_rollback_reactivates_previous_and_walks_back():
-    t0 = timezone.now()
-    v1 = moderation.promote_model_version(ModelVersionFactory(version="v1"))
-    v2 = moderation.promote_model_version(ModelVersionFactory(version="v2"))
-    v3 = moderation.promote_model_version(ModelVersionFactory(version="v3"))
-    # Distinct promotion times even on coarse clocks.
-    for i, v in enumerate([v1, v2, v3]):
-        ModelVersion.objects.filter(pk=v.pk).update(promoted_at=t0 + datetime.timedelta(minutes=i))
-
-    assert moderation.rollback_model_version("ranker").version == "v2"
-    assert _active("ranker") == ["v2"]
-    assert ModelVersion.objects.get(pk=v3.pk).status == ModelVersionStatus.RETIRED
-
-    # A second rollback goes further back instead of returning to v3.
-    assert moderation.rollback_model_version("ranker").version == "v1"
-    assert _active("ranker") == ["v1"]
-
-    with pytest.raises(ValueError, match="No earlier promoted version"):
-        moderation.rollback_model_version("ranker")
-    assert _active("ranker") == ["v1"]
-
-
-def test_rollback_ignores_never_promoted_candidates():
-    moderation.promote_model_version(ModelVersionFactory(version="v1"))
-    ModelVersionFactory(version="v2", status="retired")  # retired without ever being active
-    with pytest.raises(ValueError):
-        moderation.rollback_model_version("ranker")
-    assert _active("ranker") == ["v1"]
-
-
-def test_rollback_without_active_version_reactivates_latest_retired():
-    v1 = moderation.promote_model_version(ModelVersionFactory(version="v1"))
-    moderation.retire_model_version(v1)
-    assert _active("ranker") == []
-    assert moderation.rollback_model_version("ranker").version == "v1"
-    assert _active("ranker") == ["v1"]
-
-
-def test_retire_model_version():
-    v1 = moderation.promote_model_version(ModelVersionFactory(version="v1"))
-    retired = moderation.retire_model_version(v1)
-    assert retired.status == ModelVersionStatus.RETIRED
-    assert ModelVersion.objects.get(pk=v1.pk).status == ModelVersionStatus.RETIRED

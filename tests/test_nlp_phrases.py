@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from suggestions.nlp.phrases import PhraseMemory, fold_of, jackknife_tags
+from suggestions.ml.understanding.phrases import PhraseMemory, fold_of, jackknife_tags
 
 
 def _example(words: str, tags: str) -> tuple[list[str], list[str]]:

@@ -428,7 +428,8 @@ def test_cheap_path_imports_no_torch() -> None:
     code = (
         "import sys\n"
         "import suggestions.nlp.rules, suggestions.nlp.gazetteer, suggestions.nlp.segment\n"
-        "import suggestions.nlp.dictionary, suggestions.nlp.language\n"
+        "import suggestions.nlp.language, suggestions.ml, suggestions.ml.understanding.dictionary\n"
+        "import suggestions.ml.understanding.phrases, suggestions.ml.understanding.dataset\n"
         "assert 'jieba' not in sys.modules, 'jieba must load lazily'\n"
         "from suggestions.nlp.segment import tokenize\n"
         "from suggestions.nlp.gazetteer import Gazetteer\n"

@@ -12,7 +12,6 @@ from suggestions.models import (
     QueryUnderstanding,
     SearchEvent,
 )
-from suggestions.moderation import promote_model_version
 from suggestions.recall import SearchFilters
 
 pytestmark = pytest.mark.django_db
@@ -110,14 +109,15 @@ def test_promoting_an_understanding_model_reruns_stored_understandings(gazetteer
     services.search("hp toner")
     understanding.understand_pending()
     calls = []
-    monkeypatch.setattr(understanding, "reunderstand", lambda **kw: calls.append(1) or 0)
+    # The task calls the services entry point.
+    monkeypatch.setattr(services, "reunderstand", lambda **kw: calls.append(1) or 0)
     version = ModelVersion.objects.create(kind="understanding", version="v1", artefact_uri="x")
     with django_capture_on_commit_callbacks(execute=True):
-        promote_model_version(version)
+        services.promote(version)
     assert calls == [1]
     other = ModelVersion.objects.create(kind="ranker", version="r1", artefact_uri="y")
     with django_capture_on_commit_callbacks(execute=True):
-        promote_model_version(other)
+        services.promote(other)
     assert calls == [1]  # other kinds do not trigger it
 
 

@@ -10,12 +10,12 @@ What is measured (see ``README.md`` beside this file for results and method):
    mapped onto the app's labels (bijections, so the figures are the
    datasets' own):
 
-   * the dictionary tagger (:class:`suggestions.nlp.dictionary.DictionaryTagger`)
+   * the dictionary tagger (:class:`suggestions.ml.understanding.dictionary.DictionaryTagger`)
      fitted on the same train split, on the datasets' own tokens;
    * each fine-tuned variant of :mod:`bench.understanding.variants`, trained
      by the product's training code on the train splits only (never dev),
      through the production path (:meth:`UnderstandingModel.predict_words`
-     on :func:`~suggestions.nlp.model.model_words` words, BIO-constrained
+     on :func:`~suggestions.ml.understanding.words.model_words` words, BIO-constrained
      decoding, character spans compared with the gold character spans);
    * ensembles of trained variants (probabilities averaged per word).
 
@@ -108,7 +108,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def dictionary_baseline(data_dir: Path) -> dict[str, Any]:
     """DictionaryTagger fitted on each train split, F1 on its dev split."""
-    from suggestions.nlp.dictionary import DictionaryTagger, micro_f1, read_jie2019, read_queryner
+    from suggestions.ml.understanding.corpora import read_jie2019, read_queryner
+    from suggestions.ml.understanding.dictionary import DictionaryTagger
+    from suggestions.ml.understanding.metrics import micro_f1
     from suggestions.nlp.labels import JIE2019_TO_LABEL, QUERYNER_TO_LABEL
 
     out = {}
@@ -145,11 +147,13 @@ def _run(args: argparse.Namespace, data_dir: Path, sample_path: Path, watch: Sto
 
     from bench.understanding.variants import ENSEMBLES, VARIANTS, add_missing_prior, train_variant
     from suggestions.conf import app_settings
+    from suggestions.ml.understanding.corpora import jie2019_examples, queryner_examples
+    from suggestions.ml.understanding.model import EnsembleModel, UnderstandingModel
+    from suggestions.ml.understanding.training import evaluate
+    from suggestions.ml.understanding.words import model_words
     from suggestions.nlp.gazetteer import Gazetteer
     from suggestions.nlp.labels import DEFAULT_ENTITY_LABELS, DEFAULT_INTENTS
-    from suggestions.nlp.model import EnsembleModel, UnderstandingModel, model_words
     from suggestions.nlp.rules import understand_with_rules
-    from suggestions.nlp.training import evaluate, load_jie2019, load_queryner
 
     models_dir = args.models_dir or Path(app_settings.ENCODER_CACHE_DIR) / "bench-understanding"
     names = [n.strip() for n in args.variants.split(",") if n.strip()]
@@ -160,8 +164,8 @@ def _run(args: argparse.Namespace, data_dir: Path, sample_path: Path, watch: Sto
     with watch.phase("dictionary"):
         baseline = dictionary_baseline(data_dir)
 
-    dev = {"queryner": load_queryner(data_dir / "queryner/dev.jsonl", DEFAULT_ENTITY_LABELS),
-           "jie2019": load_jie2019(data_dir / "zh/ecom_ner_jie2019/dev.txt", DEFAULT_ENTITY_LABELS)}
+    dev = {"queryner": queryner_examples(data_dir / "queryner/dev.jsonl", DEFAULT_ENTITY_LABELS),
+           "jie2019": jie2019_examples(data_dir / "zh/ecom_ner_jie2019/dev.txt", DEFAULT_ENTITY_LABELS)}
     for examples in dev.values():
         for ex in examples:
             ex.words = model_words(ex.text)

@@ -20,7 +20,7 @@ gold standard:
    intents the public data lacks (customer service, navigation, questions,
    deals) plus brand, category and product searches in Chinese. They were
    written separately from the training templates of
-   :func:`suggestions.nlp.training.template_examples`, with other wordings,
+   :func:`suggestions.ml.understanding.weak_labels.template_examples`, with other wordings,
    but by the same author: expect the model's accuracy on them to be
    optimistic.
 """

@@ -1,7 +1,8 @@
 """The fine-tuned model variants of the understanding benchmark, and how they are trained.
 
 Each variant is trained by the product's own code
-(:func:`suggestions.nlp.training.assemble` and :func:`~suggestions.nlp.training.fit`)
+(:func:`suggestions.ml.understanding.dataset.assemble` and
+:func:`~suggestions.ml.understanding.training.fit`)
 on the public *train* splits only (never dev), with no held-out split (the
 dev files are the test sets here), and saved under the models folder. The
 settings are the best of the exploration reported in ``README.md`` that fit
@@ -26,7 +27,7 @@ class Variant:
         name: Folder and table name.
         base: Encoder spec (``en``, ``multilingual``, folder or hub name).
         sources: Training data sources.
-        params: :class:`~suggestions.nlp.training.TrainParams` overrides.
+        params: :class:`~suggestions.ml.understanding.training.TrainParams` overrides.
         max_train: Cap on the training examples of each source (CPU bound).
         description: One line for the tables.
     """
@@ -70,9 +71,9 @@ ENSEMBLES: dict[str, tuple[str, ...]] = {
 
 def _training_data(variant: Variant, params: Any, data_dir: Path, log: Any) -> Any:
     """The variant's training examples (public train splits only, no held-out split)."""
+    from suggestions.ml.understanding.dataset import assemble
     from suggestions.nlp.gazetteer import Gazetteer
     from suggestions.nlp.labels import DEFAULT_ENTITY_LABELS, DEFAULT_INTENTS
-    from suggestions.nlp.training import assemble
 
     return assemble(variant.sources, entity_labels=DEFAULT_ENTITY_LABELS, intents=DEFAULT_INTENTS,
                     data_dir=data_dir, max_train=variant.max_train, seed=params.seed,
@@ -82,10 +83,10 @@ def _training_data(variant: Variant, params: Any, data_dir: Path, log: Any) -> A
 def train_variant(variant: Variant, folder: Path, *, data_dir: Path, device: str | None,
                   progress: bool = True, log: Any = print) -> dict[str, Any]:
     """Train ``variant`` and save it into ``folder``; returns the timing report."""
-    from suggestions.nlp.encoders import resolve_encoder
+    from suggestions.ml.encoders import resolve_encoder
+    from suggestions.ml.understanding.model import UnderstandingModel
+    from suggestions.ml.understanding.training import TrainParams, fit
     from suggestions.nlp.labels import DEFAULT_ENTITY_LABELS, DEFAULT_INTENTS
-    from suggestions.nlp.model import UnderstandingModel
-    from suggestions.nlp.training import TrainParams, fit
 
     params = TrainParams(**{**variant.params, "device": device})
     started = time.perf_counter()
@@ -107,9 +108,9 @@ def train_variant(variant: Variant, folder: Path, *, data_dir: Path, device: str
 
 def add_missing_prior(variant: Variant, folder: Path, model: Any, *, data_dir: Path, log: Any = print) -> bool:
     """Give a variant trained before decoding used a transition prior (of the
-    current :data:`~suggestions.nlp.model.PRIOR_SCOPE`) its prior.
+    current :data:`~suggestions.ml.understanding.model.PRIOR_SCOPE`) its prior.
 
-    The prior (:func:`suggestions.nlp.model.transition_prior`) is counted from
+    The prior (:func:`suggestions.ml.understanding.model.transition_prior`) is counted from
     the training data, not learnt: computing it from the variant's training
     examples, assembled exactly as :func:`train_variant` assembles them, gives
     what training would have stored; the weights are untouched. It is written
@@ -118,14 +119,10 @@ def add_missing_prior(variant: Variant, folder: Path, model: Any, *, data_dir: P
     Returns:
         Whether a prior was added.
     """
-    from suggestions.nlp.model import (
-        META_FILE,
-        PRIOR_SCOPE,
-        has_han,
-        spans_to_word_tags,
-        transition_prior,
-    )
-    from suggestions.nlp.training import TrainParams
+    from suggestions.ml.understanding.bio import spans_to_word_tags
+    from suggestions.ml.understanding.model import META_FILE, PRIOR_SCOPE, transition_prior
+    from suggestions.ml.understanding.training import TrainParams
+    from suggestions.ml.understanding.words import has_han
 
     if model.meta.get("transition_prior") and model.meta.get("transition_prior_scope") == PRIOR_SCOPE:
         return False

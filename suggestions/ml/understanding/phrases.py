@@ -3,7 +3,7 @@
 A fine-tuned encoder learns frequent brands and product types, but in a few
 epochs it half-forgets the phrases it saw once or twice, and it knows nothing
 of the catalog's brands that no training query mentions. The phrase memory is
-the dictionary tagger of :mod:`suggestions.nlp.dictionary` fitted on the
+the dictionary tagger of :mod:`suggestions.ml.understanding.dictionary` fitted on the
 training examples (public data, the catalog's distant examples, merchandisers'
 corrections): its BIO tag for each word is embedded and added to the word's
 sub-token embeddings, so the encoder reads "this phrase was labelled *brand*

@@ -14,17 +14,15 @@ behind the choice): an encoder (MiniLM, multilingual-e5-small, or any
   hidden states.
 
 Optionally (``phrase_features``) the encoder also reads, for every sub-token,
-an embedding of the BIO tag the phrase memory (:mod:`suggestions.nlp.phrases`:
+an embedding of the BIO tag the phrase memory (:mod:`suggestions.ml.understanding.phrases`:
 the phrases the training data labels, fitted at training time and saved with
 the model as ``phrases.json``) gives its word.
 
-Words (what gets a tag) come from :func:`model_words`: the words of
-:func:`suggestions.nlp.segment.tokenize`, except that in text containing Han
-characters every Han character is a word and Latin/digit tokens are split
-into letter runs, digit runs and single symbols. Chinese NER data (Jie et al.
-2019) is labelled per character, and its entities often start inside such
-tokens ("epson2180"); with this segmentation 99.7% of its gold spans stay
-reachable.
+Words (what gets a tag) come from
+:func:`~suggestions.ml.understanding.words.model_words` (Han text: one word per
+character); BIO tags are decoded into spans by
+:func:`~suggestions.ml.understanding.bio.decode_bio` after a BIO-constrained
+Viterbi pass over the per-word probabilities (:func:`viterbi_bio`).
 
 Contracts:
 
@@ -45,7 +43,6 @@ import json
 import logging
 import math
 import os
-import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,9 +51,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from .language import detect_language, is_han
-from .segment import Token, tokenize
-from .types import Entity, Understanding
+from ...nlp.language import detect_language
+from ...nlp.segment import Token, tokenize
+from ...nlp.types import Entity, Understanding
+from .bio import bio_tags, decode_bio
+from .words import has_han, model_words
 
 logger = logging.getLogger(__name__)
 
@@ -67,63 +66,6 @@ FORMAT_VERSION = 1
 
 #: Label of sub-tokens and padding that take no part in the loss.
 IGNORE_INDEX = -100
-
-_FINE_RE = re.compile(r"[^\W\d_]+|\d+|\S")
-
-
-def model_words(text: str) -> list[Token]:
-    """The words the model tags, with character offsets into ``text``.
-
-    Args:
-        text: A query or title as given.
-
-    Returns:
-        Tokens in order (see the module docstring for the segmentation).
-    """
-    tokens = tokenize(text)
-    if not any(is_han(ch) for ch in text):
-        return tokens
-    words: list[Token] = []
-    for tok in tokens:
-        if any(is_han(ch) for ch in tok.text):
-            words.extend(Token(ch, tok.start + i, tok.start + i + 1) for i, ch in enumerate(tok.text)
-                         if not ch.isspace())
-        else:
-            words.extend(Token(m.group(), tok.start + m.start(), tok.start + m.end())
-                         for m in _FINE_RE.finditer(tok.text))
-    return words
-
-
-def bio_tags(labels: Sequence[str]) -> list[str]:
-    """The tag set of a label set: ``O`` then ``B-x``/``I-x`` per label."""
-    tags = ["O"]
-    for label in labels:
-        tags += [f"B-{label}", f"I-{label}"]
-    return tags
-
-
-def decode_bio(tags: Sequence[str]) -> list[tuple[str, int, int]]:
-    """Spans ``(label, first word, last word + 1)`` of a BIO sequence.
-
-    Lenient like seqeval's default mode: an ``I-x`` that does not continue an
-    ``x`` span starts one.
-    """
-    spans: list[tuple[str, int, int]] = []
-    current: list[Any] | None = None
-    for i, tag in enumerate(tags):
-        if tag.startswith("B-") or (tag.startswith("I-") and (current is None or current[0] != tag[2:])):
-            if current:
-                spans.append(tuple(current))  # type: ignore[arg-type]
-            current = [tag[2:], i, i + 1]
-        elif tag.startswith("I-"):
-            current[2] = i + 1  # type: ignore[index]
-        else:
-            if current:
-                spans.append(tuple(current))  # type: ignore[arg-type]
-            current = None
-    if current:
-        spans.append(tuple(current))  # type: ignore[arg-type]
-    return spans
 
 
 def bio_transitions(tags: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -220,11 +162,6 @@ def transition_prior(tag_sequences: Iterable[Sequence[str]], tags: Sequence[str]
 PRIOR_SCOPE = "text without Han characters"
 
 
-def has_han(words: Sequence[Token]) -> bool:
-    """Whether any word starts with a Han character (Han text is one word per character)."""
-    return any(w.text and is_han(w.text[0]) for w in words)
-
-
 def transition_prior_matrix(prior: dict[str, float] | None, tags: Sequence[str]) -> torch.Tensor | None:
     """The ``[from, to]`` matrix of a :func:`transition_prior` (None when there is none)."""
     if not prior:
@@ -236,28 +173,6 @@ def transition_prior_matrix(prior: dict[str, float] | None, tags: Sequence[str])
         if frm in index and to in index:
             matrix[index[frm], index[to]] = float(value)
     return matrix
-
-
-def spans_to_word_tags(words: Sequence[Token], spans: Iterable[tuple[str, int, int]],
-                       labels: Iterable[str]) -> list[str]:
-    """Project character spans ``(label, start, end)`` onto words as BIO tags.
-
-    A word gets ``B-x`` when a span starts at it and ``I-x`` when it lies
-    inside one; spans of labels not in ``labels`` are dropped. Spans that
-    start inside a word cannot be represented and are dropped too.
-    """
-    known = set(labels)
-    tags = ["O"] * len(words)
-    for label, start, end in sorted(spans, key=lambda s: (s[1], -s[2])):
-        if label not in known:
-            continue
-        inside = [i for i, w in enumerate(words) if w.start >= start and w.end <= end]
-        if not inside or words[inside[0]].start != start or any(tags[i] != "O" for i in inside):
-            continue
-        tags[inside[0]] = f"B-{label}"
-        for i in inside[1:]:
-            tags[i] = f"I-{label}"
-    return tags
 
 
 def pick_device(device: str | None = None) -> torch.device:
@@ -278,7 +193,7 @@ class UnderstandingNetwork(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.tag_head = nn.Linear(hidden, n_tags)
         self.intent_head = nn.Linear(hidden, n_intents)
-        # Phrase-memory features (see suggestions.nlp.phrases): one embedding per
+        # Phrase-memory features (see suggestions.ml.understanding.phrases): one embedding per
         # BIO tag, added to the sub-token embeddings. Zero-initialised, so training
         # starts from the pretrained encoder's exact behaviour.
         self.feature_embeddings: nn.Embedding | None = None
@@ -510,7 +425,7 @@ class _Predictor:
         intent, confidence = self.intents[intent_i], float(intent_probs[intent_i])
         tokens = tokenize(query)
         if self.keyword_intents:
-            from .rules import keyword_intent
+            from ...nlp.rules import keyword_intent
 
             settled = keyword_intent(query, entities, tokens=tokens)
             if settled is not None and settled[0] in self.intents:
@@ -591,14 +506,14 @@ class UnderstandingModel(_Predictor):
 
         Args:
             base: A folder or hub name ``AutoModel``/``AutoTokenizer`` load
-                (resolve specs with :func:`suggestions.nlp.encoders.resolve_encoder`).
+                (resolve specs with :func:`suggestions.ml.encoders.resolve_encoder`).
             entity_labels: Entity labels to tag.
             intents: Intents to classify.
             device: ``cpu``/``cuda``; default: CUDA when available.
             max_length: Sub-tokens per query, special tokens included.
             dropout: Dropout before the heads.
             phrase_features: Give the network phrase-memory inputs
-                (:mod:`suggestions.nlp.phrases`); training fits the memory.
+                (:mod:`suggestions.ml.understanding.phrases`); training fits the memory.
             meta: Extra metadata to store.
         """
         from transformers import AutoModel, AutoTokenizer
@@ -852,7 +767,7 @@ class EnsembleModel(_Predictor):
 
 def _configured_batch_size() -> int:
     try:
-        from ..conf import app_settings
+        from ...conf import app_settings
 
         return app_settings.UNDERSTANDING_BATCH_SIZE
     except Exception:  # noqa: BLE001 - Django not configured (scripts): the default

