@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -186,9 +186,29 @@ def read_jie2019(path: str | os.PathLike[str], label_map: Mapping[str, str] | No
 # -- as training examples --------------------------------------------------------------------
 
 
-def _shop_mapping(corpus_to_label: Mapping[str, str], labels: Sequence[str]) -> dict[str, str]:
+def _as_examples(rows: list[TaggedTokens], corpus_to_label: Mapping[str, str], labels: Sequence[str],
+                 source: str, layout: Callable[[list[str]], tuple[str, list[tuple[int, int]]]]) -> list[Example]:
+    """Rows as examples over the shop's labels; ``layout`` gives a row's text and token offsets."""
     known = set(labels)
-    return {k: v for k, v in corpus_to_label.items() if v in known}
+    mapping = {k: v for k, v in corpus_to_label.items() if v in known}
+    out = []
+    for tokens, tags in rows:
+        text, offsets = layout(tokens)
+        out.append(Example(text=text, spans=decode_bio(tags, offsets, mapping), source=source))
+    return out
+
+
+def _spaced(tokens: list[str]) -> tuple[str, list[tuple[int, int]]]:
+    offsets, pos = [], 0
+    for tok in tokens:
+        offsets.append((pos, pos + len(tok)))
+        pos += len(tok) + 1
+    return " ".join(tokens), offsets
+
+
+def _per_character(chars: list[str]) -> tuple[str, list[tuple[int, int]]]:
+    text = "".join(" " if char.isspace() else char[:1] for char in chars)
+    return text, [(i, i + 1) for i in range(len(chars))]
 
 
 def queryner_examples(path: str | os.PathLike[str], labels: Sequence[str]) -> list[Example]:
@@ -198,15 +218,7 @@ def queryner_examples(path: str | os.PathLike[str], labels: Sequence[str]) -> li
         path: ``train.jsonl`` or ``dev.jsonl``.
         labels: The shop's entity labels (others are dropped).
     """
-    mapping = _shop_mapping(QUERYNER_TO_LABEL, labels)
-    out = []
-    for tokens, tags in read_queryner(path):
-        offsets, pos = [], 0
-        for tok in tokens:
-            offsets.append((pos, pos + len(tok)))
-            pos += len(tok) + 1
-        out.append(Example(text=" ".join(tokens), spans=decode_bio(tags, offsets, mapping), source="queryner"))
-    return out
+    return _as_examples(read_queryner(path), QUERYNER_TO_LABEL, labels, "queryner", _spaced)
 
 
 def jie2019_examples(path: str | os.PathLike[str], labels: Sequence[str]) -> list[Example]:
@@ -216,10 +228,4 @@ def jie2019_examples(path: str | os.PathLike[str], labels: Sequence[str]) -> lis
         path: ``train.txt`` or ``dev.txt``.
         labels: The shop's entity labels (others are dropped).
     """
-    mapping = _shop_mapping(JIE2019_TO_LABEL, labels)
-    out = []
-    for chars, tags in read_jie2019(path):
-        text = "".join(" " if char.isspace() else char[:1] for char in chars)
-        offsets = [(i, i + 1) for i in range(len(chars))]
-        out.append(Example(text=text, spans=decode_bio(tags, offsets, mapping), source="jie2019"))
-    return out
+    return _as_examples(read_jie2019(path), JIE2019_TO_LABEL, labels, "jie2019", _per_character)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from .bio import Span, seqeval_chunks
 
@@ -25,6 +26,16 @@ def _prf(tp: int, n_pred: int, n_gold: int) -> dict[str, float]:
     return {"precision": precision, "recall": recall, "f1": f1}
 
 
+def _counts(gold: Iterable[set[Any]], pred: Iterable[set[Any]]) -> tuple[int, int, int]:
+    """``(true positives, predicted, gold)`` over aligned documents' span sets."""
+    tp = n_pred = n_gold = 0
+    for g, p in zip(gold, pred, strict=True):
+        tp += len(g & p)
+        n_pred += len(p)
+        n_gold += len(g)
+    return tp, n_pred, n_gold
+
+
 def span_f1(gold: Sequence[Iterable[Span]], pred: Sequence[Iterable[Span]]) -> dict[str, float]:
     """Micro precision/recall/F1 over exact ``(label, start, end)`` spans, per document.
 
@@ -32,12 +43,7 @@ def span_f1(gold: Sequence[Iterable[Span]], pred: Sequence[Iterable[Span]]) -> d
         ``{"precision", "recall", "f1"}`` rounded to 4 places, ``"gold"`` and
         ``"predicted"`` span counts.
     """
-    tp = n_gold = n_pred = 0
-    for g, p in zip(gold, pred, strict=True):
-        gs, ps = set(g), set(p)
-        tp += len(gs & ps)
-        n_gold += len(gs)
-        n_pred += len(ps)
+    tp, n_pred, n_gold = _counts((set(g) for g in gold), (set(p) for p in pred))
     scores = {name: round(value, 4) for name, value in _prf(tp, n_pred, n_gold).items()}
     return {**scores, "gold": n_gold, "predicted": n_pred}
 
@@ -64,13 +70,7 @@ def micro_f1(gold_seqs: Sequence[Sequence[str]], pred_seqs: Sequence[Sequence[st
         ValueError: When the sequences are not aligned.
     """
     _check(gold_seqs, pred_seqs)
-    tp = n_pred = n_gold = 0
-    for gold, pred in zip(gold_seqs, pred_seqs, strict=True):
-        g, p = seqeval_chunks(gold), seqeval_chunks(pred)
-        tp += len(g & p)
-        n_pred += len(p)
-        n_gold += len(g)
-    return _prf(tp, n_pred, n_gold)
+    return _prf(*_counts(map(seqeval_chunks, gold_seqs), map(seqeval_chunks, pred_seqs)))
 
 
 def per_type_f1(gold_seqs: Sequence[Sequence[str]], pred_seqs: Sequence[Sequence[str]]) -> dict[str, dict[str, float]]:
