@@ -33,9 +33,10 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
-from django.db import models, transaction
+from django.db import models
 from django.db.models.signals import post_delete, post_save
 
+from . import signals
 from .adapter import get_adapter
 from .conf import app_settings
 from .recall import get_backend
@@ -94,6 +95,11 @@ def disconnect_product_signals() -> None:
 def enqueue_product_change(instance: models.Model, deleted: bool = False, using: str | None = None) -> bool:
     """Schedule an index update for one product after the transaction commits.
 
+    Announces :data:`~suggestions.signals.product_index_requested`; the app's receiver
+    (:mod:`suggestions.receivers`) sends the Celery task from ``transaction.on_commit``.
+    This module never imports the tasks: they call back into it through
+    :mod:`suggestions.services`.
+
     Args:
         instance: The saved or deleted product.
         deleted: True when the product was deleted.
@@ -106,19 +112,8 @@ def enqueue_product_change(instance: models.Model, deleted: bool = False, using:
     """
     if not app_settings.INDEX_ON_SAVE or not app_settings.ADAPTER or instance.pk is None:
         return False
-    from . import tasks  # tasks imports services, which imports this module
-
-    ids = [str(instance.pk)]
-    task = tasks.delete_products if deleted else tasks.update_products
-    using = using or instance._state.db
-
-    def send() -> None:
-        task.delay(ids)
-
-    # robust: the change is committed whatever happens here; a broker outage
-    # must not turn a successful save into an error page. The index catches
-    # up on the next save or rebuild.
-    transaction.on_commit(send, using=using, robust=True)
+    signals.product_index_requested.send(sender=enqueue_product_change, ids=[str(instance.pk)],
+                                         deleted=deleted, using=using or instance._state.db)
     return True
 
 

@@ -1,6 +1,12 @@
 """Signal receivers: record what the request path announced, publish changed
 suggestions, follow product changes. Connected once in
-:meth:`SuggestionsConfig.ready`, each with a ``dispatch_uid``."""
+:meth:`SuggestionsConfig.ready`, each with a ``dispatch_uid``.
+
+This is the one module that sends the app's Celery tasks (from
+``transaction.on_commit``, with ``.delay()`` on the task objects, so eager mode runs
+them in tests). Nothing imports it but the app config: the tasks call
+:mod:`suggestions.services`, whose modules announce signals instead of importing the
+tasks, so there is no import cycle between tasks and the code they run."""
 
 from __future__ import annotations
 
@@ -28,6 +34,26 @@ def _reunderstand_on_model_change(*, kind: str, **_: object) -> None:
         transaction.on_commit(tasks.reunderstand.delay, robust=True)
 
 
+def _understand_pending_on_commit(**_: object) -> None:
+    from . import tasks
+
+    transaction.on_commit(tasks.understand_pending.delay, robust=True)
+
+
+def _index_on_commit(*, ids: list[str], deleted: bool, using: str | None, **_: object) -> None:
+    from . import tasks
+
+    task = tasks.delete_products if deleted else tasks.update_products
+
+    def send() -> None:
+        task.delay(ids)
+
+    # robust: the change is committed whatever happens here; a broker outage
+    # must not turn a successful save into an error page. The index catches
+    # up on the next save or rebuild.
+    transaction.on_commit(send, using=using, robust=True)
+
+
 def connect() -> None:
     from . import indexing
 
@@ -39,4 +65,7 @@ def connect() -> None:
     signals.query_submitted.connect(_understand_later, dispatch_uid="shop_suggestions.understand_later")
     signals.active_model_changed.connect(_reunderstand_on_model_change,
                                          dispatch_uid="shop_suggestions.reunderstand_on_model_change")
+    signals.understanding_requested.connect(_understand_pending_on_commit,
+                                            dispatch_uid="shop_suggestions.understand_pending_on_commit")
+    signals.product_index_requested.connect(_index_on_commit, dispatch_uid="shop_suggestions.index_on_commit")
     indexing.connect_product_signals()

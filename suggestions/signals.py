@@ -37,3 +37,14 @@ active_model_changed = Signal()
 #: A merchandiser confirmed or corrected a query's intent/entities. kwargs: ``label``
 #: (the QueryLabel).
 query_labelled = Signal()
+
+#: A product of the host's catalog was saved or deleted, so its index entry must follow
+#: (the app's receiver sends the indexing task once the transaction commits). kwargs:
+#: ``ids`` (list of text ids), ``deleted`` (bool), ``using`` (database alias of the
+#: transaction).
+product_index_requested = Signal()
+
+#: Queries wait for the workers to understand them (the app's receiver sends the
+#: ``suggestions.ml.understand_pending`` task once the transaction commits; at most one
+#: request every 2 seconds). kwargs: none.
+understanding_requested = Signal()

@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from django.core.cache import caches
 from django.db import transaction
 
+from . import signals
 from .conf import app_settings
 from .models import QueryLabel, QueryUnderstanding, SearchEvent
 from .nlp.types import Entity, Understanding
@@ -86,15 +87,18 @@ def understand(query: str, *, schedule: bool = True) -> Understanding:
 
 
 def schedule_understanding() -> None:
-    """Ask the workers to understand pending queries (at most once per 2 s)."""
+    """Ask the workers to understand pending queries (at most once per 2 s).
+
+    Announces :data:`~suggestions.signals.understanding_requested`; the app's receiver
+    sends the task once the transaction commits (this module never imports the tasks,
+    which call back into it).
+    """
     try:
         first = _cache().add(_DRAIN_LOCK_KEY, 1, timeout=2)
     except Exception:  # noqa: BLE001 - without a cache, schedule every time
         first = True
     if first:
-        from . import tasks
-
-        transaction.on_commit(tasks.understand_pending.delay, robust=True)
+        signals.understanding_requested.send(sender=schedule_understanding)
 
 
 # -- labels ---------------------------------------------------------------------------
@@ -131,8 +135,6 @@ def save_label(*, query: str, intent: str, entities: list[dict], source: str, us
     with transaction.atomic():
         label.save()
         store_understandings([label_to_understanding(label)])
-    from . import signals
-
     signals.query_labelled.send(sender=QueryLabel, label=label)
     return label
 

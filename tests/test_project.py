@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -44,8 +46,28 @@ def test_checks_report_bad_configuration(settings):
 def test_web_process_does_not_import_heavy_ml_modules():
     code = (
         "import os, sys, django; os.environ['DJANGO_SETTINGS_MODULE']='shop_search.settings'; django.setup();"
-        "import shop_search.urls, suggestions.services, suggestions.api.views;"
-        "heavy=[m for m in ('torch','transformers','elasticsearch') if m in sys.modules]; print(','.join(heavy))"
+        "import shop_search.urls, suggestions.services, suggestions.api.views, suggestions.admin;"
+        "heavy=[m for m in ('torch','transformers','elasticsearch') if m in sys.modules];"
+        # The worker-only model code, even its pure-Python parts, stays out of web processes.
+        "heavy+=sorted(m for m in sys.modules if m.startswith('suggestions.ml.'));"
+        "print(','.join(heavy))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_only_the_receivers_import_the_tasks():
+    """The tasks call services; the modules behind services announce signals instead of
+    importing the tasks (suggestions/receivers.py sends them), so there is no import cycle."""
+    app = Path(__file__).resolve().parents[1] / "suggestions"
+    importers = []
+    for path in sorted(app.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.ImportFrom):
+                names = [f"{node.module}" if node.module else "", *(a.name for a in node.names)]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            if any(n in ("tasks", "suggestions.tasks") for n in names):
+                importers.append(path.relative_to(app).as_posix())
+    assert sorted(set(importers)) == ["receivers.py"]
