@@ -242,5 +242,42 @@ class AppSettings:
         distantly supervised examples (weight 1)."""
         return float(self._get("CORRECTION_WEIGHT", 5.0))
 
+    # -- the learning loop ------------------------------------------------------------
+
+    @property
+    def HELDOUT_DAYS(self) -> float:
+        """The newest days of history that the learning loop holds out: never
+        trained on, and where challenger and active version are compared."""
+        return float(self._get("HELDOUT_DAYS", 7))
+
+    @property
+    def PROMOTION_MARGIN(self) -> dict[str, float]:
+        """Per kind, how much better (in its gate metric) a challenger must be
+        than the active version to be promoted; the paired-bootstrap 95%
+        confidence interval of the difference must also lie above zero.
+        Kinds not listed use ``"default"``."""
+        margins = {"default": 0.002, "understanding": 0.002, "suggestion_ranker": 0.002}
+        margins.update(self._get("PROMOTION_MARGIN", {}))
+        return margins
+
+    @property
+    def BOOTSTRAP_RESAMPLES(self) -> int:
+        """Resamples of the paired bootstrap of the evaluation gate."""
+        return int(self._get("BOOTSTRAP_RESAMPLES", 1000))
+
+    @property
+    def RETRAIN_TIME_LIMIT(self) -> int:
+        """Seconds after which a running retrain is considered dead, so that
+        its lock is released for the next run."""
+        return int(self._get("RETRAIN_TIME_LIMIT", 3 * 3600))
+
+    @property
+    def RANKER_LABEL_SPLIT(self) -> str:
+        """How the suggestion ranker separates features from labels within its
+        training window: ``time`` (older searches give the features, newer ones
+        the labels: tomorrow is predicted from yesterday) or ``shoppers`` (two
+        folds of shoppers label each other; for demand that does not drift)."""
+        return str(self._get("RANKER_LABEL_SPLIT", "time"))
+
 
 app_settings = AppSettings()

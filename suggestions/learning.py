@@ -47,28 +47,32 @@ Contracts:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
 import re
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from . import signals
 from .adapter import get_adapter
 from .conf import app_settings
-from .models import ModelVersion, ModelVersionStatus
+from .models import ModelVersion, ModelVersionStatus, RetrainRun, RetrainRunStatus
 from .text import normalize_query
 
 if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
     from .ml.understanding.corpora import Example
     from .ml.understanding.dataset import TrainingData
     from .ml.understanding.training import TrainParams
@@ -588,3 +592,382 @@ def train_understanding(
     return {"version": row, "metrics": metrics, "promoted": promoted, "artefact": str(artefact),
             "seconds": round(time.perf_counter() - started, 1)}
 
+
+# -- the loop: one retrain for every kind ------------------------------------------------------
+
+
+class RetrainBusy(RuntimeError):
+    """Another retrain of the same kind is running (the lock is held)."""
+
+
+@dataclass
+class Snapshot:
+    """What one retrain trains on and evaluates on.
+
+    Attributes:
+        train: Kind-specific training data (never contains held-out items).
+        heldout: Kind-specific held-out items (the newest days for history-based kinds).
+        window: ``(start, end)`` of the training events, if time-based.
+        heldout_window: ``(start, end)`` of the held-out events, if time-based.
+        counts: What the snapshot holds, for the log and the version's metrics.
+    """
+
+    train: Any
+    heldout: Any
+    window: tuple[datetime | None, datetime | None] = (None, None)
+    heldout_window: tuple[datetime | None, datetime | None] = (None, None)
+    counts: dict[str, Any] = field(default_factory=dict)
+    #: What a kind computes once per snapshot and reuses (e.g. candidate statistics).
+    cache: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Trained:
+    """A challenger trained by a kind: its saved folder and what training reported."""
+
+    artefact: Path
+    report: dict[str, Any]
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+class ModelKind:
+    """How one kind of model plugs into the loop. Subclasses implement each step;
+    the loop (:func:`retrain`) does the rest the same way for every kind.
+
+    Attributes:
+        name: The ``ModelVersion.kind``.
+        metric: Name of the gate metric (higher is better).
+        description: What the model does, in a merchandiser's words.
+    """
+
+    name = ""
+    metric = ""
+    description = ""
+
+    def snapshot(self, *, log: Callable[[str], None]) -> Snapshot:
+        raise NotImplementedError
+
+    def train(self, snapshot: Snapshot, folder: Path, *, log: Callable[[str], None]) -> Trained:
+        raise NotImplementedError
+
+    def evaluation_units(self, artefact: str | None, snapshot: Snapshot) -> np.ndarray | None:
+        """Per held-out unit, the values the metric is computed from (rows of
+        :meth:`metric_of` input); ``artefact=None`` is the no-model baseline
+        (None when the kind has none)."""
+        raise NotImplementedError
+
+    def metric_of(self, sums: np.ndarray, n: int) -> np.ndarray:
+        """The metric from column sums of evaluation units (vectorised over rows)."""
+        return sums[..., 0] / max(n, 1)
+
+
+KINDS: dict[str, ModelKind] = {}
+
+
+def register_kind(kind: ModelKind) -> ModelKind:
+    """Add a kind to the loop (the app registers its own; hosts may add theirs)."""
+    KINDS[kind.name] = kind
+    return kind
+
+
+def get_kind(name: str) -> ModelKind:
+    try:
+        return KINDS[name]
+    except KeyError:
+        raise ValueError(f"unknown model kind {name!r}; known: {', '.join(sorted(KINDS))}") from None
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """The evaluation gate's comparison of challenger and incumbent on the same held-out units."""
+
+    challenger: float
+    incumbent: float | None
+    difference: float | None
+    ci_low: float | None
+    ci_high: float | None
+    n: int
+    promote: bool
+    reason: str
+
+
+def paired_bootstrap(challenger: np.ndarray, incumbent: np.ndarray, metric: Callable[[np.ndarray, int], np.ndarray],
+                     *, resamples: int, seed: int = 0) -> tuple[float, float]:
+    """95% percentile interval of metric(challenger) − metric(incumbent) over
+    resamples of the held-out units (the same resample for both sides)."""
+    import numpy as np
+
+    n = len(challenger)
+    rng = np.random.default_rng(seed)
+    weights = rng.multinomial(n, np.full(n, 1.0 / n), size=resamples).astype(np.float64)
+    diffs = metric(weights @ challenger, n) - metric(weights @ incumbent, n)
+    low, high = np.percentile(diffs, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def gate(kind: ModelKind, challenger: np.ndarray, incumbent: np.ndarray | None, *, margin: float,
+         resamples: int, incumbent_name: str) -> GateResult:
+    """Promote only when the challenger beats the incumbent by ``margin`` with
+    the bootstrap interval of the difference above zero."""
+    n = len(challenger)
+    ours = float(kind.metric_of(challenger.sum(axis=0), n)) if n else 0.0
+    if n == 0:
+        return GateResult(ours, None, None, None, None, 0, False, "no held-out data to evaluate on")
+    if incumbent is None:
+        ok = ours > 0
+        return GateResult(ours, None, None, None, None, n, ok,
+                          f"no active version and no baseline: promoted with {kind.metric} {ours:.4f}" if ok
+                          else f"{kind.metric} is {ours:.4f}: nothing learnt")
+    theirs = float(kind.metric_of(incumbent.sum(axis=0), n))
+    diff = ours - theirs
+    low, high = paired_bootstrap(challenger, incumbent, kind.metric_of, resamples=resamples)
+    promote = diff >= margin and low > 0
+    verdict = "better" if promote else "not better"
+    reason = (f"{kind.metric} {ours:.4f} vs {theirs:.4f} for {incumbent_name} on the same {n} held-out items: "
+              f"{diff:+.4f} (95% CI {low:+.4f} to {high:+.4f}; needs ≥ {margin:+.4f} and CI above 0): {verdict}")
+    return GateResult(ours, theirs, diff, low, high, n, promote, reason)
+
+
+def artefact_checksum(folder: str | os.PathLike[str]) -> str:
+    """SHA-256 over the artefact's files (names and contents, sorted)."""
+    digest = hashlib.sha256()
+    root = Path(folder)
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(root)).encode())
+        with path.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _acquire(kind: str) -> RetrainRun:
+    stale = timezone.now() - timedelta(seconds=app_settings.RETRAIN_TIME_LIMIT)
+    RetrainRun.objects.filter(kind=kind, status=RetrainRunStatus.RUNNING, started_at__lt=stale).update(
+        status=RetrainRunStatus.FAILED, finished_at=timezone.now(), error="timed out (lock released)")
+    try:
+        with transaction.atomic():
+            return RetrainRun.objects.create(kind=kind)
+    except IntegrityError:
+        raise RetrainBusy(f"a retrain of {kind} is already running") from None
+
+
+@dataclass
+class RetrainReport:
+    run: RetrainRun
+    version: ModelVersion | None
+    gate: GateResult | None
+    promoted: bool
+
+
+def retrain(kind_name: str, *, log: Callable[[str], None] | None = None) -> RetrainReport:
+    """The one way any model kind is retrained: snapshot, train a challenger,
+    evaluate it and the active version on the same held-out units, promote only
+    when the gate says better, else keep it as a rejected version.
+
+    Raises:
+        RetrainBusy: another retrain of the kind is running.
+        ValueError: unknown kind.
+    """
+    kind = get_kind(kind_name)
+    run = _acquire(kind.name)
+    lines: list[str] = []
+
+    def say(line: str) -> None:
+        stamp = timezone.now().strftime("%H:%M:%S")
+        lines.append(f"{stamp} {line}")
+        RetrainRun.objects.filter(pk=run.pk).update(log="\n".join(lines))
+        if log:
+            log(line)
+
+    try:
+        say(f"retraining {kind.name}: snapshot")
+        snapshot = kind.snapshot(log=say)
+        say(f"snapshot: {json.dumps(snapshot.counts, default=str)}")
+        label = new_version_label(kind.name)
+        folder = Path(app_settings.MODEL_DIR) / kind.name / label
+        trained = kind.train(snapshot, folder, log=say)
+        say("evaluating the challenger and the active version on the same held-out window")
+        ours = kind.evaluation_units(str(trained.artefact), snapshot)
+        active = ModelVersion.objects.filter(kind=kind.name, status=ModelVersionStatus.ACTIVE).first()
+        theirs = None
+        if active is not None:
+            try:
+                theirs = kind.evaluation_units(active.artefact_uri, snapshot)
+            except Exception:  # noqa: BLE001 - a broken active artefact loses to any challenger
+                logger.warning("cannot evaluate active %s %s", kind.name, active.version, exc_info=True)
+                say(f"the active version {active.version} cannot be evaluated; comparing with the baseline")
+        if theirs is None:
+            theirs = kind.evaluation_units(None, snapshot)
+        name = f"active version {active.version}" if active is not None and theirs is not None else "no model"
+        margin = app_settings.PROMOTION_MARGIN.get(kind.name, app_settings.PROMOTION_MARGIN["default"])
+        if ours is None:
+            raise ValueError(f"{kind.name}: the challenger could not be evaluated")
+        result = gate(kind, ours, theirs, margin=margin,
+                      resamples=app_settings.BOOTSTRAP_RESAMPLES, incumbent_name=name)
+        say(result.reason)
+        metrics = {kind.metric: round(result.challenger, 6), "heldout_units": result.n,
+                   "train": trained.report, "snapshot": snapshot.counts}
+        baseline = ({kind.metric: round(result.incumbent, 6), "version": active.version if active else None}
+                    if result.incumbent is not None else {})
+        version = register_version(
+            kind.name, version=label, artefact_uri=str(trained.artefact), metrics=metrics,
+            training_window_start=snapshot.window[0], training_window_end=snapshot.window[1],
+            notes=json.dumps(trained.notes, sort_keys=True, default=str))
+        version.baseline_metrics = baseline
+        version.heldout_window_start, version.heldout_window_end = snapshot.heldout_window
+        version.artefact_checksum = artefact_checksum(trained.artefact)
+        version.decision = result.reason
+        version.status = ModelVersionStatus.CANDIDATE if result.promote else ModelVersionStatus.REJECTED
+        version.save()
+        if result.promote:
+            # promote() announces active_model_changed: the receivers have the
+            # workers activate it (re-understand, re-rank prefixes).
+            promote(version)
+            say(f"promoted {version.version}")
+        else:
+            say(f"kept the active version; {version.version} is recorded as rejected")
+        RetrainRun.objects.filter(pk=run.pk).update(
+            status=RetrainRunStatus.PROMOTED if result.promote else RetrainRunStatus.KEPT,
+            finished_at=timezone.now(), version=version)
+        run.refresh_from_db()
+        return RetrainReport(run, version, result, result.promote)
+    except Exception as exc:
+        RetrainRun.objects.filter(pk=run.pk).update(status=RetrainRunStatus.FAILED, finished_at=timezone.now(),
+                                                    error=f"{type(exc).__name__}: {exc}")
+        raise
+
+
+# -- the suggestion ranker --------------------------------------------------------------------
+
+
+class SuggestionRankerKind(ModelKind):
+    """Learning to rank the completions of a typed prefix from what shoppers
+    then searched (:mod:`suggestions.ml.suggestion_ranker`).
+
+    * Snapshot: every search in history (erased shoppers' searches are gone
+      from it), the newest ``SUGGESTIONS_HELDOUT_DAYS`` held out; the catalog
+      phrases currently approved. Candidates pass the same k-anonymity gate,
+      variant rule and privacy filter as the build.
+    * Metric: MRR@10 over the 1..10-character prefixes of each held-out search
+      (one unit per search); the no-model baseline is the popularity order.
+    * Activation: on promotion, rollback and each build, the workers
+      precompute the active version's order of every prefix into
+      :class:`~suggestions.models.RankedPrefix` (:func:`refresh_rankings`,
+      task ``suggestions.ml.rank_prefixes``).
+    """
+
+    name = "suggestion_ranker"
+    metric = "mrr@10"
+    description = _("Orders the completions of what a shopper has typed, learnt from what shoppers "
+                    "searched after typing it.")
+
+    def _searches(self):
+        from .ml.suggestion_ranker import Search
+        from .models import SearchEvent
+
+        rows = (SearchEvent.objects.exclude(normalized_query="").order_by("created_at")
+                .values_list("normalized_query", "actor_hash", "created_at").iterator(chunk_size=5000))
+        return [Search(q, a, t) for q, a, t in rows]
+
+    def _catalog(self) -> dict[str, int]:
+        from .models import Suggestion, SuggestionSource, SuggestionStatus
+
+        rows = Suggestion.objects.filter(source=SuggestionSource.CATALOG, status=SuggestionStatus.APPROVED)
+        return {text: int((prov or {}).get("products") or 1) for text, prov in rows.values_list("text", "provenance")}
+
+    def stats(self, searches, catalog: dict[str, int], served: set[str] | None = None):
+        """Candidate statistics of a window, gated and filtered as the build does."""
+        from .mining import variant_queries
+        from .ml.suggestion_ranker import CandidateStats
+        from .text import looks_private
+
+        k = app_settings.MIN_DISTINCT_USERS
+        users: dict[str, set[str]] = defaultdict(set)
+        for s in searches:
+            if s.actor:
+                users[s.query].add(s.actor)
+        gated = {q for q, u in users.items() if len(u) >= k and not looks_private(q)}
+        others = [q for q in users if q not in gated and len(q) <= 100 and not looks_private(q)]
+        variants = variant_queries(gated | set(catalog), others) if served is None else set()
+        return CandidateStats(searches, catalog, k, variants=variants, private=looks_private, served=served)
+
+    def snapshot(self, *, log: Callable[[str], None]) -> Snapshot:
+        searches = self._searches()
+        if not searches:
+            raise ValueError("no search history to learn from yet")
+        cut = searches[-1].time - timedelta(days=app_settings.HELDOUT_DAYS)
+        train = [s for s in searches if s.time < cut]
+        heldout = [s for s in searches if s.time >= cut]
+        catalog = self._catalog()
+        return Snapshot(
+            train={"searches": train, "catalog": catalog}, heldout=heldout,
+            window=(train[0].time if train else None, train[-1].time if train else None),
+            heldout_window=(heldout[0].time, heldout[-1].time),
+            counts={"train_searches": len(train), "heldout_searches": len(heldout), "catalog_phrases": len(catalog),
+                    "shoppers": len({s.actor for s in searches if s.actor})})
+
+    def _train_stats(self, snapshot: Snapshot):
+        if "stats" not in snapshot.cache:
+            snapshot.cache["stats"] = self.stats(snapshot.train["searches"], snapshot.train["catalog"])
+        return snapshot.cache["stats"]
+
+    def train(self, snapshot: Snapshot, folder: Path, *, log: Callable[[str], None]) -> Trained:
+        from .ml.suggestion_ranker import RankerModel, TrainParams, training_groups
+
+        params = TrainParams(label_split=app_settings.RANKER_LABEL_SPLIT)
+        started = time.perf_counter()
+        catalog = snapshot.train["catalog"]
+        x, y, groups = training_groups(snapshot.train["searches"], lambda part: self.stats(part, catalog), params)
+        log(f"{len(groups):,} training groups ({len(y):,} candidates), label split {params.label_split}")
+        model = RankerModel.fit(x, y, groups, params)
+        model.save(folder)
+        seconds = round(time.perf_counter() - started, 1)
+        log(f"trained LightGBM lambdarank in {seconds} s")
+        return Trained(folder, {"groups": len(groups), "rows": int(len(y)), "seconds": seconds},
+                       notes={"params": params.as_dict(), "model": "lightgbm lambdarank"})
+
+    def evaluation_units(self, artefact: str | None, snapshot: Snapshot):
+        import numpy as np
+
+        from .ml.suggestion_ranker import RankerModel, evaluate, popularity_rank
+
+        stats = self._train_stats(snapshot)
+        if artefact is None:
+            rank = lambda prefix: popularity_rank(stats, prefix)  # noqa: E731
+        else:
+            model = RankerModel.load(artefact)
+            rank = lambda prefix: model.rank(stats, prefix)  # noqa: E731
+        return np.asarray(evaluate(rank, snapshot.heldout), dtype=np.float64).reshape(-1, 1)
+
+
+def refresh_rankings(version: ModelVersion | None = None) -> int:
+    """Precompute the active ranker's order of every prefix's served candidates.
+
+    Without an active ranker the table is emptied (the popularity order serves).
+    Returns the number of prefixes stored.
+    """
+    from .models import RankedPrefix, Suggestion, SuggestionStatus
+    from .serving import invalidate_cache
+
+    kind: SuggestionRankerKind = KINDS["suggestion_ranker"]  # type: ignore[assignment]
+    if version is None:
+        version = ModelVersion.objects.filter(kind=kind.name, status=ModelVersionStatus.ACTIVE).first()
+    if version is None:
+        RankedPrefix.objects.all().delete()
+        invalidate_cache()
+        return 0
+    from .ml.suggestion_ranker import RankerModel, ranking_table
+
+    served = dict(Suggestion.objects.filter(status=SuggestionStatus.APPROVED).values_list("text", "source"))
+    stats = kind.stats(kind._searches(), kind._catalog(), served=set(served))
+    table = ranking_table(RankerModel.load(version.artefact_uri), stats)
+    rows = [RankedPrefix(prefix=p, texts=[[t, served[t]] for t in texts], model_version=version.version)
+            for p, texts in table.items() if len(p) <= 100]
+    with transaction.atomic():
+        RankedPrefix.objects.all().delete()
+        RankedPrefix.objects.bulk_create(rows, batch_size=2000)
+    invalidate_cache()
+    return len(rows)
+
+
+register_kind(SuggestionRankerKind())

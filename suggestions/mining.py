@@ -7,6 +7,11 @@ Contracts:
 * Weights of history candidates are time-decayed search counts (half-life
   ``SUGGESTIONS_DECAY_HALF_LIFE_DAYS``) measured from the newest search in
   history, so an old log keeps its internal order without underflowing.
+* A query that fails the gate may still be served when it is a *variant* of
+  public text (:func:`variant_queries`): one edit away from a query that passed
+  the gate or from a catalog phrase (typos of public text), the same words in
+  another order, or its leading words. Its text then reveals nothing that is
+  not already public; it still passes the privacy filter.
 * Catalog candidates (brands, product types, brand + type, frequent leading
   title phrases) give a shop with no history useful completions; their weights
   are small, so real searches outrank them once they exist.
@@ -50,6 +55,19 @@ class Candidate:
     provenance: dict = field(default_factory=dict)
 
 
+def _decayed_counts(events, texts: Iterable[str], half_life: float) -> dict[str, float]:
+    """Searches of each text, each weighted 0.5 ** (age / half-life), ages in
+    days from the newest search of ``events``."""
+    newest = events.aggregate(newest=Max("created_at"))["newest"]
+    reference = timezone.localdate(newest)
+    decayed: dict[str, float] = defaultdict(float)
+    per_day = (events.filter(normalized_query__in=list(texts)).annotate(day=TruncDate("created_at"))
+               .values("normalized_query", "day").annotate(n=Count("id")))
+    for row in per_day:
+        decayed[row["normalized_query"]] += row["n"] * 0.5 ** (max((reference - row["day"]).days, 0) / half_life)
+    return decayed
+
+
 def mine_history(*, min_users: int | None = None, half_life_days: float | None = None) -> dict[str, Candidate]:
     """Candidates from search history that pass the k-anonymity and privacy gates."""
     k = app_settings.MIN_DISTINCT_USERS if min_users is None else min_users
@@ -61,14 +79,7 @@ def mine_history(*, min_users: int | None = None, half_life_days: float | None =
     stats = {row["normalized_query"]: row for row in gated}
     if not stats:
         return {}
-    newest = events.aggregate(newest=Max("created_at"))["newest"]
-    reference = timezone.localdate(newest)
-    decayed: dict[str, float] = defaultdict(float)
-    per_day = (events.filter(normalized_query__in=list(stats)).annotate(day=TruncDate("created_at"))
-               .values("normalized_query", "day").annotate(n=Count("id")))
-    for row in per_day:
-        age = (reference - row["day"]).days
-        decayed[row["normalized_query"]] += row["n"] * 0.5 ** (max(age, 0) / half_life)
+    decayed = _decayed_counts(events, stats, half_life)
     candidates = {}
     for text, row in stats.items():
         if len(text) > _MAX_TEXT or looks_private(text):
@@ -79,6 +90,65 @@ def mine_history(*, min_users: int | None = None, half_life_days: float | None =
             provenance={"rule": "history", "distinct_users": row["users"], "searches": row["searches"]},
         )
     return candidates
+
+
+def variant_queries(public: Iterable[str], searched: Iterable[str], *, min_edit_length: int = 5) -> set[str]:
+    """Searched queries that are variants of public text (see the module contract).
+
+    Args:
+        public: Texts that may be shown to anyone (gated queries, catalog phrases).
+        searched: Other searched queries.
+        min_edit_length: Shorter queries must match without an edit ("xbo"
+            one edit from "xbox" says little).
+
+    Returns:
+        The searched queries that are one edit from a public text, a word-order
+        permutation of one, or a leading-words phrase of one.
+    """
+    from rapidfuzz.distance import Levenshtein
+
+    public = set(public)
+    by_head: dict[str, list[str]] = defaultdict(list)
+    for text in public:
+        by_head[text[:1]].append(text)
+    orders = {" ".join(sorted(text.split())) for text in public}
+    heads = {" ".join(words[:n]) for words in (t.split() for t in public) for n in range(1, len(words))}
+    out = set()
+    for query in searched:
+        if query in public:
+            continue
+        if query in heads or " ".join(sorted(query.split())) in orders:
+            out.add(query)
+            continue
+        if len(query) < min_edit_length:
+            continue
+        # Typos keep the first letter far more often than not; comparing within
+        # the same first letter keeps this linear in practice.
+        for text in by_head[query[:1]]:
+            if abs(len(text) - len(query)) <= 1 and Levenshtein.distance(text, query, score_cutoff=1) <= 1:
+                out.add(query)
+                break
+    return out
+
+
+def mine_variants(public: dict[str, Candidate]) -> dict[str, Candidate]:
+    """History queries that failed the k-gate but are variants of ``public``
+    candidates (gated history and catalog), weighted like history."""
+    half_life = app_settings.DECAY_HALF_LIFE_DAYS
+    events = SearchEvent.objects.exclude(normalized_query="").exclude(actor_hash="")
+    rows = {r["normalized_query"]: r for r in events.values("normalized_query").annotate(
+        users=Count("actor_hash", distinct=True), searches=Count("id"))
+        if r["normalized_query"] not in public and len(r["normalized_query"]) <= _MAX_TEXT
+        and not looks_private(r["normalized_query"])}
+    variants = variant_queries(public, rows)
+    if not variants:
+        return {}
+    decayed = _decayed_counts(events, variants, half_life)
+    return {text: Candidate(text=text, source=SuggestionSource.HISTORY, weight=round(decayed[text], 6),
+                            searches=rows[text]["searches"], distinct_users=rows[text]["users"],
+                            provenance={"rule": "variant", "distinct_users": rows[text]["users"],
+                                        "searches": rows[text]["searches"]})
+            for text in variants}
 
 
 def _leading_phrases(title: str, max_words: int = 3) -> list[str]:

@@ -218,6 +218,7 @@ class ModelVersionStatus(models.TextChoices):
     CANDIDATE = "candidate", _("Candidate")
     ACTIVE = "active", _("Active")
     RETIRED = "retired", _("Retired")
+    REJECTED = "rejected", _("Rejected by the evaluation gate")
 
 
 class ModelVersion(models.Model):
@@ -231,6 +232,11 @@ class ModelVersion(models.Model):
     training_window_end = models.DateTimeField(null=True, blank=True, help_text=_("Latest event used for training."))
     status = models.CharField(max_length=16, choices=ModelVersionStatus.choices, default=ModelVersionStatus.CANDIDATE, db_index=True, help_text=_("Only the active version of a kind is served."))
     notes = models.TextField(blank=True, help_text=_("Free-form notes (base model, data, parameters)."))
+    baseline_metrics = models.JSONField(default=dict, blank=True, help_text=_("Metrics of the version it was compared with (the active one, or the no-model baseline), on the same held-out window."))
+    heldout_window_start = models.DateTimeField(null=True, blank=True, help_text=_("Earliest held-out event (never trained on)."))
+    heldout_window_end = models.DateTimeField(null=True, blank=True, help_text=_("Latest held-out event."))
+    artefact_checksum = models.CharField(max_length=64, blank=True, help_text=_("SHA-256 of the artefact's files, checked before loading."))
+    decision = models.TextField(blank=True, help_text=_("Why the evaluation gate promoted it or not, in plain words."))
     created_at = models.DateTimeField(auto_now_add=True, help_text=_("When the version was registered."))
     promoted_at = models.DateTimeField(null=True, blank=True, help_text=_("When it last became active."))
 
@@ -307,3 +313,48 @@ class QueryLabel(models.Model):
                 errors.append(_("Entity %(i)d (%(label)s) is outside the query.") % {"i": i, "label": label})
         if errors:
             raise ValidationError({"entities": errors})
+
+
+class RetrainRunStatus(models.TextChoices):
+    RUNNING = "running", _("Running")
+    PROMOTED = "promoted", _("Promoted a new version")
+    KEPT = "kept", _("Kept the active version")
+    FAILED = "failed", _("Failed")
+
+
+class RetrainRun(models.Model):
+    """One run of the learning loop for a model kind: its status and progress
+    log. At most one run per kind is running (the retrain lock)."""
+
+    kind = models.CharField(max_length=32, db_index=True, help_text=_("Model kind being retrained."))
+    status = models.CharField(max_length=16, choices=RetrainRunStatus.choices, default=RetrainRunStatus.RUNNING, db_index=True, help_text=_("Outcome of the run."))
+    started_at = models.DateTimeField(default=timezone.now, help_text=_("When the run started."))
+    finished_at = models.DateTimeField(null=True, blank=True, help_text=_("When it ended."))
+    version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs", help_text=_("The challenger it trained, if any."))
+    log = models.TextField(blank=True, help_text=_("Progress lines, oldest first."))
+    error = models.TextField(blank=True, help_text=_("What went wrong, for failed runs."))
+
+    class Meta:
+        verbose_name = _("retrain run")
+        ordering = ["-started_at"]
+        constraints = [models.UniqueConstraint(fields=["kind"], condition=models.Q(status="running"), name="sugg_retrain_one_running")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.started_at:%Y-%m-%d %H:%M} ({self.status})"
+
+
+class RankedPrefix(models.Model):
+    """The active suggestion ranker's order of the candidates of one typed
+    prefix, precomputed by the workers so the request path never runs a model."""
+
+    prefix = models.CharField(max_length=100, unique=True, help_text=_("Normalised typed prefix."))
+    texts = models.JSONField(default=list, help_text=_("[text, source] pairs, best first."))
+    model_version = models.CharField(max_length=64, help_text=_("Ranker version that ordered them."))
+    updated_at = models.DateTimeField(auto_now=True, help_text=_("When it was computed."))
+
+    class Meta:
+        verbose_name = _("ranked prefix")
+        verbose_name_plural = _("ranked prefixes")
+
+    def __str__(self) -> str:
+        return self.prefix

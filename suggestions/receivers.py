@@ -32,6 +32,21 @@ def _reunderstand_on_model_change(*, kind: str, **_: object) -> None:
         from . import tasks
 
         transaction.on_commit(tasks.reunderstand.delay, robust=True)
+    elif kind == "suggestion_ranker":
+        # Promotion (by the gate or in the admin) and rollback: the workers
+        # precompute the new version's order of every prefix.
+        from . import tasks
+
+        transaction.on_commit(tasks.rank_prefixes.delay, robust=True)
+
+
+def _rank_prefixes_after_build(**_: object) -> None:
+    from .models import ModelVersion, ModelVersionStatus
+
+    if ModelVersion.objects.filter(kind="suggestion_ranker", status=ModelVersionStatus.ACTIVE).exists():
+        from . import tasks
+
+        transaction.on_commit(tasks.rank_prefixes.delay, robust=True)
 
 
 def _understand_pending_on_commit(**_: object) -> None:
@@ -65,6 +80,7 @@ def connect() -> None:
     signals.query_submitted.connect(_understand_later, dispatch_uid="shop_suggestions.understand_later")
     signals.active_model_changed.connect(_reunderstand_on_model_change,
                                          dispatch_uid="shop_suggestions.reunderstand_on_model_change")
+    signals.suggestions_built.connect(_rank_prefixes_after_build, dispatch_uid="shop_suggestions.rank_after_build")
     signals.understanding_requested.connect(_understand_pending_on_commit,
                                             dispatch_uid="shop_suggestions.understand_pending_on_commit")
     signals.product_index_requested.connect(_index_on_commit, dispatch_uid="shop_suggestions.index_on_commit")

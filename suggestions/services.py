@@ -52,8 +52,25 @@ from .indexing import (  # noqa: F401
 
 # The learning loop: training, registering, promoting, retiring and rolling back model
 # versions (see suggestions/learning.py; training imports torch only when it runs).
-from .learning import promote, retire, rollback, train_understanding  # noqa: F401
-from .mining import BuildReport, merge_candidates, mine_catalog, mine_history, store_candidates
+from .learning import (  # noqa: F401
+    KINDS,
+    RetrainBusy,
+    RetrainReport,
+    promote,
+    refresh_rankings,
+    retire,
+    retrain,
+    rollback,
+    train_understanding,
+)
+from .mining import (
+    BuildReport,
+    merge_candidates,
+    mine_catalog,
+    mine_history,
+    mine_variants,
+    store_candidates,
+)
 from .models import QueryDailyStat, SearchOrigin, Suggestion, SuggestionSource, SuggestionStatus
 
 # Moderation of suggestions and blocked terms (see suggestions/moderation.py).
@@ -261,7 +278,12 @@ def build_suggestions(*, progress: Callable[[int], None] | None = None, include_
     catalog: dict = {}
     if include_catalog and app_settings.ADAPTER:
         catalog = mine_catalog(get_adapter().iter_documents(batch_size=app_settings.INDEX_BATCH_SIZE), progress=progress)
-    created, updated, removed = store_candidates(merge_candidates(history, catalog))
+    merged = merge_candidates(history, catalog)
+    # Queries below the k-gate that are variants of what is public (typos,
+    # word order, leading words of gated queries and catalog phrases).
+    variants = mine_variants(merged)
+    merged.update(variants)
+    created, updated, removed = store_candidates(merged)
     gazetteer_phrases = 0
     if include_catalog and app_settings.ADAPTER:
         # The understanding fallback tags queries with the catalog's words: keep
@@ -271,6 +293,7 @@ def build_suggestions(*, progress: Callable[[int], None] | None = None, include_
         gazetteer_phrases = len(build_gazetteer(save=True))
     if publish:
         publish_suggestions()
+    signals.suggestions_built.send(sender=build_suggestions)
     return BuildReport(history=len(history), catalog=len(catalog), created=created, updated=updated, removed=removed,
                        gazetteer_phrases=gazetteer_phrases)
 

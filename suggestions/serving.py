@@ -5,8 +5,11 @@ Contracts:
   (backend down) from the database, and never raises because the cache or the
   backend is down: it sets ``degraded`` instead. Degraded answers are not cached.
 * Order: the shopper's own recent searches, then suggestions pinned for the
-  typed prefix, then exact-prefix completions by weight, then (prefixes of
-  ``SUGGESTIONS_FUZZY_MIN_PREFIX_LENGTH``+ characters) one-edit completions.
+  typed prefix, then the active suggestion ranker's order of the prefix's
+  candidates (precomputed by the workers; absent without a promoted ranker
+  and for prefixes past its length), then exact-prefix completions by
+  weight, then (prefixes of ``SUGGESTIONS_FUZZY_MIN_PREFIX_LENGTH``+
+  characters) one-edit completions.
 * Blocked terms are removed when suggestions are published *and* when they are
   served, so a stale engine or cache cannot show a term blocked since.
 * :func:`publish_suggestions` pushes the approved set to the recall backend and
@@ -34,7 +37,7 @@ from django.core.signals import setting_changed
 
 from .conf import app_settings
 from .history import recent_queries
-from .models import BlockedTerm, Suggestion, SuggestionStatus
+from .models import BlockedTerm, RankedPrefix, Suggestion, SuggestionStatus
 from .recall import RecallUnavailable, SuggestionEntry, get_backend
 from .text import normalize_prefix
 
@@ -221,9 +224,24 @@ def _pinned(prefix: str, version: str | None) -> list[tuple[str, str]]:
     return [(text, source) for text, source, _w in sorted(found, key=lambda r: -r[2])]
 
 
+def _ranked(prefix: str) -> list[SuggestionItem]:
+    """The active suggestion ranker's order for ``prefix`` (precomputed by the
+    workers, :class:`RankedPrefix`), restricted to what is approved now, so a
+    suggestion moderated since the last precomputation is never served."""
+    row = RankedPrefix.objects.filter(prefix=prefix).values_list("texts", flat=True).first()
+    if not row:
+        return []
+    approved = set(Suggestion.objects.filter(status=SuggestionStatus.APPROVED, text__in=[t for t, _s in row])
+                   .values_list("text", flat=True))
+    return [SuggestionItem(text, "suggestion", source) for text, source in row if text in approved]
+
+
 def _compute(prefix: str, limit: int, backend_alias: str, version: str | None) -> tuple[list[SuggestionItem], bool]:
-    """Pinned + engine completions for ``prefix`` (no personal part)."""
+    """Pinned, then ranked (or engine) completions for ``prefix`` (no personal part)."""
     items = [SuggestionItem(text, "pinned", source) for text, source in _pinned(prefix, version)]
+    # The learned order leads; the engine's completions (and one-edit ones)
+    # fill what it does not cover.
+    items += _ranked(prefix)
     fuzzy = len(prefix) >= app_settings.FUZZY_MIN_PREFIX_LENGTH
     # Ask for more than needed: blocked and pinned duplicates are dropped after.
     want = limit + len(items) + 5

@@ -48,3 +48,7 @@ product_index_requested = Signal()
 #: ``suggestions.ml.understand_pending`` task once the transaction commits; at most one
 #: request every 2 seconds). kwargs: none.
 understanding_requested = Signal()
+
+#: Sent when a build stored a new set of suggestions (``sender``: the caller):
+#: the active suggestion ranker's order of every prefix is then recomputed.
+suggestions_built = Signal()

@@ -91,3 +91,37 @@ def reunderstand() -> int:
     from . import services
 
     return services.reunderstand()
+
+
+# --- the learning loop (GPU queue: "suggestions.ml.*") ---
+
+#: A retrain may take longer than the other tasks (training a model on a
+#: large log); the loop's own lock expires after SUGGESTIONS_RETRAIN_TIME_LIMIT.
+RETRAIN_LIMITS = {"time_limit": 3 * 3600, "soft_time_limit": 3 * 3600 - 60}
+
+
+@shared_task(name="suggestions.ml.retrain", **RETRAIN_LIMITS)
+def retrain(kind: str) -> dict:
+    """Snapshot, train a challenger of ``kind``, gate it against the active
+    version on the held-out window, promote it only when better.
+
+    A retrain of the same kind already running makes this one a no-op (the
+    beat schedule simply tries again next time).
+    """
+    from . import services
+
+    try:
+        report = services.retrain(kind)
+    except services.RetrainBusy as exc:
+        return {"kind": kind, "skipped": str(exc)}
+    return {"kind": kind, "run": report.run.pk, "version": report.version.version if report.version else None,
+            "promoted": report.promoted, "decision": report.gate.reason if report.gate else ""}
+
+
+@shared_task(name="suggestions.ml.rank_prefixes", **LIMITS)
+def rank_prefixes() -> int:
+    """Precompute the active suggestion ranker's order of every prefix (after a
+    promotion, a rollback or a build)."""
+    from . import services
+
+    return services.refresh_rankings()

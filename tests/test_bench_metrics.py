@@ -128,12 +128,16 @@ def test_qac_pairs_and_evaluation_with_cached_answers():
         calls.append(prefix)
         return ["halo", "halo reach"]
 
-    stats = evaluate(pairs, answer, servable={"halo"})
+    stats = evaluate(test, answer, servable={"halo"}, returning_users={"u2"})
     assert len(calls) == len(set(p for p, _ in pairs))
     assert stats.overall.n == 14
     assert stats.short.n == 6 and stats.long.n == 8
     assert stats.servable == 4
     assert stats.overall.mrr() == pytest.approx((4 * 1 + 10 * 0.5) / 14)
+    assert stats.returning.n == 10 and stats.returning.mrr() == pytest.approx(0.5)
+    # "halo" is first from its first letter: 3 of 4 characters saved; "halo reach"
+    # is second (top 5) from "h": 9 of 10 saved.
+    assert stats.esaved() == pytest.approx((3 / 4 + 9 / 10) / 2)
 
 
 def test_time_split_keeps_the_earliest_share():

@@ -31,6 +31,26 @@ How:
 ``train_share`` of the searches build, the rest are evaluated), which is how a
 shop uses its history: it shows what time decay is for.
 
+The shop's catalog: the log's own products (``bestbuy/sku_name.tsv``, read at
+run time) are loaded as the demo catalog's products, so the build mines catalog
+phrases from them as a real shop's would (``--no-catalog`` leaves them out).
+
+The suggestion ranker (``--ranker``, on by default): after the popularity
+system is measured, the learning loop (:func:`suggestions.services.retrain`)
+trains a ``suggestion_ranker`` on the imported history (its newest
+``SUGGESTIONS_HELDOUT_DAYS`` held out for the promotion gate), and ``suggest``
+is measured again with the promoted ranker. Within its training window the
+ranker takes features and labels from different searches: older and newer ones
+(``--label-split time``, the default of the time split and of the product) or
+two folds of shoppers (``shoppers``, the default of the user split, whose test
+shoppers come from the same weeks as the training ones).
+
+Besides MRR@10 and Success@n: eSaved, the share of a search's characters the
+shopper need not type when taking the query as soon as it appears in the top 5
+(prefixes of 1..10 characters; 0 when it never appears), averaged over test
+searches; and the returning-shopper slice (test searches of shoppers who also
+have training searches).
+
 ``--ablations`` adds diagnostic rows of our system with time decay and/or
 typo-tolerant (fuzzy) completion switched off through settings, to show what
 each costs or brings on this log.
@@ -90,12 +110,20 @@ class SegmentStats:
     overall: RankStats = field(default_factory=lambda: RankStats(k=TOP_K))
     short: RankStats = field(default_factory=lambda: RankStats(k=TOP_K))
     long: RankStats = field(default_factory=lambda: RankStats(k=TOP_K))
+    returning: RankStats = field(default_factory=lambda: RankStats(k=TOP_K))
     servable: int = 0
+    saved: list[float] = field(default_factory=list)
 
-    def add(self, prefix_length: int, rank: int) -> None:
+    def add(self, prefix_length: int, rank: int, returning: bool = False) -> None:
         """Record the rank of one pair."""
         self.overall.add(rank)
         (self.short if prefix_length <= SHORT_MAX else self.long).add(rank)
+        if returning:
+            self.returning.add(rank)
+
+    def esaved(self) -> float:
+        """Mean share of characters saved per search (see the module docstring)."""
+        return sum(self.saved) / len(self.saved) if self.saved else 0.0
 
 
 def read_searches(path: Path) -> tuple[list[Search], dict[str, int]]:
@@ -193,26 +221,52 @@ def evaluation_pairs(test: Iterable[Search], max_prefix: int = MAX_PREFIX) -> li
 
 
 def evaluate(
-    pairs: Sequence[tuple[str, str]], answer: Callable[[str], list[str]], servable: set[str] | None = None
+    test: Sequence[Search], answer: Callable[[str], list[str]], servable: set[str] | None = None,
+    returning_users: set[str] | None = None, max_prefix: int = MAX_PREFIX,
 ) -> SegmentStats:
-    """Rank every pair's target in the answer of its prefix (answers cached per prefix).
+    """Rank every (prefix, target) pair of the test searches in the answer of its
+    prefix (answers cached per prefix), and the keystrokes each search saves.
 
     Args:
-        pairs: (prefix, target) pairs.
+        test: Test searches; each gives the pairs of its 1..``max_prefix``-character prefixes.
         answer: Ranked completions of a prefix.
         servable: Every text the system could ever suggest (for the
             "target servable" diagnostic), if known.
+        returning_users: Users with training searches (the returning-shopper slice).
     """
     cache: dict[str, list[str]] = {}
     stats = SegmentStats()
-    for prefix, target in pairs:
-        ranked = cache.get(prefix)
-        if ranked is None:
-            ranked = cache[prefix] = answer(prefix)
-        stats.add(len(prefix), rank_of(target, ranked, TOP_K))
-        if servable is not None and target in servable:
-            stats.servable += 1
+    returning_users = returning_users or set()
+    for search in test:
+        target = search.normalized
+        first_top5 = None
+        for length in range(1, min(max_prefix, len(target)) + 1):
+            prefix = target[:length]
+            ranked = cache.get(prefix)
+            if ranked is None:
+                ranked = cache[prefix] = answer(prefix)
+            rank = rank_of(target, ranked, TOP_K)
+            stats.add(length, rank, search.user in returning_users)
+            if first_top5 is None and 0 < rank <= 5:
+                first_top5 = length
+            if servable is not None and target in servable:
+                stats.servable += 1
+        stats.saved.append((len(target) - first_top5) / len(target) if first_top5 else 0.0)
     return stats
+
+
+def load_catalog(path: Path) -> int:
+    """Load ``sku_name.tsv`` (``sku<TAB>name``) as the demo catalog's products; returns how many."""
+    from catalog.models import Product
+
+    rows = []
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            sku, _tab, name = line.rstrip("\n").partition("\t")
+            if sku and name:
+                rows.append(Product(title=name, source_id=f"bestbuy-{sku}"))
+    Product.objects.bulk_create(rows, ignore_conflicts=True)
+    return len(rows)
 
 
 def _our_answer(prefix: str) -> list[str]:
@@ -235,7 +289,8 @@ def results_tables(rows: Sequence[tuple[str, SegmentStats]], pairs: int) -> str:
     """The printed tables: one per prefix-length segment, systems as rows."""
     out = []
     for title, attr in (("All prefixes (1–10 chars)", "overall"), ("Prefixes of 1–3 chars", "short"),
-                        ("Prefixes of 4–10 chars", "long")):
+                        ("Prefixes of 4–10 chars", "long"),
+                        ("Returning shoppers (test searches of shoppers with training searches)", "returning")):
         body = []
         for name, stats in rows:
             s: RankStats = getattr(stats, attr)
@@ -252,6 +307,9 @@ def results_tables(rows: Sequence[tuple[str, SegmentStats]], pairs: int) -> str:
     servable = [[name, f"{stats.servable / pairs:.4f}" if pairs else "0"] for name, stats in rows]
     out.append("### Pairs whose target the system can suggest at all (upper bound of S@10)\n\n"
                + markdown_table(["system", "share of pairs"], servable))
+    saved = [[name, f"{stats.esaved():.4f}"] for name, stats in rows]
+    out.append("### Keystrokes saved (eSaved: share of characters not typed, taking the query once in the top 5)\n\n"
+               + markdown_table(["system", "eSaved"], saved))
     return "\n\n".join(out)
 
 
@@ -267,6 +325,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="Share of users whose searches build the suggestions (default 0.8).")
     parser.add_argument("--limit-test", type=int, default=None, metavar="N",
                         help="Evaluate only the first N test searches (quick run).")
+    parser.add_argument("--catalog", action=argparse.BooleanOptionalAction, default=True,
+                        help="Load the log's products (bestbuy/sku_name.tsv) as the shop's catalog (default: on).")
+    parser.add_argument("--ranker", action=argparse.BooleanOptionalAction, default=True,
+                        help="Train the suggestion ranker through the learning loop and measure it (default: on).")
+    parser.add_argument("--label-split", choices=("time", "shoppers"), default=None,
+                        help="How the ranker separates features from labels in its training window "
+                        "(default: shoppers for --split user, time for --split time).")
     parser.add_argument("--ablations", action="store_true",
                         help="Also evaluate our system without time decay and/or without fuzzy completion.")
     return parser
@@ -286,6 +351,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not 0 < args.train_share < 1:
         raise fail("--train-share must be between 0 and 1 (exclusive).")
     data_file = require_file(resolve_data_dir(args.data_dir) / "bestbuy" / "train.csv", "The Best Buy search log")
+    sku_file = (require_file(resolve_data_dir(args.data_dir) / "bestbuy" / "sku_name.tsv", "The Best Buy product names")
+                if args.catalog else None)
+    label_split = args.label_split or ("shoppers" if args.split == "user" else "time")
     clock = Stopwatch()
     with django_environment(keep=args.keep_tmp):
         from django.test.utils import override_settings
@@ -302,25 +370,28 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.limit_test is not None:
                 test = test[: max(0, args.limit_test)]
             pairs = evaluation_pairs(test)
+            returning = {s.user for s in train} & {s.user for s in test}
         k = app_settings.MIN_DISTINCT_USERS
+        products = load_catalog(sku_file) if sku_file else 0
         with clock.phase("import"):
             report = services.import_search_history(
                 services.ImportedSearch(user=s.user, query=s.query, time=s.time) for s in train)
         with clock.phase("build"):
-            build = services.build_suggestions(include_catalog=False)
+            build = services.build_suggestions(include_catalog=bool(sku_file))
         rows: list[tuple[str, SegmentStats]] = []
+        retrained = None
         with clock.phase("eval ours"):
-            rows.append(("ours (suggest)", evaluate(pairs, _our_answer, _served_texts())))
+            rows.append(("ours, popularity (suggest)", evaluate(test, _our_answer, _served_texts(), returning)))
         with clock.phase("eval MPC"):
             counts = Counter(s.normalized for s in train)
             users: dict[str, set[str]] = defaultdict(set)
             for s in train:
                 users[s.normalized].add(s.user)
             mpc = most_popular_completion(counts)
-            rows.append(("MPC", evaluate(pairs, lambda p: mpc.get(p, []), set(counts))))
+            rows.append(("MPC", evaluate(test, lambda p: mpc.get(p, []), set(counts), returning)))
             gated = most_popular_completion(counts, allowed=lambda t: len(users[t]) >= k)
             gated_set = {t for t in counts if len(users[t]) >= k}
-            rows.append((f"MPC + k-gate (k={k})", evaluate(pairs, lambda p: gated.get(p, []), gated_set)))
+            rows.append((f"MPC + k-gate (k={k})", evaluate(test, lambda p: gated.get(p, []), gated_set, returning)))
         if args.ablations:
             variants = [
                 ("ours, no time decay", {"SUGGESTIONS_DECAY_HALF_LIFE_DAYS": 1e9}),
@@ -333,9 +404,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             with clock.phase("ablations"):
                 for name, overrides in variants:
                     with override_settings(**overrides):
-                        services.build_suggestions(include_catalog=False)
-                        rows.append((name, evaluate(pairs, _our_answer, _served_texts())))
-                services.build_suggestions(include_catalog=False)
+                        services.build_suggestions(include_catalog=bool(sku_file))
+                        rows.append((name, evaluate(test, _our_answer, _served_texts(), returning)))
+                services.build_suggestions(include_catalog=bool(sku_file))
+        if args.ranker:
+            # Last: the promoted ranker's order stays in place for what follows.
+            with clock.phase("retrain"), override_settings(SUGGESTIONS_RANKER_LABEL_SPLIT=label_split):
+                retrained = services.retrain("suggestion_ranker", log=lambda line: print(f"  loop: {line}"))
+            with clock.phase("eval ours + ranker"):
+                rows.insert(0, ("ours + ranker (suggest)", evaluate(test, _our_answer, _served_texts(), returning)))
 
     train_users = len({s.user for s in train})
     test_users = len({s.user for s in test})
@@ -353,7 +430,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"ours: imported {report.imported:,} searches, {build.history:,} suggestions pass the gate "
           f"(k={k} distinct users, half-life {app_settings.DECAY_HALF_LIFE_DAYS:g} days, fuzzy from "
           f"{app_settings.FUZZY_MIN_PREFIX_LENGTH} chars); MPC candidates {len(counts):,} queries")
-    print(f"pairs (prefix, target): {len(pairs):,}, distinct prefixes {len({p for p, _ in pairs}):,}\n")
+    print(f"catalog: {products:,} products from {sku_file}" if sku_file else "catalog: none (--no-catalog)")
+    if retrained is not None:
+        print(f"ranker: {retrained.version.version} ({retrained.version.status}), label split {label_split}; "
+              f"gate: {retrained.gate.reason}")
+    print(f"pairs (prefix, target): {len(pairs):,}, distinct prefixes {len({p for p, _ in pairs}):,}; "
+          f"returning-shopper searches {sum(1 for s in test if s.user in returning):,}\n")
     print(results_tables(rows, len(pairs)))
     print(f"\nwall time: {clock.summary()}")
     return 0
