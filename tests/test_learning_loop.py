@@ -274,3 +274,14 @@ def test_without_an_active_ranker_the_table_is_emptied():
     assert services.refresh_rankings() == 0
     assert not RankedPrefix.objects.exists()
     assert not ModelVersion.objects.filter(kind="suggestion_ranker").exists()
+
+
+def test_the_demo_beat_schedule_retrains_only_registered_kinds(settings):
+    from shop_search.celery import app
+
+    retrains = [e for e in settings.CELERY_BEAT_SCHEDULE.values() if e["task"] == "suggestions.ml.retrain"]
+    assert retrains, "the demo retrains nightly"
+    for entry in retrains:
+        assert entry["args"][0] in learning.KINDS
+    app.loader.import_default_modules()
+    assert {"suggestions.ml.retrain", "suggestions.ml.rank_prefixes"} <= set(app.tasks)
