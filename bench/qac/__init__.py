@@ -412,7 +412,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             with clock.phase("retrain"), override_settings(SUGGESTIONS_RANKER_LABEL_SPLIT=label_split):
                 retrained = services.retrain("suggestion_ranker", log=lambda line: print(f"  loop: {line}"))
             with clock.phase("eval ours + ranker"):
-                rows.insert(0, ("ours + ranker (suggest)", evaluate(test, _our_answer, _served_texts(), returning)))
+                name = ("ours + ranker (suggest)" if retrained.promoted
+                        else "ours after the loop (ranker rejected: popularity order)")
+                rows.insert(0, (name, evaluate(test, _our_answer, _served_texts(), returning)))
 
     train_users = len({s.user for s in train})
     test_users = len({s.user for s in test})
