@@ -861,7 +861,7 @@ class SuggestionRankerKind(ModelKind):
     description = _("Orders the completions of what a shopper has typed, learnt from what shoppers "
                     "searched after typing it.")
 
-    def _searches(self):
+    def searches(self):
         from .ml.suggestion_ranker import Search
         from .models import SearchEvent
 
@@ -869,36 +869,31 @@ class SuggestionRankerKind(ModelKind):
                 .values_list("normalized_query", "actor_hash", "created_at").iterator(chunk_size=5000))
         return [Search(q, a, t) for q, a, t in rows]
 
-    def _catalog(self) -> dict[str, int]:
+    def catalog(self) -> dict[str, int]:
         from .models import Suggestion, SuggestionSource, SuggestionStatus
 
         rows = Suggestion.objects.filter(source=SuggestionSource.CATALOG, status=SuggestionStatus.APPROVED)
         return {text: int((prov or {}).get("products") or 1) for text, prov in rows.values_list("text", "provenance")}
 
     def stats(self, searches, catalog: dict[str, int], served: set[str] | None = None):
-        """Candidate statistics of a window, gated and filtered as the build does."""
-        from .mining import variant_queries
+        """Candidate statistics of a window, gated, filtered and weighted as the build does."""
+        from .mining import CATALOG_WEIGHT_SCALE, MAX_TEXT, variant_queries
         from .ml.suggestion_ranker import CandidateStats
         from .text import looks_private
 
-        k = app_settings.MIN_DISTINCT_USERS
-        users: dict[str, set[str]] = defaultdict(set)
-        for s in searches:
-            if s.actor:
-                users[s.query].add(s.actor)
-        gated = {q for q, u in users.items() if len(u) >= k and not looks_private(q)}
-        others = [q for q in users if q not in gated and len(q) <= 100 and not looks_private(q)]
-        variants = variant_queries(gated | set(catalog), others) if served is None else set()
-        return CandidateStats(searches, catalog, k, variants=variants, private=looks_private, served=served)
+        return CandidateStats(
+            searches, catalog, app_settings.MIN_DISTINCT_USERS,
+            allowed=lambda q: len(q) <= MAX_TEXT and not looks_private(q), variant_rule=variant_queries,
+            served=served, half_life=app_settings.DECAY_HALF_LIFE_DAYS, catalog_weight_scale=CATALOG_WEIGHT_SCALE)
 
     def snapshot(self, *, log: Callable[[str], None]) -> Snapshot:
-        searches = self._searches()
+        searches = self.searches()
         if not searches:
             raise ValueError("no search history to learn from yet")
         cut = searches[-1].time - timedelta(days=app_settings.HELDOUT_DAYS)
         train = [s for s in searches if s.time < cut]
         heldout = [s for s in searches if s.time >= cut]
-        catalog = self._catalog()
+        catalog = self.catalog()
         return Snapshot(
             train={"searches": train, "catalog": catalog}, heldout=heldout,
             window=(train[0].time if train else None, train[-1].time if train else None),
@@ -959,7 +954,7 @@ def refresh_rankings(version: ModelVersion | None = None) -> int:
     from .ml.suggestion_ranker import RankerModel, ranking_table
 
     served = dict(Suggestion.objects.filter(status=SuggestionStatus.APPROVED).values_list("text", "source"))
-    stats = kind.stats(kind._searches(), kind._catalog(), served=set(served))
+    stats = kind.stats(kind.searches(), kind.catalog(), served=set(served))
     table = ranking_table(RankerModel.load(version.artefact_uri), stats)
     rows = [RankedPrefix(prefix=p, texts=[[t, served[t]] for t in texts], model_version=version.version)
             for p, texts in table.items() if len(p) <= 100]

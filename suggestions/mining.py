@@ -40,7 +40,7 @@ from .text import looks_private, normalize_query
 #: Scale of catalog weights: log(1 + products) * scale. A phrase covering 1,000
 #: products weighs about 0.7, below a query searched once this month.
 CATALOG_WEIGHT_SCALE = 0.1
-_MAX_TEXT = 100
+MAX_TEXT = 100
 _WORD_RE = re.compile(r"\S+")
 _HAS_LETTER_RE = re.compile(r"[^\W\d_]")
 
@@ -68,28 +68,40 @@ def _decayed_counts(events, texts: Iterable[str], half_life: float) -> dict[str,
     return decayed
 
 
-def mine_history(*, min_users: int | None = None, half_life_days: float | None = None) -> dict[str, Candidate]:
-    """Candidates from search history that pass the k-anonymity and privacy gates."""
+def query_stats() -> dict[str, dict]:
+    """Distinct shoppers and searches of every searched query (one aggregate),
+    shared by :func:`mine_history` and :func:`mine_variants` in a build."""
+    rows = (SearchEvent.objects.exclude(normalized_query="").exclude(actor_hash="").values("normalized_query")
+            .annotate(users=Count("actor_hash", distinct=True), searches=Count("id")))
+    return {row["normalized_query"]: row for row in rows}
+
+
+def _history_candidates(rows: dict[str, dict], rule: str, half_life: float) -> dict[str, Candidate]:
+    """Candidates of the given queries (privacy and length filtered), weighted by
+    their time-decayed searches."""
+    rows = {text: row for text, row in rows.items() if len(text) <= MAX_TEXT and not looks_private(text)}
+    if not rows:
+        return {}
+    decayed = _decayed_counts(SearchEvent.objects.exclude(normalized_query=""), rows, half_life)
+    return {text: Candidate(text=text, source=SuggestionSource.HISTORY, weight=round(decayed[text], 6),
+                            searches=row["searches"], distinct_users=row["users"],
+                            provenance={"rule": rule, "distinct_users": row["users"], "searches": row["searches"]})
+            for text, row in rows.items()}
+
+
+def mine_history(*, min_users: int | None = None, half_life_days: float | None = None,
+                 stats: dict[str, dict] | None = None) -> dict[str, Candidate]:
+    """Candidates from search history that pass the k-anonymity and privacy gates.
+
+    Args:
+        min_users: The gate (default ``SUGGESTIONS_MIN_DISTINCT_USERS``).
+        half_life_days: Decay (default ``SUGGESTIONS_DECAY_HALF_LIFE_DAYS``).
+        stats: :func:`query_stats`, when the caller already has it.
+    """
     k = app_settings.MIN_DISTINCT_USERS if min_users is None else min_users
     half_life = app_settings.DECAY_HALF_LIFE_DAYS if half_life_days is None else half_life_days
-    events = SearchEvent.objects.exclude(normalized_query="")
-    gated = (events.exclude(actor_hash="").values("normalized_query")
-             .annotate(users=Count("actor_hash", distinct=True), searches=Count("id"))
-             .filter(users__gte=k))
-    stats = {row["normalized_query"]: row for row in gated}
-    if not stats:
-        return {}
-    decayed = _decayed_counts(events, stats, half_life)
-    candidates = {}
-    for text, row in stats.items():
-        if len(text) > _MAX_TEXT or looks_private(text):
-            continue
-        candidates[text] = Candidate(
-            text=text, source=SuggestionSource.HISTORY, weight=round(decayed[text], 6),
-            searches=row["searches"], distinct_users=row["users"],
-            provenance={"rule": "history", "distinct_users": row["users"], "searches": row["searches"]},
-        )
-    return candidates
+    stats = query_stats() if stats is None else stats
+    return _history_candidates({q: r for q, r in stats.items() if r["users"] >= k}, "history", half_life)
 
 
 def variant_queries(public: Iterable[str], searched: Iterable[str], *, min_edit_length: int = 5) -> set[str]:
@@ -131,24 +143,19 @@ def variant_queries(public: Iterable[str], searched: Iterable[str], *, min_edit_
     return out
 
 
-def mine_variants(public: dict[str, Candidate]) -> dict[str, Candidate]:
+def mine_variants(public: dict[str, Candidate], *, stats: dict[str, dict] | None = None
+                  ) -> dict[str, Candidate]:
     """History queries that failed the k-gate but are variants of ``public``
-    candidates (gated history and catalog), weighted like history."""
-    half_life = app_settings.DECAY_HALF_LIFE_DAYS
-    events = SearchEvent.objects.exclude(normalized_query="").exclude(actor_hash="")
-    rows = {r["normalized_query"]: r for r in events.values("normalized_query").annotate(
-        users=Count("actor_hash", distinct=True), searches=Count("id"))
-        if r["normalized_query"] not in public and len(r["normalized_query"]) <= _MAX_TEXT
-        and not looks_private(r["normalized_query"])}
-    variants = variant_queries(public, rows)
-    if not variants:
-        return {}
-    decayed = _decayed_counts(events, variants, half_life)
-    return {text: Candidate(text=text, source=SuggestionSource.HISTORY, weight=round(decayed[text], 6),
-                            searches=rows[text]["searches"], distinct_users=rows[text]["users"],
-                            provenance={"rule": "variant", "distinct_users": rows[text]["users"],
-                                        "searches": rows[text]["searches"]})
-            for text in variants}
+    candidates (gated history and catalog), weighted like history.
+
+    Args:
+        public: The build's gated and catalog candidates.
+        stats: :func:`query_stats`, when the caller already has it.
+    """
+    stats = query_stats() if stats is None else stats
+    others = [q for q in stats if q not in public]
+    variants = variant_queries(public, others)
+    return _history_candidates({q: stats[q] for q in variants}, "variant", app_settings.DECAY_HALF_LIFE_DAYS)
 
 
 def _leading_phrases(title: str, max_words: int = 3) -> list[str]:
@@ -187,7 +194,7 @@ def mine_catalog(documents: Iterable[ProductDocument], *, min_products: int | No
     for rule, counter in counts.items():
         minimum = 1 if rule == "brand" else threshold
         for text, n in counter.items():
-            if n < minimum or len(text) > _MAX_TEXT:
+            if n < minimum or len(text) > MAX_TEXT:
                 continue
             weight = round(math.log1p(n) * CATALOG_WEIGHT_SCALE, 6)
             current = candidates.get(text)

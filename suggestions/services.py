@@ -69,6 +69,7 @@ from .mining import (
     mine_catalog,
     mine_history,
     mine_variants,
+    query_stats,
     store_candidates,
 )
 from .models import QueryDailyStat, SearchOrigin, Suggestion, SuggestionSource, SuggestionStatus
@@ -274,14 +275,15 @@ def build_suggestions(*, progress: Callable[[int], None] | None = None, include_
     backend is down the suggestions are stored and :class:`RecallUnavailable`
     propagates (the next publish serves them).
     """
-    history = mine_history()
+    stats = query_stats()
+    history = mine_history(stats=stats)
     catalog: dict = {}
     if include_catalog and app_settings.ADAPTER:
         catalog = mine_catalog(get_adapter().iter_documents(batch_size=app_settings.INDEX_BATCH_SIZE), progress=progress)
     merged = merge_candidates(history, catalog)
     # Queries below the k-gate that are variants of what is public (typos,
     # word order, leading words of gated queries and catalog phrases).
-    variants = mine_variants(merged)
+    variants = mine_variants(merged, stats=stats)
     merged.update(variants)
     created, updated, removed = store_candidates(merged)
     gazetteer_phrases = 0

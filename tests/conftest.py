@@ -34,3 +34,29 @@ def _isolated_state(settings, tmp_path):
             pass
     yield
     reset_backends()
+
+
+@pytest.fixture
+def server(live_server):
+    """The live server; on SQLite, one request at a time.
+
+    With SQLite's in-memory test database every server thread shares one
+    connection, so a beacon's transaction and the next page's writes would
+    interleave on it (and roll back together). PostgreSQL gives each thread
+    its own connection and needs nothing.
+    """
+    import threading
+
+    from django.db import connection
+
+    httpd = live_server.thread.httpd
+    if connection.vendor == "sqlite" and not getattr(httpd, "serialized", False):
+        app, lock = httpd.get_app(), threading.Lock()
+
+        def serialized(environ, start_response):
+            with lock:
+                return app(environ, start_response)
+
+        httpd.set_app(serialized)
+        httpd.serialized = True
+    return live_server

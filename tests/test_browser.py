@@ -17,7 +17,6 @@ import os
 import re
 import shutil
 import statistics
-import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -97,30 +96,6 @@ def browser() -> Iterator[Any]:
             chromium = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
             yield chromium
             chromium.close()
-
-
-@pytest.fixture
-def server(live_server) -> Any:
-    """The live server; on SQLite, one request at a time.
-
-    With SQLite's in-memory test database every server thread shares one
-    connection, so a beacon's transaction and the next page's writes would
-    interleave on it (and roll back together). PostgreSQL gives each thread
-    its own connection and needs nothing.
-    """
-    from django.db import connection
-
-    httpd = live_server.thread.httpd
-    if connection.vendor == "sqlite" and not getattr(httpd, "serialized", False):
-        app, lock = httpd.get_app(), threading.Lock()
-
-        def serialized(environ, start_response):
-            with lock:
-                return app(environ, start_response)
-
-        httpd.set_app(serialized)
-        httpd.serialized = True
-    return live_server
 
 
 @pytest.fixture

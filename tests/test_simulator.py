@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import random
 import socket
-import threading
 from collections import Counter
 from typing import Any
 
@@ -56,29 +55,6 @@ EVENT_MODELS = [SearchEvent, SuggestionImpression, SuggestionClick, ProductClick
 
 
 # -- a live shop ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-def server(live_server) -> Any:
-    """The live server; on SQLite, one request at a time.
-
-    As in tests/test_browser.py: SQLite's in-memory test database is one
-    connection shared by every server thread, so concurrent requests would
-    interleave their transactions on it.
-    """
-    from django.db import connection
-
-    httpd = live_server.thread.httpd
-    if connection.vendor == "sqlite" and not getattr(httpd, "serialized", False):
-        app, lock = httpd.get_app(), threading.Lock()
-
-        def serialized(environ, start_response):
-            with lock:
-                return app(environ, start_response)
-
-        httpd.set_app(serialized)
-        httpd.serialized = True
-    return live_server
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ import math
 import os
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -75,43 +75,62 @@ class CandidateStats:
         searches: The window's searches.
         catalog: Catalog phrase → number of products it describes.
         min_users: The k-anonymity gate (distinct shoppers).
-        variants: Queries served because they are variants of public text
-            (see :func:`suggestions.mining.variant_queries`); computed by the
-            caller with the same rule the build uses.
+        allowed: Whether a query may be served at all (privacy filter, length);
+            the build's own rule.
+        variant_rule: ``(public texts, other searched queries) → variants``
+            that may be served although below the gate (the build's
+            :func:`suggestions.mining.variant_queries`); none when omitted.
+        served: When given, exactly these texts are the candidates (what is
+            served now), instead of the ones this window's gate, variants and
+            catalog make.
+        half_life: Days of the first-stage popularity decay (the build's
+            ``SUGGESTIONS_DECAY_HALF_LIFE_DAYS``).
+        catalog_weight_scale: Weight of a catalog phrase per log(1 + products)
+            in the first stage (the build's
+            :data:`suggestions.mining.CATALOG_WEIGHT_SCALE`).
     """
 
     searches: Sequence[Search]
     catalog: dict[str, int]
     min_users: int
-    variants: set[str] = field(default_factory=set)
-    private: Callable[[str], bool] | None = None
-    #: When given, exactly these texts are the candidates (what is served now),
-    #: instead of the ones this window's gate, variants and catalog make.
+    allowed: Callable[[str], bool] = lambda _q: True
+    variant_rule: Callable[[set[str], list[str]], set[str]] | None = None
     served: set[str] | None = None
+    half_life: float = 30.0
+    catalog_weight_scale: float = 0.1
 
     def __post_init__(self) -> None:
         self.reference = max((s.time for s in self.searches), default=None)
         self.count: Counter[str] = Counter()
         users: dict[str, set[str]] = defaultdict(set)
-        self.decayed = {h: defaultdict(float) for h in HALF_LIVES}
+        self.decayed = {h: defaultdict(float) for h in {*HALF_LIVES, self.half_life}}
         self.recent: Counter[str] = Counter()
         for s in self.searches:
             age = max((self.reference - s.time).total_seconds() / 86400.0, 0.0)
             self.count[s.query] += 1
             if s.actor:
                 users[s.query].add(s.actor)
-            for h in HALF_LIVES:
-                self.decayed[h][s.query] += 0.5 ** (age / h)
+            for h, decayed in self.decayed.items():
+                decayed[s.query] += 0.5 ** (age / h)
             if age <= RECENT_DAYS:
                 self.recent[s.query] += 1
         self.users = {q: len(u) for q, u in users.items()}
         self.total = max(len(self.searches), 1)
         self.decayed_total = {h: max(sum(d.values()), 1e-9) for h, d in self.decayed.items()}
         self.recent_total = max(sum(self.recent.values()), 1)
-        self.gated = {q for q, n in self.users.items() if n >= self.min_users
-                      and not (self.private and self.private(q))}
-        self.candidates = (set(self.served) if self.served is not None
-                           else self.gated | set(self.catalog) | set(self.variants))
+        if self.served is not None:
+            # Served searched texts below the gate and not catalog phrases are
+            # the build's variants: the feature must mean what it meant in training.
+            self.candidates = set(self.served)
+            self.variants = {t for t in self.candidates if t in self.users and t not in self.catalog
+                             and self.users[t] < self.min_users}
+        else:
+            allowed = {q for q in self.users if self.allowed(q)}
+            gated = {q for q in allowed if self.users[q] >= self.min_users}
+            public = gated | set(self.catalog)
+            self.variants = (self.variant_rule(public, [q for q in allowed if q not in public])
+                             if self.variant_rule else set())
+            self.candidates = public | self.variants
         self._index: dict[str, list[str]] = defaultdict(list)
         for text in sorted(self.candidates, key=lambda t: (-self.first_stage(t), t)):
             for length in range(1, min(MAX_PREFIX, len(text)) + 1):
@@ -121,10 +140,10 @@ class CandidateStats:
 
     def first_stage(self, text: str) -> float:
         """The popularity weight the recall backend orders by (decayed searches,
-        plus a small catalog weight), as :mod:`suggestions.mining` computes it."""
-        weight = self.decayed[30.0].get(text, 0.0)
+        plus the catalog weight), as :mod:`suggestions.mining` computes it."""
+        weight = self.decayed[self.half_life].get(text, 0.0)
         if text in self.catalog:
-            weight += math.log1p(self.catalog[text]) * 0.1
+            weight += math.log1p(self.catalog[text]) * self.catalog_weight_scale
         return weight
 
     def pool(self, prefix: str) -> list[str]:
