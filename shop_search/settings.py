@@ -167,10 +167,12 @@ CELERY_TASK_ROUTES = {
 CELERY_BEAT_SCHEDULE = {
     "suggestions-build-nightly": {"task": "suggestions.suggestions.build", "schedule": crontab(hour=3, minute=0)},
     "suggestions-garbage-collect": {"task": "suggestions.history.garbage_collect", "schedule": crontab(hour=4, minute=0)},
-    # The learning loop, nightly after the build: the ranker is retrained on the
-    # history and promoted only when better on the held-out newest days.
+    # The learning loop, nightly after the build: each kind is retrained on the
+    # shop's data and promoted only when better on the same held-out data.
     "suggestions-retrain-suggestion-ranker": {"task": "suggestions.ml.retrain", "args": ["suggestion_ranker"],
                                               "schedule": crontab(hour=3, minute=30)},
+    "suggestions-retrain-understanding": {"task": "suggestions.ml.retrain", "args": ["understanding"],
+                                          "schedule": crontab(hour=4, minute=30)},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 

@@ -272,6 +272,12 @@ class AppSettings:
         return int(self._get("RETRAIN_TIME_LIMIT", 3 * 3600))
 
     @property
+    def UNDERSTANDING_SOURCES(self) -> tuple[str, ...]:
+        """Data sources of the nightly understanding retrain (the shop's own data;
+        ``suggestions_train --data`` names others, e.g. public data sets)."""
+        return tuple(self._get("UNDERSTANDING_SOURCES", ("catalog", "behaviour", "corrections", "templates")))
+
+    @property
     def RANKER_LABEL_SPLIT(self) -> str:
         """How the suggestion ranker separates features from labels within its
         training window: ``time`` (older searches give the features, newer ones

@@ -9,11 +9,12 @@ Sections:
 
 * **Model versions** (every kind): :func:`new_version_label`, :func:`register_version`,
   :func:`promote`, :func:`retire`, :func:`rollback`.
-* **Evaluation gate** (every kind): :func:`gate_promotion`.
+* **The loop** (every kind): :func:`retrain` with its evaluation gate (:func:`gate`,
+  :func:`paired_bootstrap`) and the retrain lock; kinds plug in as :class:`ModelKind`.
 * **Understanding**: its training data from the database (:func:`catalog_examples`,
   :func:`behaviour_examples`, :func:`correction_examples`,
-  :func:`understanding_training_data`) and one whole training run
-  (:func:`train_understanding`).
+  :func:`understanding_training_data`) and its kind (:class:`UnderstandingKind`).
+* **Suggestion ranker**: :class:`SuggestionRankerKind` and :func:`refresh_rankings`.
 
 Contracts:
 
@@ -23,9 +24,11 @@ Contracts:
   :data:`~suggestions.signals.active_model_changed` once the transaction commits.
 * A trained model is registered as a ``candidate``; it becomes ``active`` only through
   :func:`promote`, either by a person (admin action) or by the gate.
-* The gate promotes a candidate when its score beats the active version's score on the
-  same held-out examples (or the active version's stored figure when it cannot be
-  evaluated); with no active version, it promotes. Otherwise the candidate stays one.
+* The gate promotes a challenger only when it beats the active version (or the kind's
+  model-free baseline) on the same held-out units by the kind's margin, with the
+  paired-bootstrap 95% interval of the gain above zero; otherwise the version is kept as
+  ``rejected`` with both sides' metrics and the reason. An active version that cannot be
+  evaluated loses to the baseline comparison.
 * Training data from the database (understanding):
 
   ``catalog``
@@ -75,7 +78,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from .ml.understanding.corpora import Example
     from .ml.understanding.dataset import TrainingData
-    from .ml.understanding.training import TrainParams
 
 logger = logging.getLogger(__name__)
 
@@ -222,55 +224,6 @@ def rollback(kind: str) -> ModelVersion:
         target.save(update_fields=["status"])
         _notify_active_model_changed(kind)
     return target
-
-
-# -- evaluation gate -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class GateDecision:
-    """What :func:`gate_promotion` decided.
-
-    Attributes:
-        promoted: whether the candidate was promoted.
-        active: the version that was active before, or None.
-        score: the candidate's score (0.0 when it has none).
-        active_score: the active version's score, or None (no active version, or no figure).
-    """
-
-    promoted: bool
-    active: ModelVersion | None
-    score: float
-    active_score: float | None
-
-
-def gate_promotion(version: ModelVersion, *, metric: str,
-                   active_score: Callable[[ModelVersion], float | None]) -> GateDecision:
-    """The evaluation gate: promote ``version`` when it beats the active version of its kind.
-
-    The comparison (the active version and its score) is stored in
-    ``version.metrics["compared_with"]``.
-
-    Args:
-        version: A candidate whose ``metrics[metric]`` is its held-out score.
-        metric: Name of the score in the metrics (higher is better).
-        active_score: The active version's score on the candidate's held-out examples
-            (None when unknown: the candidate is then promoted).
-
-    Returns:
-        The decision.
-    """
-    active = ModelVersion.objects.filter(kind=version.kind, status=ModelVersionStatus.ACTIVE).first()
-    ours = version.metrics[metric] or 0.0
-    theirs = None
-    if active is not None:
-        theirs = active_score(active)
-        version.metrics["compared_with"] = {"version": active.version, metric: theirs}
-        version.save(update_fields=["metrics"])
-    promoted = active is None or theirs is None or ours > theirs
-    if promoted:
-        promote(version)
-    return GateDecision(promoted=promoted, active=active, score=ours, active_score=theirs)
 
 
 # -- understanding: training data from the database ------------------------------------------
@@ -483,116 +436,6 @@ def choose_base(base: str | None) -> str:
     return base or app_settings.UNDERSTANDING_BASE
 
 
-def _active_score(active: ModelVersion, heldout: Sequence[Example]) -> float | None:
-    """The active version's entity F1 on today's held-out examples (fair
-    comparison), else its stored metric."""
-    from .ml.understanding.registry import load_model
-    from .ml.understanding.training import evaluate
-
-    try:
-        model = load_model(active.artefact_uri)
-        result = evaluate(model, heldout)["entity"]
-        if result is not None:
-            return result["f1"]
-    except Exception:  # noqa: BLE001 - fall back to the stored figure
-        logger.warning("cannot evaluate the active model %s; using its stored metric", active.version,
-                       exc_info=True)
-    value = (active.metrics or {}).get("entity_f1")
-    return float(value) if value is not None else None
-
-
-def train_understanding(
-    *,
-    sources: Sequence[str] | None = None,
-    data_dir: str | None = None,
-    base: str | None = None,
-    params: TrainParams | Mapping[str, Any] | None = None,
-    max_train: int | None = None,
-    tiny: bool = False,
-    promote_if_better: bool = False,
-    progress: bool = True,
-    log: Callable[[str], None] | None = None,
-    progress_file: Any = None,
-) -> dict[str, Any]:
-    """Assemble data, train, evaluate, save and register a candidate understanding version.
-
-    Runs in workers and the ``suggestions_train`` command (it imports torch).
-
-    Args:
-        sources: Data sources (default: all of
-            :data:`~suggestions.ml.understanding.dataset.ALL_SOURCES`).
-        data_dir: Shared data folder for the public sources.
-        base: Encoder spec (``en``, ``multilingual``, folder, hub name);
-            default: see :func:`choose_base`. Several specs separated by
-            commas train one member each on the same data and register their
-            :class:`~suggestions.ml.understanding.model.EnsembleModel`. Ignored with ``tiny``.
-        params: Hyper-parameters: a
-            :class:`~suggestions.ml.understanding.training.TrainParams` or a mapping of
-            its fields.
-        max_train: Cap per source (quick iterations).
-        tiny: Train a tiny BERT whose tokenizer is learnt from the training
-            texts (tests, smoke runs).
-        promote_if_better: Run the gate (:func:`gate_promotion`) on the held-out
-            entity F1, the active version scored on the same held-out examples (or its
-            stored metric when it cannot be loaded).
-        progress: Show a tqdm bar.
-        log: Receives progress lines.
-        progress_file: Stream of the progress bar.
-
-    Returns:
-        A report: ``version`` (the ModelVersion), ``metrics``, ``promoted``,
-        ``artefact``, ``seconds``.
-
-    Raises:
-        ImproperlyConfigured: the ``[ml]`` extra is missing.
-        FileNotFoundError: a public source's file is missing.
-        ValueError: an unknown source, or no training examples.
-    """
-    from .ml.encoders import require_ml
-
-    require_ml()
-    from .ml.understanding import training
-    from .ml.understanding.dataset import ALL_SOURCES
-
-    sources = ALL_SOURCES if sources is None else sources
-    say = log or (lambda _m: None)
-    if params is None:
-        params = training.TrainParams()
-    elif isinstance(params, Mapping):
-        params = training.TrainParams(**params)
-    started = time.perf_counter()
-    entity_labels, intents = app_settings.ENTITY_LABELS, app_settings.INTENTS
-    data = understanding_training_data(
-        sources, entity_labels=entity_labels, intents=intents, data_dir=data_dir, max_train=max_train,
-        seed=params.seed, correction_weight=app_settings.CORRECTION_WEIGHT, gazetteer=_training_gazetteer(),
-        log=say)
-    if not data.train:
-        raise ValueError("no training examples: name data sources that have data (--data)")
-    version = new_version_label(KIND_UNDERSTANDING)
-    artefact = Path(app_settings.MODEL_DIR) / KIND_UNDERSTANDING / version
-    trained = training.train_understanding(
-        data, entity_labels=entity_labels, intents=intents, version=version, artefact=artefact,
-        sources=sources, base=None if tiny else choose_base(base), tiny=tiny, params=params,
-        progress=progress, log=say, progress_file=progress_file)
-    metrics = trained["metrics"]
-    notes = json.dumps({"base": trained["base"], "base_paths": trained["base_paths"], "data": list(sources),
-                        "max_train": max_train, "params": params.as_dict()}, sort_keys=True, default=str)
-    row = register_version(KIND_UNDERSTANDING, version=version, artefact_uri=str(artefact), metrics=metrics,
-                           training_window_start=data.window_start, training_window_end=data.window_end,
-                           notes=notes)
-    promoted = False
-    if promote_if_better:
-        # The lambda looks _active_score up at call time (tests replace it).
-        decision = gate_promotion(row, metric="entity_f1",
-                                  active_score=lambda active: _active_score(active, data.heldout))
-        promoted = decision.promoted
-        say(f"active version {decision.active.version if decision.active else '(none)'}: "
-            f"F1 {decision.active_score}; ours {decision.score}: "
-            f"{'promoted' if promoted else 'kept as candidate'}")
-    return {"version": row, "metrics": metrics, "promoted": promoted, "artefact": str(artefact),
-            "seconds": round(time.perf_counter() - started, 1)}
-
-
 # -- the loop: one retrain for every kind ------------------------------------------------------
 
 
@@ -617,6 +460,8 @@ class Snapshot:
     window: tuple[datetime | None, datetime | None] = (None, None)
     heldout_window: tuple[datetime | None, datetime | None] = (None, None)
     counts: dict[str, Any] = field(default_factory=dict)
+    #: The run's options (e.g. data sources and hyper-parameters from a command).
+    options: dict[str, Any] = field(default_factory=dict)
     #: What a kind computes once per snapshot and reuses (e.g. candidate statistics).
     cache: dict[str, Any] = field(default_factory=dict)
 
@@ -628,6 +473,8 @@ class Trained:
     artefact: Path
     report: dict[str, Any]
     notes: dict[str, Any] = field(default_factory=dict)
+    #: The kind's own evaluation details, stored with the version's metrics.
+    metrics: dict[str, Any] = field(default_factory=dict)
 
 
 class ModelKind:
@@ -644,7 +491,7 @@ class ModelKind:
     metric = ""
     description = ""
 
-    def snapshot(self, *, log: Callable[[str], None]) -> Snapshot:
+    def snapshot(self, *, log: Callable[[str], None], options: Mapping[str, Any]) -> Snapshot:
         raise NotImplementedError
 
     def train(self, snapshot: Snapshot, folder: Path, *, log: Callable[[str], None]) -> Trained:
@@ -759,14 +606,20 @@ class RetrainReport:
     promoted: bool
 
 
-def retrain(kind_name: str, *, log: Callable[[str], None] | None = None) -> RetrainReport:
+def retrain(kind_name: str, *, log: Callable[[str], None] | None = None,
+            options: Mapping[str, Any] | None = None) -> RetrainReport:
     """The one way any model kind is retrained: snapshot, train a challenger,
     evaluate it and the active version on the same held-out units, promote only
     when the gate says better, else keep it as a rejected version.
 
+    Args:
+        kind_name: A registered kind (:data:`KINDS`).
+        log: Receives progress lines (they are also kept on the :class:`RetrainRun`).
+        options: Kind-specific options of this run (data sources, hyper-parameters).
+
     Raises:
         RetrainBusy: another retrain of the kind is running.
-        ValueError: unknown kind.
+        ValueError: unknown kind, or nothing to learn from.
     """
     kind = get_kind(kind_name)
     run = _acquire(kind.name)
@@ -781,7 +634,7 @@ def retrain(kind_name: str, *, log: Callable[[str], None] | None = None) -> Retr
 
     try:
         say(f"retraining {kind.name}: snapshot")
-        snapshot = kind.snapshot(log=say)
+        snapshot = kind.snapshot(log=say, options=dict(options or {}))
         say(f"snapshot: {json.dumps(snapshot.counts, default=str)}")
         label = new_version_label(kind.name)
         folder = Path(app_settings.MODEL_DIR) / kind.name / label
@@ -805,7 +658,7 @@ def retrain(kind_name: str, *, log: Callable[[str], None] | None = None) -> Retr
         result = gate(kind, ours, theirs, margin=margin,
                       resamples=app_settings.BOOTSTRAP_RESAMPLES, incumbent_name=name)
         say(result.reason)
-        metrics = {kind.metric: round(result.challenger, 6), "heldout_units": result.n,
+        metrics = {**trained.metrics, kind.metric: round(result.challenger, 6), "heldout_units": result.n,
                    "train": trained.report, "snapshot": snapshot.counts}
         baseline = ({kind.metric: round(result.incumbent, 6), "version": active.version if active else None}
                     if result.incumbent is not None else {})
@@ -886,7 +739,7 @@ class SuggestionRankerKind(ModelKind):
             allowed=lambda q: len(q) <= MAX_TEXT and not looks_private(q), variant_rule=variant_queries,
             served=served, half_life=app_settings.DECAY_HALF_LIFE_DAYS, catalog_weight_scale=CATALOG_WEIGHT_SCALE)
 
-    def snapshot(self, *, log: Callable[[str], None]) -> Snapshot:
+    def snapshot(self, *, log: Callable[[str], None], options: Mapping[str, Any]) -> Snapshot:
         searches = self.searches()
         if not searches:
             raise ValueError("no search history to learn from yet")
@@ -966,3 +819,94 @@ def refresh_rankings(version: ModelVersion | None = None) -> int:
 
 
 register_kind(SuggestionRankerKind())
+
+
+# -- understanding ----------------------------------------------------------------------------
+
+
+class UnderstandingKind(ModelKind):
+    """Query understanding (intent and entities, :mod:`suggestions.ml.understanding`).
+
+    * Snapshot: :func:`understanding_training_data` from the run's ``sources``
+      (default ``SUGGESTIONS_UNDERSTANDING_SOURCES``: the shop's catalog,
+      behaviour, corrections and the composed intent templates; public data
+      sets when a command names them). Its held-out split is by a hash of the
+      normalised query (the same query is on the same side in every run), so
+      the challenger and the active version are compared on the same queries.
+    * Metric: entity micro-F1 on exact spans; a unit is one held-out query's
+      (true positives, predicted, gold) spans. There is no model-free baseline:
+      the first model with any F1 is promoted.
+    * Options: ``sources``, ``data_dir``, ``base``, ``params`` (a
+      ``TrainParams`` or a mapping of its fields), ``max_train``, ``tiny``,
+      ``progress``, ``progress_file``.
+    """
+
+    name = KIND_UNDERSTANDING
+    metric = "entity_f1"
+    description = _("Reads what a shopper means: the intent of a query and its brands, product types, "
+                    "prices and other entities.")
+
+    def snapshot(self, *, log: Callable[[str], None], options: Mapping[str, Any]) -> Snapshot:
+        from .ml.encoders import require_ml
+
+        require_ml()
+        from .ml.understanding import training
+
+        params = options.get("params")
+        if params is None:
+            params = training.TrainParams()
+        elif isinstance(params, Mapping):
+            params = training.TrainParams(**params)
+        sources = list(options.get("sources") or app_settings.UNDERSTANDING_SOURCES)
+        data = understanding_training_data(
+            sources, entity_labels=app_settings.ENTITY_LABELS, intents=app_settings.INTENTS,
+            data_dir=options.get("data_dir"), max_train=options.get("max_train"), seed=params.seed,
+            correction_weight=app_settings.CORRECTION_WEIGHT, gazetteer=_training_gazetteer(), log=log)
+        if not data.train:
+            raise ValueError("no training examples: name data sources that have data")
+        return Snapshot(train=data, heldout=data.heldout, window=(data.window_start, data.window_end),
+                        counts={"train": len(data.train), "heldout": len(data.heldout), "sources": sources},
+                        options={**options, "params": params, "sources": sources})
+
+    def train(self, snapshot: Snapshot, folder: Path, *, log: Callable[[str], None]) -> Trained:
+        from .ml.understanding import training
+
+        opts = snapshot.options
+        tiny = bool(opts.get("tiny"))
+        trained = training.train_understanding(
+            snapshot.train, entity_labels=app_settings.ENTITY_LABELS, intents=app_settings.INTENTS,
+            version=folder.name, artefact=folder, sources=opts["sources"],
+            base=None if tiny else choose_base(opts.get("base")), tiny=tiny, params=opts["params"],
+            progress=opts.get("progress", False), log=log, progress_file=opts.get("progress_file"))
+        notes = {"base": trained["base"], "base_paths": trained["base_paths"], "data": opts["sources"],
+                 "max_train": opts.get("max_train"), "params": opts["params"].as_dict()}
+        return Trained(folder, trained["metrics"].get("train", {}), notes=notes, metrics=trained["metrics"])
+
+    def evaluation_units(self, artefact: str | None, snapshot: Snapshot):
+        if artefact is None:
+            return None
+        import numpy as np
+
+        from .ml.understanding.registry import load_model
+        from .ml.understanding.words import model_words
+
+        model = load_model(artefact)
+        examples = [ex for ex in snapshot.heldout if ex.spans is not None]
+        predicted = model.predict_words([ex.text for ex in examples],
+                                        [ex.words or model_words(ex.text) for ex in examples],
+                                        app_settings.UNDERSTANDING_BATCH_SIZE)
+        rows = []
+        for ex, u in zip(examples, predicted, strict=True):
+            gold, pred = set(ex.spans), {(e.label, e.start, e.end) for e in u.entities}
+            rows.append((len(gold & pred), len(pred), len(gold)))
+        return np.asarray(rows, dtype=np.float64).reshape(-1, 3)
+
+    def metric_of(self, sums, n: int):
+        """Micro-F1 from summed (true positives, predicted, gold)."""
+        import numpy as np
+
+        tp, pred, gold = sums[..., 0], sums[..., 1], sums[..., 2]
+        return np.where(pred + gold > 0, 2 * tp / np.maximum(pred + gold, 1e-12), 0.0)
+
+
+register_kind(UnderstandingKind())

@@ -5,7 +5,7 @@ module that implements them).
 Contracts:
 * Importing this module imports no model code (torch, :mod:`suggestions.ml`).
   Nothing here waits on a GPU or a model, except the worker entry points that
-  say so (:func:`train_understanding`, :func:`understand_pending`,
+  say so (:func:`retrain`, :func:`refresh_rankings`, :func:`understand_pending`,
   :func:`reunderstand`), which load model code when they run.
 * Request-path functions (:func:`suggest`, :func:`search`) never raise because
   the recall backend or the cache is down: they answer from what they can and
@@ -61,7 +61,6 @@ from .learning import (  # noqa: F401
     retire,
     retrain,
     rollback,
-    train_understanding,
 )
 from .mining import (
     BuildReport,
@@ -320,5 +319,5 @@ __all__ = [
     "invalidate_cache", "list_history", "notify_suggestions_changed", "pin_suggestions", "promote",
     "publish_suggestions", "rebuild_index", "record_events", "remove_products", "retire", "reunderstand",
     "rollback", "save_label", "save_suggestion", "search", "set_suggestion_status", "suggest",
-    "train_understanding", "trending", "understand", "understand_pending", "unpin_suggestions",
+    "trending", "understand", "understand_pending", "unpin_suggestions",
 ]

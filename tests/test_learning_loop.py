@@ -89,7 +89,7 @@ class _FakeKind(learning.ModelKind):
     def __init__(self, score: float, *, fail: bool = False) -> None:
         self.score, self.fail = score, fail
 
-    def snapshot(self, *, log):
+    def snapshot(self, *, log, options):
         now = timezone.now()
         return learning.Snapshot(train=[1, 2, 3], heldout=list(range(200)), window=(now - timedelta(days=9), now),
                                  heldout_window=(now - timedelta(days=2), now), counts={"train": 3})

@@ -366,7 +366,7 @@ def test_a_correction_changes_the_next_models_output(tmp_path, settings, feature
 
 @pytest.mark.slow
 @pytest.mark.django_db
-def test_train_command_registers_a_candidate_with_metrics_and_artefacts(tmp_path, settings, capsys):
+def test_train_command_registers_a_version_with_metrics_and_artefacts(tmp_path, settings, capsys):
     from suggestions.models import ModelVersion
 
     settings.SUGGESTIONS_MODEL_DIR = str(tmp_path / "models")
@@ -374,7 +374,9 @@ def test_train_command_registers_a_candidate_with_metrics_and_artefacts(tmp_path
     call_command("suggestions_train", "understanding", "--tiny", "--data", "catalog,templates",
                  "--epochs", "3", "--device", "cpu", "--no-progress")
     version = ModelVersion.objects.get(kind="understanding")
-    assert version.status == "candidate"
+    # The first version has no active one to beat (understanding has no model-free baseline).
+    assert version.status == "active" and "no active version" in version.decision
+    assert len(version.artefact_checksum) == 64
     assert version.artefact_uri.startswith(str(tmp_path / "models" / "understanding"))
     assert os.path.isfile(os.path.join(version.artefact_uri, "model.safetensors"))
     assert set(version.metrics["counts"]) == {"catalog", "templates"}
@@ -388,43 +390,58 @@ def test_train_command_registers_a_candidate_with_metrics_and_artefacts(tmp_path
 
 @pytest.mark.slow
 @pytest.mark.django_db
-def test_promote_if_better(tmp_path, settings, monkeypatch):
+def test_the_train_command_promotes_only_through_the_loops_gate(tmp_path, settings, monkeypatch):
     from suggestions.models import ModelVersion
 
     settings.SUGGESTIONS_MODEL_DIR = str(tmp_path / "models")
     _search_history()
     args = ["suggestions_train", "understanding", "--tiny", "--data", "catalog,templates", "--epochs", "2",
-            "--device", "cpu", "--no-progress", "--promote-if-better"]
+            "--device", "cpu", "--no-progress"]
     out = open(os.devnull, "w")
     call_command(*args, stdout=out)  # no active version: promoted
     first = ModelVersion.objects.get(kind="understanding")
     assert first.status == "active"
 
-    monkeypatch.setattr(learning, "_active_score", lambda active, heldout: 1.01)
-    call_command(*args, stdout=out)  # worse than the active one: stays a candidate
-    second = ModelVersion.objects.exclude(pk=first.pk).get()
-    assert second.status == "candidate" and second.metrics["compared_with"]["version"] == first.version
+    kind = learning.KINDS["understanding"]
+    real_units = type(kind).evaluation_units
 
-    monkeypatch.setattr(learning, "_active_score", lambda active, heldout: -1.0)
-    call_command(*args, stdout=out)  # better: promoted, the previous one retired
+    def active_scores(value):
+        def units(self, artefact, snapshot):
+            rows = real_units(self, artefact, snapshot)
+            if artefact == first.artefact_uri:  # the active side: every span right, or none
+                rows = rows.copy()
+                rows[:, 0] = rows[:, 2] * value
+                rows[:, 1] = rows[:, 2]
+            return rows
+        return units
+
+    monkeypatch.setattr(type(kind), "evaluation_units", active_scores(1.0))
+    call_command(*args, stdout=out)  # worse than the (perfect) active one: rejected
+    second = ModelVersion.objects.exclude(pk=first.pk).get()
+    assert second.status == "rejected" and second.baseline_metrics["version"] == first.version
+    assert second.baseline_metrics["entity_f1"] == 1.0 and "not better" in second.decision
+
+    monkeypatch.setattr(type(kind), "evaluation_units", active_scores(0.0))
+    call_command(*args, stdout=out)  # better than an active one that finds nothing: promoted
     third = ModelVersion.objects.exclude(pk__in=[first.pk, second.pk]).get()
     first.refresh_from_db()
     assert third.status == "active" and first.status == "retired"
 
 
 @pytest.mark.django_db
-def test_active_score_evaluates_the_active_model_on_the_same_heldout(tiny, tmp_path):
-    from suggestions.models import ModelVersion
+def test_understanding_units_give_the_same_f1_as_the_evaluation(tiny, tmp_path):
+    from suggestions.ml.understanding.training import evaluate
 
     registry.reset()
     try:
-        active = ModelVersion(kind="understanding", version="a", artefact_uri=str(tiny.save(tmp_path / "a")),
-                              metrics={"entity_f1": 0.123})
         heldout = [ex for ex in generated_examples() if ex.spans][:10]
-        score = learning._active_score(active, heldout)
-        assert score is not None and score > 0.5 and score != 0.123
-        active.artefact_uri = str(tmp_path / "missing")
-        assert learning._active_score(active, heldout) == 0.123
+        snapshot = learning.Snapshot(train=None, heldout=heldout)
+        kind = learning.KINDS["understanding"]
+        units = kind.evaluation_units(str(tiny.save(tmp_path / "a")), snapshot)
+        assert units.shape == (10, 3)
+        f1 = float(kind.metric_of(units.sum(axis=0), len(units)))
+        assert f1 > 0.5 and f1 == pytest.approx(evaluate(tiny, heldout)["entity"]["f1"], abs=1e-4)
+        assert kind.evaluation_units(None, snapshot) is None  # no model-free baseline
     finally:
         registry.reset()
 
@@ -571,15 +588,14 @@ def test_an_ensemble_member_that_cannot_read_chinese_trains_without_it(tmp_path,
 
     learning.understanding_training_data, saved = fake_training_data, learning.understanding_training_data
     try:
-        report = learning.train_understanding(
-            sources=["templates"], base=f"{english},{both}", params=TrainParams(
-                epochs=25, lr=5e-3, head_lr=5e-3, batch_size=16, device="cpu", warmup_ratio=0.05),
-            progress=False, log=lines.append)
+        report = learning.retrain("understanding", log=lines.append, options={
+            "sources": ["templates"], "base": f"{english},{both}", "params": TrainParams(
+                epochs=25, lr=5e-3, head_lr=5e-3, batch_size=16, device="cpu", warmup_ratio=0.05)})
     finally:
         learning.understanding_training_data = saved
     n_han = sum(1 for ex in examples if not ex.text.isascii())
     assert any(f"{n_han} examples with Han characters" in line for line in lines), lines
-    model = UnderstandingModel.load(report["artefact"], device="cpu")
+    model = UnderstandingModel.load(report.version.artefact_uri, device="cpu")
     assert isinstance(model, EnsembleModel)
     assert [m.handles_han for m in model.members] == [False, True]
     (u,) = model.predict(["华为手机壳"])

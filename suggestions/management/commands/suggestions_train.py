@@ -1,8 +1,11 @@
-"""``manage.py suggestions_train understanding``: train, evaluate and register a model version.
+"""``manage.py suggestions_train understanding``: one run of the learning loop
+with the data sources and hyper-parameters given on the command line.
 
-Runs in a worker environment with the ``[ml]`` extra (torch, transformers);
-the web processes never import it. See :mod:`suggestions.learning` for the data
-sources, the registration and the promotion gate, and
+The same loop as ``suggestions_retrain`` and the nightly task
+(:func:`suggestions.learning.retrain`): the new version is evaluated against the
+active one on the same held-out queries and promoted only when better, else kept
+as a rejected version. Runs in a worker environment with the ``[ml]`` extra
+(torch, transformers); the web processes never import it. See
 :mod:`suggestions.ml.understanding.training` for the weighting and metrics.
 """
 
@@ -16,7 +19,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 class Command(BaseCommand):
     help = ("Train the query understanding model (entities + intent) from public data, the catalog, "
-            "behaviour and merchandisers' corrections; register it as a candidate ModelVersion.")
+            "behaviour and merchandisers' corrections through the learning loop; promote it only when it "
+            "beats the active version on the same held-out queries.")
 
     def add_arguments(self, parser):
         from suggestions.ml.understanding.dataset import ALL_SOURCES  # pure Python, no torch
@@ -48,8 +52,6 @@ class Command(BaseCommand):
                             help="Where to train (default: CUDA when available).")
         parser.add_argument("--tiny", action="store_true",
                             help="Train a tiny BERT with a tokenizer learnt in-process (tests, smoke runs).")
-        parser.add_argument("--promote-if-better", action="store_true",
-                            help="Promote the new version when its held-out entity F1 beats the active one's.")
         parser.add_argument("--no-progress", action="store_true", help="Hide the progress bar.")
 
     def handle(self, *args, kind: str, **opts):
@@ -65,20 +67,19 @@ class Command(BaseCommand):
             label_smoothing=opts["label_smoothing"], seed=opts["seed"], device=opts["device"],
             phrase_features=opts["phrase_features"],
         )
+        options = {"sources": sources, "data_dir": opts["data_dir"], "base": opts["base"], "params": params,
+                   "max_train": opts["max_train"], "tiny": tiny, "progress": not opts["no_progress"],
+                   "progress_file": self.stderr._out}
         try:
             # Fails with the pip command when the [ml] extra is missing (ImproperlyConfigured).
-            report = services.train_understanding(
-                sources=sources, data_dir=opts["data_dir"], base=opts["base"], params=params,
-                max_train=opts["max_train"], tiny=tiny, promote_if_better=opts["promote_if_better"],
-                progress=not opts["no_progress"], log=lambda line: self.stdout.write(line),
-                progress_file=self.stderr._out,
-            )
+            report = services.retrain(kind, options=options, log=lambda line: self.stdout.write(line))
+        except services.RetrainBusy as exc:
+            raise CommandError(f"{exc}; wait for it to finish (see Retrain runs in the admin).") from exc
         except (FileNotFoundError, ValueError, ImproperlyConfigured) as exc:
             raise CommandError(str(exc)) from exc
-        version = report["version"]
-        metrics = report["metrics"]
-        lines = [f"Registered understanding {version.version} ({version.status}) at {report['artefact']} "
-                 f"in {report['seconds']:.0f} s."]
+        version = report.version
+        metrics = version.metrics
+        lines = [f"Registered understanding {version.version} ({version.status}) at {version.artefact_uri}."]
         f1 = metrics.get("entity_f1")
         lines.append(f"held-out entity F1: {f1 if f1 is not None else 'n/a'}")
         for source, figures in sorted(metrics["heldout"]["per_source"].items()):
@@ -91,6 +92,7 @@ class Command(BaseCommand):
             value = metrics["heldout"].get(key)
             if value is not None:
                 lines.append(f"{key.replace('_', ' ')}: {value}")
-        if report["promoted"]:
-            lines.append("Promoted: it is now the active understanding model.")
+        lines.append(version.decision)
+        lines.append("Promoted: it is now the active understanding model." if report.promoted
+                     else "Not promoted: the active version stays.")
         self.stdout.write(self.style.SUCCESS("\n".join(lines)))
