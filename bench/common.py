@@ -145,8 +145,11 @@ class Stopwatch:
         return time.perf_counter() - self.started
 
     def summary(self) -> str:
-        """``"total 12.3 s (load 1.0 s, eval 11.3 s)"``."""
-        parts = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in self.phases)
+        """``"total 12.3 s (load 1.0 s, eval 11.3 s)"``; a phase timed several times is summed."""
+        totals: dict[str, float] = {}
+        for name, seconds in self.phases:
+            totals[name] = totals.get(name, 0.0) + seconds
+        parts = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in totals.items())
         return f"{self.total():.1f} s ({parts})" if parts else f"{self.total():.1f} s"
 
 

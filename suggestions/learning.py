@@ -703,6 +703,9 @@ class SuggestionRankerKind(ModelKind):
       variant rule and privacy filter as the build.
     * Metric: MRR@10 over the 1..10-character prefixes of each held-out search
       (one unit per search); the no-model baseline is the popularity order.
+    * Options: ``label_split`` (default ``SUGGESTIONS_RANKER_LABEL_SPLIT``),
+      ``max_groups`` (a cap on training groups), ``shuffle_labels`` (a
+      deliberately broken challenger, to check the gate).
     * Activation: on promotion, rollback and each build, the workers
       precompute the active version's order of every prefix into
       :class:`~suggestions.models.RankedPrefix` (:func:`refresh_rankings`,
@@ -752,7 +755,8 @@ class SuggestionRankerKind(ModelKind):
             window=(train[0].time if train else None, train[-1].time if train else None),
             heldout_window=(heldout[0].time, heldout[-1].time),
             counts={"train_searches": len(train), "heldout_searches": len(heldout), "catalog_phrases": len(catalog),
-                    "shoppers": len({s.actor for s in searches if s.actor})})
+                    "shoppers": len({s.actor for s in searches if s.actor})},
+            options=dict(options))
 
     def _train_stats(self, snapshot: Snapshot):
         if "stats" not in snapshot.cache:
@@ -760,19 +764,26 @@ class SuggestionRankerKind(ModelKind):
         return snapshot.cache["stats"]
 
     def train(self, snapshot: Snapshot, folder: Path, *, log: Callable[[str], None]) -> Trained:
-        from .ml.suggestion_ranker import RankerModel, TrainParams, training_groups
+        from .ml.suggestion_ranker import RankerModel, TrainParams, shuffled_labels, training_groups
 
-        params = TrainParams(label_split=app_settings.RANKER_LABEL_SPLIT)
+        opts = snapshot.options
+        params = TrainParams(label_split=opts.get("label_split") or app_settings.RANKER_LABEL_SPLIT,
+                             **({"max_groups": int(opts["max_groups"])} if opts.get("max_groups") else {}))
         started = time.perf_counter()
         catalog = snapshot.train["catalog"]
         x, y, groups = training_groups(snapshot.train["searches"], lambda part: self.stats(part, catalog), params)
         log(f"{len(groups):,} training groups ({len(y):,} candidates), label split {params.label_split}")
+        if opts.get("shuffle_labels"):
+            # A deliberately broken challenger (bench/replay): the gate must reject it.
+            y = shuffled_labels(y, groups, seed=params.seed)
+            log("labels shuffled within each group (a deliberately broken challenger)")
         model = RankerModel.fit(x, y, groups, params)
         model.save(folder)
         seconds = round(time.perf_counter() - started, 1)
         log(f"trained LightGBM lambdarank in {seconds} s")
         return Trained(folder, {"groups": len(groups), "rows": int(len(y)), "seconds": seconds},
-                       notes={"params": params.as_dict(), "model": "lightgbm lambdarank"})
+                       notes={"params": params.as_dict(), "model": "lightgbm lambdarank",
+                              "shuffled_labels": bool(opts.get("shuffle_labels"))})
 
     def evaluation_units(self, artefact: str | None, snapshot: Snapshot):
         import numpy as np

@@ -101,17 +101,18 @@ RETRAIN_LIMITS = {"time_limit": 3 * 3600, "soft_time_limit": 3 * 3600 - 60}
 
 
 @shared_task(name="suggestions.ml.retrain", **RETRAIN_LIMITS)
-def retrain(kind: str) -> dict:
+def retrain(kind: str, options: dict | None = None) -> dict:
     """Snapshot, train a challenger of ``kind``, gate it against the active
     version on the held-out window, promote it only when better.
 
-    A retrain of the same kind already running makes this one a no-op (the
-    beat schedule simply tries again next time).
+    ``options`` are the kind's run options (JSON primitives, e.g.
+    ``{"max_groups": 40000}``). A retrain of the same kind already running makes
+    this one a no-op (the beat schedule simply tries again next time).
     """
     from . import services
 
     try:
-        report = services.retrain(kind)
+        report = services.retrain(kind, options=options)
     except services.RetrainBusy as exc:
         return {"kind": kind, "skipped": str(exc)}
     return {"kind": kind, "run": report.run.pk, "version": report.version.version if report.version else None,

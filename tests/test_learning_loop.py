@@ -230,6 +230,14 @@ def test_ranker_retrain_end_to_end_registers_a_version_with_its_gate(settings, t
     ranked = RankedPrefix.objects.get(prefix="gea", model_version=version.version)
     served = [i.text for i in services.suggest("gea", limit=3).items]
     assert served == [t for t, _s in ranked.texts][:3]
+    # A challenger trained on shuffled labels has learnt nothing: rejected, the
+    # promoted version stays active and its order keeps being served.
+    broken = services.retrain("suggestion_ranker", options={"shuffle_labels": True})
+    assert not broken.promoted and broken.version.status == "rejected"
+    assert broken.gate.difference < 0
+    version.refresh_from_db()
+    assert version.status == "active"
+    assert RankedPrefix.objects.filter(model_version=version.version).exists()
 
 
 def test_ranker_model_round_trip_and_feature_check(tmp_path):

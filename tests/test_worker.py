@@ -92,6 +92,8 @@ def celery_worker_process(redis_url, postgres_db, transactional_db, settings, tm
         "DATABASE_URL": _database_url(),
         "REDIS_URL": redis_url,
         "SUGGESTIONS_DATA_DIR": str(settings.SUGGESTIONS_DATA_DIR),
+        "SUGGESTIONS_MODEL_DIR": str(tmp_path / "models"),
+        "SHARED_CACHE_URL": redis_url,
         "SHOP_VAR_DIR": str(tmp_path / "worker-var"),
         "PYTHONUNBUFFERED": "1",
     }
@@ -171,3 +173,57 @@ def test_worker_understands_a_searched_query(celery_worker_process: WorkerProces
     price = [e for e in event.understanding["entities"] if e["label"] == "price_range"]
     assert price and price[0]["value"] == "<=50"
     assert QueryUnderstanding.objects.filter(normalized_query="wallabyx toner under 50").exists()
+
+
+@pytest.mark.worker
+@pytest.mark.services
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_the_learning_loop_runs_in_the_worker_and_the_web_process_follows(
+        celery_worker_process: WorkerProcess, settings, redis_url) -> None:
+    """Snapshot, train, gate and promote in the worker; this process (the web's
+    role) serves the new order without a restart; a promotion by hand and a
+    roll-back are followed the same way."""
+    from suggestions import services, tasks
+    from suggestions.models import ModelVersion, RankedPrefix
+    from suggestions.serving import reset_local_state
+    from tests.test_learning_loop import _history
+
+    # The web process shares the worker's cache, as in production.
+    settings.CACHES = {"default": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": redis_url}}
+    settings.SUGGESTIONS_MODEL_DIR = str(Path(settings.SUGGESTIONS_DATA_DIR).parent / "models")
+    reset_local_state()
+    _history()
+    services.build_suggestions(include_catalog=False)
+
+    def served() -> list[str]:
+        return [i.text for i in services.suggest("gea", limit=3).items]
+
+    def order_of(version: ModelVersion) -> list[str]:
+        row = RankedPrefix.objects.filter(prefix="gea", model_version=version.version).first()
+        return [t for t, _s in row.texts][:3] if row else []
+
+    popularity = served()
+    tasks.retrain.delay("suggestion_ranker")  # to the gpu queue, run by the worker
+    _wait_until(lambda: ModelVersion.objects.filter(kind="suggestion_ranker", status="active").exists(),
+                celery_worker_process, "the retrained ranker to be promoted")
+    first = ModelVersion.objects.get(kind="suggestion_ranker", status="active")
+    assert "better" in first.decision and first.baseline_metrics["mrr@10"] < first.metrics["mrr@10"]
+    _wait_until(lambda: order_of(first) != [] and served() == order_of(first), celery_worker_process,
+                "the promoted order to be served here")
+    assert served() != popularity
+
+    # A broken challenger is rejected by the worker's gate; promoted by hand anyway
+    # (as a merchandiser could), the web process follows, and a roll-back restores.
+    tasks.retrain.delay("suggestion_ranker", {"shuffle_labels": True})
+    _wait_until(lambda: ModelVersion.objects.filter(kind="suggestion_ranker").count() == 2,
+                celery_worker_process, "the broken challenger's retrain")
+    second = ModelVersion.objects.filter(kind="suggestion_ranker").exclude(pk=first.pk).get()
+    assert second.status == "rejected" and "not better" in second.decision
+    services.promote(second)
+    _wait_until(lambda: order_of(second) != [] and served() == order_of(second), celery_worker_process,
+                "the hand-promoted version's order to be served")
+    restored = services.rollback("suggestion_ranker")
+    assert restored.pk == first.pk
+    _wait_until(lambda: order_of(first) != [] and served() == order_of(first), celery_worker_process,
+                "the rolled-back version's order to be served")

@@ -18,3 +18,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
 SUGGESTIONS_DATA_DIR = os.environ["SUGGESTIONS_DATA_DIR"]
 # Connections are closed after every task, so the test can drop its database.
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
+
+if os.environ.get("SHARED_CACHE_URL"):
+    # Shared with the test process, as a shop's web and worker processes share
+    # Redis: an invalidation in the worker reaches the test's answers.
+    CACHES = {"default": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": os.environ["SHARED_CACHE_URL"]}}

@@ -253,6 +253,18 @@ def training_groups(searches: Sequence[Search], make_stats: Callable[[Sequence[S
     return np.concatenate(xs), np.concatenate(ys), groups
 
 
+def shuffled_labels(labels: np.ndarray, groups: Sequence[int], *, seed: int = 0) -> np.ndarray:
+    """The labels with the positive moved to a random candidate of its group
+    (a challenger trained on them has learnt nothing: the gate must reject it)."""
+    rng = np.random.default_rng(seed)
+    out = np.empty_like(labels)
+    start = 0
+    for size in groups:
+        out[start:start + size] = rng.permutation(labels[start:start + size])
+        start += size
+    return out
+
+
 class RankerModel:
     """A trained LightGBM ranker with its feature names and metadata."""
 

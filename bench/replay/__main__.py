@@ -1,0 +1,7 @@
+"""``python -m bench.replay``: see :mod:`bench.replay`."""
+
+from __future__ import annotations
+
+from bench.replay import main
+
+raise SystemExit(main())
