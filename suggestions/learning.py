@@ -489,6 +489,8 @@ class ModelKind:
 
     name = ""
     metric = ""
+    #: The metric in a merchandiser's words.
+    metric_label = ""
     description = ""
 
     def snapshot(self, *, log: Callable[[str], None], options: Mapping[str, Any]) -> Snapshot:
@@ -506,6 +508,18 @@ class ModelKind:
     def metric_of(self, sums: np.ndarray, n: int) -> np.ndarray:
         """The metric from column sums of evaluation units (vectorised over rows)."""
         return sums[..., 0] / max(n, 1)
+
+    def changed_examples(self, snapshot: Snapshot, artefact: str, incumbent: str | None,
+                         limit: int = 5) -> list[dict[str, Any]]:
+        """A few inputs whose answer differs between the challenger and the
+        incumbent (``None``: the baseline), for the admin: ``{"input", "before",
+        "after"}``."""
+        return []
+
+    def unit_windows(self, snapshot: Snapshot, windows: int) -> np.ndarray | None:
+        """Which of ``windows`` equal time spans of the held-out window each unit
+        falls in (None: the units carry no time, or one window)."""
+        return None
 
 
 KINDS: dict[str, ModelKind] = {}
@@ -553,9 +567,11 @@ def paired_bootstrap(challenger: np.ndarray, incumbent: np.ndarray, metric: Call
 
 
 def gate(kind: ModelKind, challenger: np.ndarray, incumbent: np.ndarray | None, *, margin: float,
-         resamples: int, incumbent_name: str) -> GateResult:
+         resamples: int, incumbent_name: str, windows: np.ndarray | None = None) -> GateResult:
     """Promote only when the challenger beats the incumbent by ``margin`` with
-    the bootstrap interval of the difference above zero."""
+    the bootstrap interval of the difference above zero, and (when the units
+    carry time ``windows``) is not worse in any one of them: a gain that holds
+    in one week but not the other is drift, not learning."""
     n = len(challenger)
     ours = float(kind.metric_of(challenger.sum(axis=0), n)) if n else 0.0
     if n == 0:
@@ -569,9 +585,20 @@ def gate(kind: ModelKind, challenger: np.ndarray, incumbent: np.ndarray | None, 
     diff = ours - theirs
     low, high = paired_bootstrap(challenger, incumbent, kind.metric_of, resamples=resamples)
     promote = diff >= margin and low > 0
+    per_window = ""
+    if windows is not None and len(set(windows.tolist())) > 1:
+        gains = []
+        for w in sorted(set(windows.tolist())):
+            mask = windows == w
+            m = int(mask.sum())
+            gains.append(float(kind.metric_of(challenger[mask].sum(axis=0), m))
+                         - float(kind.metric_of(incumbent[mask].sum(axis=0), m)))
+        per_window = "; per held-out window " + ", ".join(f"{g:+.4f}" for g in gains)
+        promote = promote and min(gains) >= 0
     verdict = "better" if promote else "not better"
     reason = (f"{kind.metric} {ours:.4f} vs {theirs:.4f} for {incumbent_name} on the same {n} held-out items: "
-              f"{diff:+.4f} (95% CI {low:+.4f} to {high:+.4f}; needs ≥ {margin:+.4f} and CI above 0): {verdict}")
+              f"{diff:+.4f} (95% CI {low:+.4f} to {high:+.4f}; needs ≥ {margin:+.4f} and CI above 0"
+              f"{', and no window worse' if per_window else ''}){per_window}: {verdict}")
     return GateResult(ours, theirs, diff, low, high, n, promote, reason)
 
 
@@ -596,6 +623,22 @@ def _acquire(kind: str) -> RetrainRun:
             return RetrainRun.objects.create(kind=kind)
     except IntegrityError:
         raise RetrainBusy(f"a retrain of {kind} is already running") from None
+
+
+def request_retrain(kind_name: str, options: Mapping[str, Any] | None = None) -> None:
+    """Have a worker run :func:`retrain` (task ``suggestions.ml.retrain``, sent
+    once the current transaction commits).
+
+    Raises:
+        ValueError: unknown kind, or options that are not JSON primitives.
+    """
+    get_kind(kind_name)
+    options = dict(options or {})
+    try:
+        json.dumps(options)
+    except TypeError as exc:
+        raise ValueError(f"retrain options must be JSON values: {exc}") from None
+    signals.retrain_requested.send(sender=request_retrain, kind=kind_name, options=options)
 
 
 @dataclass
@@ -642,25 +685,27 @@ def retrain(kind_name: str, *, log: Callable[[str], None] | None = None,
         say("evaluating the challenger and the active version on the same held-out window")
         ours = kind.evaluation_units(str(trained.artefact), snapshot)
         active = ModelVersion.objects.filter(kind=kind.name, status=ModelVersionStatus.ACTIVE).first()
-        theirs = None
+        theirs, incumbent = None, None
         if active is not None:
             try:
                 theirs = kind.evaluation_units(active.artefact_uri, snapshot)
+                incumbent = active.artefact_uri
             except Exception:  # noqa: BLE001 - a broken active artefact loses to any challenger
                 logger.warning("cannot evaluate active %s %s", kind.name, active.version, exc_info=True)
                 say(f"the active version {active.version} cannot be evaluated; comparing with the baseline")
         if theirs is None:
             theirs = kind.evaluation_units(None, snapshot)
-        name = f"active version {active.version}" if active is not None and theirs is not None else "no model"
+        name = f"active version {active.version}" if incumbent is not None else "no model"
         margin = app_settings.PROMOTION_MARGIN.get(kind.name, app_settings.PROMOTION_MARGIN["default"])
         if ours is None:
             raise ValueError(f"{kind.name}: the challenger could not be evaluated")
-        result = gate(kind, ours, theirs, margin=margin,
-                      resamples=app_settings.BOOTSTRAP_RESAMPLES, incumbent_name=name)
+        result = gate(kind, ours, theirs, margin=margin, resamples=app_settings.BOOTSTRAP_RESAMPLES,
+                      incumbent_name=name, windows=kind.unit_windows(snapshot, app_settings.GATE_WINDOWS))
         say(result.reason)
         metrics = {**trained.metrics, kind.metric: round(result.challenger, 6), "heldout_units": result.n,
-                   "train": trained.report, "snapshot": snapshot.counts}
-        baseline = ({kind.metric: round(result.incumbent, 6), "version": active.version if active else None}
+                   "train": trained.report, "snapshot": snapshot.counts,
+                   "examples": kind.changed_examples(snapshot, str(trained.artefact), incumbent)}
+        baseline = ({kind.metric: round(result.incumbent, 6), "version": active.version if incumbent else None}
                     if result.incumbent is not None else {})
         version = register_version(
             kind.name, version=label, artefact_uri=str(trained.artefact), metrics=metrics,
@@ -698,7 +743,8 @@ class SuggestionRankerKind(ModelKind):
     then searched (:mod:`suggestions.ml.suggestion_ranker`).
 
     * Snapshot: every search in history (erased shoppers' searches are gone
-      from it), the newest ``SUGGESTIONS_HELDOUT_DAYS`` held out; the catalog
+      from it), the newest ``SUGGESTIONS_HELDOUT_DAYS`` held out (the newest
+      fifth of the searches when those days hold more than half); the catalog
       phrases currently approved. Candidates pass the same k-anonymity gate,
       variant rule and privacy filter as the build.
     * Metric: MRR@10 over the 1..10-character prefixes of each held-out search
@@ -714,6 +760,7 @@ class SuggestionRankerKind(ModelKind):
 
     name = "suggestion_ranker"
     metric = "mrr@10"
+    metric_label = _("how high the query shoppers then searched was suggested (MRR@10: 1 = always first)")
     description = _("Orders the completions of what a shopper has typed, learnt from what shoppers "
                     "searched after typing it.")
 
@@ -749,6 +796,12 @@ class SuggestionRankerKind(ModelKind):
         cut = searches[-1].time - timedelta(days=app_settings.HELDOUT_DAYS)
         train = [s for s in searches if s.time < cut]
         heldout = [s for s in searches if s.time >= cut]
+        if len(heldout) > len(searches) // 2:
+            # A young shop (all its history within the held-out days): hold out
+            # its newest fifth instead, so that there is something to train on.
+            n = max(1, len(searches) // 5)
+            train, heldout = searches[:-n], searches[-n:]
+            log(f"history shorter than twice the held-out days: holding out the newest {n} searches")
         catalog = self.catalog()
         return Snapshot(
             train={"searches": train, "catalog": catalog}, heldout=heldout,
@@ -757,6 +810,37 @@ class SuggestionRankerKind(ModelKind):
             counts={"train_searches": len(train), "heldout_searches": len(heldout), "catalog_phrases": len(catalog),
                     "shoppers": len({s.actor for s in searches if s.actor})},
             options=dict(options))
+
+    def changed_examples(self, snapshot: Snapshot, artefact: str, incumbent: str | None,
+                         limit: int = 5) -> list[dict[str, Any]]:
+        from collections import Counter
+
+        from .ml.suggestion_ranker import RankerModel, popularity_rank
+
+        stats = self._train_stats(snapshot)
+        new = RankerModel.load(artefact)
+        old = RankerModel.load(incumbent) if incumbent else None
+        # The prefixes shoppers typed most in the held-out days, 2-4 characters.
+        typed = Counter(s.query[:n] for s in snapshot.heldout for n in (2, 3, 4) if len(s.query) > n)
+        out = []
+        for prefix, _n in typed.most_common(200):
+            before = (old.rank(stats, prefix) if old else popularity_rank(stats, prefix))[:3]
+            after = new.rank(stats, prefix)[:3]
+            if before != after:
+                out.append({"input": prefix, "before": before, "after": after})
+                if len(out) == limit:
+                    break
+        return out
+
+    def unit_windows(self, snapshot: Snapshot, windows: int):
+        if windows <= 1 or not snapshot.heldout:
+            return None
+        import numpy as np
+
+        first, last = snapshot.heldout[0].time, snapshot.heldout[-1].time
+        span = max((last - first).total_seconds(), 1e-9)
+        return np.asarray([min(int((s.time - first).total_seconds() / span * windows), windows - 1)
+                           for s in snapshot.heldout])
 
     def _train_stats(self, snapshot: Snapshot):
         if "stats" not in snapshot.cache:
@@ -854,6 +938,7 @@ class UnderstandingKind(ModelKind):
 
     name = KIND_UNDERSTANDING
     metric = "entity_f1"
+    metric_label = _("share of brands, product types and other entities found exactly (F1)")
     description = _("Reads what a shopper means: the intent of a query and its brands, product types, "
                     "prices and other entities.")
 

@@ -49,6 +49,12 @@ def _rank_prefixes_after_build(**_: object) -> None:
         transaction.on_commit(tasks.rank_prefixes.delay, robust=True)
 
 
+def _retrain_on_commit(*, kind: str, options: dict, **_: object) -> None:
+    from . import tasks
+
+    transaction.on_commit(lambda: tasks.retrain.delay(kind, options), robust=True)
+
+
 def _understand_pending_on_commit(**_: object) -> None:
     from . import tasks
 
@@ -80,6 +86,7 @@ def connect() -> None:
     signals.query_submitted.connect(_understand_later, dispatch_uid="shop_suggestions.understand_later")
     signals.active_model_changed.connect(_reunderstand_on_model_change,
                                          dispatch_uid="shop_suggestions.reunderstand_on_model_change")
+    signals.retrain_requested.connect(_retrain_on_commit, dispatch_uid="shop_suggestions.retrain_on_commit")
     signals.suggestions_built.connect(_rank_prefixes_after_build, dispatch_uid="shop_suggestions.rank_after_build")
     signals.understanding_requested.connect(_understand_pending_on_commit,
                                             dispatch_uid="shop_suggestions.understand_pending_on_commit")

@@ -58,6 +58,7 @@ from .learning import (  # noqa: F401
     RetrainReport,
     promote,
     refresh_rankings,
+    request_retrain,
     retire,
     retrain,
     rollback,

@@ -52,3 +52,8 @@ understanding_requested = Signal()
 #: Sent when a build stored a new set of suggestions (``sender``: the caller):
 #: the active suggestion ranker's order of every prefix is then recomputed.
 suggestions_built = Signal()
+
+#: A retrain was asked for from outside a worker (a command, the demo): the app's
+#: receiver sends ``suggestions.ml.retrain`` once the transaction commits.
+#: kwargs: ``kind`` (str), ``options`` (dict of JSON primitives).
+retrain_requested = Signal()

@@ -376,10 +376,48 @@ def test_blocked_term_change_page_previews_matches(admin_client):
 # --- model versions -----------------------------------------------------------------
 
 
-def post_version_action(client, action: str, objs):
-    return client.post(
-        changelist(ModelVersion), {"action": action, "_selected_action": [o.pk for o in objs]}
-    )
+def post_version_action(client, action: str, objs, *, confirm: bool = True):
+    data = {"action": action, "_selected_action": [o.pk for o in objs]}
+    if confirm:
+        data["apply"] = "yes"
+    return client.post(changelist(ModelVersion), data)
+
+
+def test_promote_and_roll_back_ask_first_and_say_what_changes(admin_client):
+    v1 = ModelVersionFactory(version="v1", kind="suggestion_ranker", metrics={"mrr@10": 0.71},
+                             baseline_metrics={"mrr@10": 0.69, "version": None})
+    response = post_version_action(admin_client, "promote", [v1], confirm=False)
+    html = response.content.decode()
+    assert response.status_code == 200 and active_versions("suggestion_ranker") == []
+    assert "v1 will serve every shopper as the suggestion_ranker model, replacing no model" in html
+    assert "+0.020 against no model (popularity order) (0.690)" in html
+    assert 'name="apply"' in html
+    post_version_action(admin_client, "promote", [v1])
+    assert active_versions("suggestion_ranker") == ["v1"]
+    response = post_version_action(admin_client, "roll_back", [v1], confirm=False)
+    assert "will serve again for: suggestion_ranker" in response.content.decode()
+    assert active_versions("suggestion_ranker") == ["v1"]
+
+
+def test_model_versions_read_in_plain_words_with_changed_examples(admin_client):
+    v = ModelVersionFactory(
+        version="v7", kind="suggestion_ranker", status="rejected", decision="mrr@10 0.60 vs 0.61: not better",
+        metrics={"mrr@10": 0.6, "examples": [{"input": "ga", "before": ["gta 4", "gears"], "after": ["gears", "gta 4"]}]},
+        baseline_metrics={"mrr@10": 0.61, "version": "v6"})
+    listing = admin_client.get(changelist(ModelVersion)).content.decode()
+    assert "Orders the completions of what a shopper has typed" in listing
+    assert "-0.010 against version v6 (0.610)" in listing
+    page = admin_client.get(url(ModelVersion, "change", v.pk)).content.decode()
+    assert "not better" in page and "<td>ga</td><td>gta 4, gears</td><td>gears, gta 4</td>" in page
+
+
+def test_retrain_runs_are_listed_read_only(admin_client):
+    from suggestions.models import RetrainRun
+
+    run = RetrainRun.objects.create(kind="suggestion_ranker", status="kept", log="12:00:00 snapshot\n12:01:00 kept")
+    listing = admin_client.get(changelist(RetrainRun)).content.decode()
+    assert "12:01:00 kept" in listing
+    assert admin_client.post(url(RetrainRun, "change", run.pk), {"status": "running"}).status_code == 403
 
 
 def active_versions(kind: str = "ranker") -> list[str]:

@@ -3,6 +3,7 @@ lock) and its first new kind, the suggestion ranker, with its serving path."""
 
 from __future__ import annotations
 
+import os
 import random
 from datetime import timedelta
 from pathlib import Path
@@ -298,3 +299,26 @@ def test_the_demo_beat_schedule_retrains_only_registered_kinds(settings):
         assert entry["args"][0] in learning.KINDS
     app.loader.import_default_modules()
     assert {"suggestions.ml.retrain", "suggestions.ml.rank_prefixes"} <= set(app.tasks)
+
+
+def test_the_retrain_command_runs_here_or_sends_the_task(fake_kind, django_capture_on_commit_callbacks):
+    from django.core.management import CommandError, call_command
+
+    fake_kind(_FakeKind(0.7))
+    with pytest.raises(CommandError, match="not JSON"):
+        call_command("suggestions_retrain", "fake", "--options", "{oops")
+    with pytest.raises(CommandError, match="Unknown model kind"):
+        call_command("suggestions_retrain", "nonsense")
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        call_command("suggestions_retrain", "fake", "--in-worker", stdout=open(os.devnull, "w"))
+    assert callbacks  # the task is sent once the transaction commits (and runs eagerly here)
+    assert ModelVersion.objects.get(kind="fake").status == "active"
+
+
+def test_a_young_shop_holds_out_its_newest_fifth():
+    now = timezone.now()
+    import_searches([ImportedSearch(user=f"u{i}", query="gears 3", time=now - timedelta(minutes=i))
+                     for i in range(50)])
+    snapshot = learning.KINDS["suggestion_ranker"].snapshot(log=lambda _l: None, options={})
+    assert (len(snapshot.train["searches"]), len(snapshot.heldout)) == (40, 10)
+    assert max(s.time for s in snapshot.train["searches"]) <= min(s.time for s in snapshot.heldout)

@@ -29,6 +29,7 @@ justified or a broken challenger was promoted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Sequence
 from datetime import timedelta
@@ -43,6 +44,14 @@ from bench.common import (
     resolve_data_dir,
 )
 from bench.qac import load_catalog, read_searches
+
+
+@contextlib.contextmanager
+def _settings(overrides: dict):
+    from django.test.utils import override_settings
+
+    with override_settings(**overrides):
+        yield
 
 
 def next_week_mrr(version, stats, searches) -> float:
@@ -67,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--weeks", type=int, default=None, help="At most this many weeks (default: all).")
     parser.add_argument("--max-groups", type=int, default=40_000,
                         help="Cap on the ranker's training groups per retrain (default 40,000; time on 2 cores).")
+    parser.add_argument("--heldout-days", type=float, default=None,
+                        help="SUGGESTIONS_HELDOUT_DAYS of the loop (default: the setting, 14).")
+    parser.add_argument("--gate-windows", type=int, default=None,
+                        help="SUGGESTIONS_GATE_WINDOWS: the held-out days cut into this many spans, none of "
+                        "which may get worse (default: the setting, 2).")
     parser.add_argument("--catalog", action=argparse.BooleanOptionalAction, default=True,
                         help="Load the log's products as the shop's catalog (default: on).")
     return parser
@@ -80,7 +94,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     sku_file = require_file(data_dir / "bestbuy" / "sku_name.tsv", "The Best Buy product names") if args.catalog else None
     clock = Stopwatch()
     rows, failures = [], []
-    with django_environment(keep=args.keep_tmp):
+    overrides = {name: value for name, value in (("SUGGESTIONS_HELDOUT_DAYS", args.heldout_days),
+                                                  ("SUGGESTIONS_GATE_WINDOWS", args.gate_windows)) if value is not None}
+    with django_environment(keep=args.keep_tmp), _settings(overrides):
         from suggestions import learning, services
         from suggestions.ml.suggestion_ranker import Search
         from suggestions.models import ModelVersion, ModelVersionStatus
@@ -135,7 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             ])
     print("# Replay of the Best Buy log through the learning loop (suggestion ranker)\n")
     print(f"command: {command_line('bench.replay', argv)}")
-    print(f"data: {data_file}; catalog: {sku_file or 'none'}; weeks from {start:%Y-%m-%d}\n")
+    print(f"data: {data_file}; catalog: {sku_file or 'none'}; weeks from {start:%Y-%m-%d}; "
+          f"settings: {overrides or 'defaults'}\n")
     print(markdown_table(
         ["week (start)", "new searches", "next-week searches", "challenger (held-out)", "active (held-out)",
          "95% CI of the gain", "decision", "before (next week)", "after (next week)", "justified",

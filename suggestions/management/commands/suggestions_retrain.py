@@ -19,12 +19,30 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("kind", help=f"Model kind ({', '.join(sorted(services.KINDS))}).")
+        parser.add_argument("--options", default="{}",
+                            help='The kind\'s run options as JSON, e.g. \'{"base": "en", "max_train": 2000}\'.')
+        parser.add_argument("--in-worker", action="store_true",
+                            help="Send the retrain to the workers (task suggestions.ml.retrain) instead of "
+                                 "running it here.")
 
-    def handle(self, *args, kind: str, **options):
+    def handle(self, *args, kind: str, **opts):
+        import json
+
         if kind not in services.KINDS:
             raise CommandError(f"Unknown model kind {kind!r}; choose one of: {', '.join(sorted(services.KINDS))}.")
         try:
-            report = services.retrain(kind, log=lambda line: self.stdout.write(f"  {line}"))
+            options = json.loads(opts["options"])
+        except json.JSONDecodeError as exc:
+            raise CommandError(f"--options is not JSON: {exc}") from exc
+        if not isinstance(options, dict):
+            raise CommandError("--options must be a JSON object.")
+        if opts["in_worker"]:
+            services.request_retrain(kind, options)
+            self.stdout.write(self.style.SUCCESS(f"Sent the {kind} retrain to the workers; follow it in the admin "
+                                                 "(Retrain runs)."))
+            return
+        try:
+            report = services.retrain(kind, options=options, log=lambda line: self.stdout.write(f"  {line}"))
         except services.RetrainBusy as exc:
             raise CommandError(f"{exc}; wait for it to finish (see Retrain runs in the admin).") from exc
         except ValueError as exc:

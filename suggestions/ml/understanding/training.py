@@ -235,6 +235,9 @@ def fit(
                 bar.update(1)
                 if step % 20 == 0:
                     bar.set_postfix(loss=f"{running:.3f}")
+                if step % max(1, total // 10) == 0 and step < total:
+                    # Progress for logs without a terminal (a worker's retrain run in the admin).
+                    say(f"step {step}/{total} ({100 * step // total}%), loss {running:.3f}")
     finally:
         bar.close()
         network.eval()
