@@ -7,6 +7,9 @@ Configured from the environment, with embedded defaults that need no server:
   local-memory cache and a filesystem broker under ``var/celery``.
 * ``ELASTICSEARCH_URL``: when set, the Elasticsearch recall backend; otherwise
   the embedded tantivy engine under ``var/suggestions``.
+* ``TRUSTED_PROXIES``: comma-separated addresses/CIDRs of the reverse proxies in
+  front of the site; only then is ``X-Forwarded-For`` read (API throttles and
+  the admin's login lockout use the same client address).
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",  # Swagger UI assets served locally: the docs page works offline
     "suggestions",
     "catalog",
+    # Admin login rate limit (see AXES_* below). Last: its checks read the others.
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -48,6 +53,15 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into its 429 answer.
+    "axes.middleware.AxesMiddleware",
+]
+
+AUTHENTICATION_BACKENDS = [
+    # First, so that a locked-out username+address is refused before any
+    # password is checked. It needs the request: use force_login in tests.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "shop_search.urls"
@@ -87,6 +101,9 @@ if REDIS_URL:
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    # axes warns that a per-process cache counts attempts per process: true,
+    # and fine for the one-process runserver this configuration is for.
+    SILENCED_SYSTEM_CHECKS = ["axes.W001"]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -106,6 +123,21 @@ STORAGES = {
 }
 
 LOGIN_URL = "admin:login"
+
+# --- admin login rate limit (django-axes) ---------------------------------------
+# The fifth wrong password in a row for one username from one address locks that
+# pair out for 15 minutes (HTTP 429, even for the right password); a right
+# password before that resets the count.
+AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = 0.25  # hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# Attempts are counted in the cache under hashed keys: no raw client address
+# is written to the database (the database handler would store it).
+AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"
+# The same client address as the API throttles: X-Forwarded-For only from the
+# proxies in SUGGESTIONS_TRUSTED_PROXIES (never from the client itself).
+AXES_CLIENT_IP_CALLABLE = "suggestions.api.throttling.client_address"
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -128,6 +160,7 @@ SPECTACULAR_SETTINGS = {
 
 # --- suggestions ---------------------------------------------------------------
 SUGGESTIONS_ADAPTER = "catalog.adapter.CatalogAdapter"
+SUGGESTIONS_TRUSTED_PROXIES = [p for p in os.environ.get("TRUSTED_PROXIES", "").split(",") if p.strip()]
 SUGGESTIONS_DATA_DIR = str(VAR_DIR / "suggestions")
 ELASTICSEARCH_URL = os.environ.get("ELASTICSEARCH_URL", "")
 if ELASTICSEARCH_URL:
@@ -180,5 +213,11 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"suggestions": {"handlers": ["console"], "level": os.environ.get("SUGGESTIONS_LOG_LEVEL", "INFO")}},
+    "loggers": {
+        "suggestions": {"handlers": ["console"], "level": os.environ.get("SUGGESTIONS_LOG_LEVEL", "INFO")},
+        # Unhandled exceptions (500s) with their traceback, DEBUG or not: Django's
+        # default sends them to the console only when DEBUG is on (and else to
+        # ADMINS by mail, which the demo has none of).
+        "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
+    },
 }

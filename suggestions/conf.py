@@ -295,4 +295,49 @@ class AppSettings:
         return str(self._get("RANKER_LABEL_SPLIT", "time"))
 
 
+    # -- the API's edges ---------------------------------------------------------------
+
+    @property
+    def TRUSTED_PROXIES(self) -> tuple[str, ...]:
+        """Addresses or networks (CIDR) of the reverse proxies in front of the
+        site. A request from one of them has its client address read from
+        ``X-Forwarded-For``: the rightmost hop that is not itself a trusted
+        proxy. Empty (the default) trusts no forwarding header, unless DRF's
+        ``NUM_PROXIES`` is set (then DRF's rule applies: that many hops from
+        the right). The address is used for rate limiting only, and only as
+        an HMAC (``SUGGESTIONS_HASH_SALT``)."""
+        value = self._get("TRUSTED_PROXIES", ())
+        if isinstance(value, str):
+            value = [v for v in value.replace(",", " ").split() if v]
+        return tuple(str(v) for v in value)
+
+    @property
+    def MAX_EVENT_BYTES(self) -> int:
+        """Bytes one event may take in a ``POST events/`` body on average: the
+        body limit is ``MAX_EVENTS_PER_BATCH`` times this (plus 1 KiB), and a
+        larger body is refused with HTTP 413 before it is parsed."""
+        return int(self._get("MAX_EVENT_BYTES", 8192))
+
+    @property
+    def MAX_EVENTS_BODY_BYTES(self) -> int:
+        """Largest ``POST events/`` body in bytes, derived from
+        ``MAX_EVENTS_PER_BATCH`` and ``MAX_EVENT_BYTES`` (not a setting)."""
+        return self.MAX_EVENTS_PER_BATCH * self.MAX_EVENT_BYTES + 1024
+
+    @property
+    def ENQUEUE_TIMEOUT(self) -> float:
+        """Seconds the request path waits for the broker (connect and publish)
+        when it enqueues work for the workers (understanding of new queries).
+        A failed or timed-out send opens the circuit breaker below."""
+        return float(self._get("ENQUEUE_TIMEOUT", 0.25))
+
+    @property
+    def ENQUEUE_RETRY_AFTER(self) -> float:
+        """After a failed send, the request path skips sending for this many
+        seconds (per process) and marks search answers ``degraded``; nothing is
+        lost: the next send after that (or the workers' next run) picks up
+        every query still waiting to be understood."""
+        return float(self._get("ENQUEUE_RETRY_AFTER", 30.0))
+
+
 app_settings = AppSettings()

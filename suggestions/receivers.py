@@ -4,7 +4,8 @@ suggestions, follow product changes. Connected once in
 
 This is the one module that sends the app's Celery tasks (from
 ``transaction.on_commit``, with ``.delay()`` on the task objects, so eager mode runs
-them in tests). Nothing imports it but the app config: the tasks call
+them in tests; the request path's catch-up task through :func:`suggestions.broker.send`,
+which never waits long on a dead broker). Nothing imports it but the app config: the tasks call
 :mod:`suggestions.services`, whose modules announce signals instead of importing the
 tasks, so there is no import cycle between tasks and the code they run."""
 
@@ -56,9 +57,12 @@ def _retrain_on_commit(*, kind: str, options: dict, **_: object) -> None:
 
 
 def _understand_pending_on_commit(**_: object) -> None:
-    from . import tasks
+    from . import broker, tasks
 
-    transaction.on_commit(tasks.understand_pending.delay, robust=True)
+    # Sent from the search path: through the breaker, so a dead broker costs
+    # at most SUGGESTIONS_ENQUEUE_TIMEOUT once, then nothing (see broker.py).
+    # A skipped send loses nothing: the task catches up on every pending query.
+    transaction.on_commit(lambda: broker.send(tasks.understand_pending), robust=True)
 
 
 def _index_on_commit(*, ids: list[str], deleted: bool, using: str | None, **_: object) -> None:

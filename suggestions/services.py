@@ -23,11 +23,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from . import signals
+from . import broker, signals
 from .adapter import ProductDocument, get_adapter
 from .conf import app_settings
 
@@ -124,6 +125,10 @@ class SearchPage:
     brand_counts: dict[str, int]
     degraded: bool
     understanding: Understanding | None = None
+    #: Why ``degraded`` is set: ``"recall"`` (the search engine was down: results
+    #: from the database fallback) and/or ``"task_queue"`` (the broker was
+    #: down: the query's understanding is caught up later, see suggestions/broker.py).
+    degraded_reasons: tuple[str, ...] = ()
 
 
 _PRICE_RE = re.compile(r"^(?:(<=|>=)\s*(\d+(?:\.\d+)?)|(\d+(?:\.\d+)?)\s*-\s*(\d+(?:\.\d+)?))$")
@@ -175,15 +180,20 @@ def search(query: str, *, filters: SearchFilters | None = None, page: int = 1, p
     """Search the catalog and record the search in history.
 
     When the recall backend is down, falls back to the adapter's database search
-    (first page only, no facets) and sets ``degraded``.
+    (first page only, no facets) and sets ``degraded``; so it does when the task
+    broker is down (the search is recorded, its understanding waits).
+
+    A query that normalises to nothing (``"!!!"``) goes to the backend as typed,
+    so that, per the backend contract, it matches nothing (or, with filters, is
+    a filter-only search) instead of listing the whole catalog.
     """
     filters = filters or SearchFilters()
     normalized = normalize_query(query)
     request_id = uuid.uuid4().hex
     offset = (page - 1) * page_size
-    degraded = False
+    reasons: list[str] = []
     understood = None
-    text, effective_filters, boosts = normalized, filters, SearchBoosts()
+    text, effective_filters, boosts = normalized or query.strip(), filters, SearchBoosts()
     if normalized and app_settings.SEARCH_USES_UNDERSTANDING:
         try:
             # The query_submitted receiver schedules the workers; don't twice.
@@ -199,7 +209,7 @@ def search(query: str, *, filters: SearchFilters | None = None, page: int = 1, p
         total, brand_counts = result.total, result.brand_counts
     except RecallUnavailable:
         logger.warning("suggestions: recall backend %r unavailable, searching the database", backend_alias)
-        degraded = True
+        reasons.append("recall")
         docs = get_adapter().fallback_search(query.strip(), page_size) if page == 1 and normalized else []
         results = [ProductResult(d, 0.0, i) for i, d in enumerate(docs)]
         total, brand_counts = len(docs), {}
@@ -211,7 +221,11 @@ def search(query: str, *, filters: SearchFilters | None = None, page: int = 1, p
                 "brands": list(filters.brands), "product_types": list(filters.product_types),
                 "min_price": filters.min_price, "max_price": filters.max_price}.items() if v},
         )
-    return SearchPage(normalized, request_id, total, page, page_size, results, brand_counts, degraded, understood)
+        # The receivers enqueued understanding (or the breaker skipped it).
+        if broker.unavailable():
+            reasons.append(broker.REASON)
+    return SearchPage(normalized, request_id, total, page, page_size, results, brand_counts, bool(reasons),
+                      understood, tuple(reasons))
 
 
 # -- events -----------------------------------------------------------------------------
@@ -223,11 +237,39 @@ _EVENT_SIGNALS = {
 }
 
 
+def _known_product_ids(ids: set[str]) -> set[str]:
+    # One query per batch, whatever its number of clicks.
+    if not ids or not app_settings.ADAPTER:
+        return set()
+    queryset = get_adapter().get_queryset()
+    pk_field = queryset.model._meta.pk
+    candidates = {}
+    for text_id in ids:
+        try:
+            value = pk_field.to_python(text_id)
+            pk_field.run_validators(value)  # e.g. the database's integer range
+        except ValidationError:
+            continue  # cannot be a primary key of this model, so no product has it
+        if str(value) == text_id:  # result ids are str(pk): "007" is no product's id
+            candidates[value] = text_id
+    if not candidates:
+        return set()
+    found = queryset.filter(pk__in=list(candidates)).values_list("pk", flat=True)
+    return {candidates[pk] for pk in found if pk in candidates}
+
+
 def record_events(events: list[dict], *, user=None, session_key: str | None = None) -> int:
     """Announce a validated batch of client events; returns how many were announced.
 
     The batch is recorded all or nothing: receivers run in one transaction.
+    Product clicks whose ``product_id`` is not a product of the host's catalog
+    (looked up through the adapter's queryset, one query per batch) are left
+    out: a made-up id must not count as a click. Such a click may also be on a
+    product deleted since the search, so it does not fail the batch.
     """
+    clicked = {e["product_id"] for e in events if e["type"] == "product_click"}
+    known = _known_product_ids(clicked)
+    events = [e for e in events if e["type"] != "product_click" or e["product_id"] in known]
     with transaction.atomic():
         for event in events:
             payload = {k: v for k, v in event.items() if k != "type"}

@@ -25,6 +25,8 @@ CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "tests"}}
+# A per-process cache for django-axes' attempt counts: fine in one test process.
+SILENCED_SYSTEM_CHECKS = ["axes.W001"]
 SUGGESTIONS_RECALL_BACKENDS = {"default": {"BACKEND": "suggestions.recall.tantivy", "OPTIONS": {}}}
 REST_FRAMEWORK = {
     **REST_FRAMEWORK,  # noqa: F405

@@ -303,6 +303,7 @@ def test_search_returns_results_facets_and_records_history(api, products):
         "results",
         "facets",
         "degraded",
+        "degraded_reasons",
         "understanding",
     }
     assert body["query"] == "usb cable"
@@ -456,12 +457,14 @@ def test_search_rejects_too_many_brand_values(api):
 
 
 def test_valid_mixed_batch_is_stored(api):
+    hub = Product.objects.create(title="Anker USB Hub", brand="Anker", product_type="hub", price="29.00")
     response = post_events(
-        with_session(api), {"events": [impression(), suggestion_click(), product_click(query="")]}
+        with_session(api),
+        {"events": [impression(), suggestion_click(), product_click(query="", product_id=str(hub.pk))]},
     )
 
     assert response.status_code == 202
-    assert response.json() == {"accepted": 3}
+    assert response.json() == {"accepted": 3, "ignored": 0}
     shown = SuggestionImpression.objects.get()
     assert (shown.request_id.hex, shown.prefix, shown.suggestions) == (
         REQUEST_ID,
@@ -471,7 +474,7 @@ def test_valid_mixed_batch_is_stored(api):
     click = SuggestionClick.objects.get()
     assert (click.suggestion, click.position) == ("usb hub", 1)
     product = ProductClick.objects.get()
-    assert (product.object_id, product.position, product.query) == ("42", 0, "")
+    assert (product.object_id, product.position, product.query) == (str(hub.pk), 0, "")
     assert shown.actor_hash and shown.actor_hash == click.actor_hash == product.actor_hash
 
 

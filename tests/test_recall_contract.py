@@ -291,6 +291,17 @@ def test_empty_query_lists_everything(loaded):
     assert loaded.search_products("   ").total == len(DOCS)
 
 
+def test_query_without_searchable_token_matches_nothing(loaded):
+    # Text that gives no token (only punctuation or symbols) matches nothing,
+    # where a blank query lists everything.
+    for text in ("!!!", "?!-", " ... "):
+        result = loaded.search_products(text, limit=50)
+        assert (result.total, ids(result)) == (0, [])
+    # With a filter it is a filter-only search.
+    result = loaded.search_products("!!!", SearchFilters(brands=("dell",)))
+    assert (result.total, ids(result)) == (1, ["12"])
+
+
 def test_pagination(loaded):
     pages = [loaded.search_products("", offset=offset, limit=5) for offset in (0, 5, 10, 15)]
     assert [len(p.hits) for p in pages] == [5, 5, 3, 0]

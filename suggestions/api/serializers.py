@@ -13,10 +13,10 @@ by attribute; they also describe the responses in the OpenAPI schema.
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
+from django.core.validators import ProhibitNullCharactersValidator, RegexValidator
 from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
@@ -45,26 +45,73 @@ MAX_PRODUCT_ID_LENGTH = 64
 
 # Whitespace controls are harmless (normalisation turns them into spaces);
 # every other control character (NUL, ESC, DEL, C1 …) is rejected: they are
-# never typed by a shopper and only break logs, indexes and terminals.
-_ALLOWED_CONTROLS = frozenset("\t\n\r")
+# never typed by a shopper and only break logs, indexes and terminals. Written
+# as a validator so that the OpenAPI schema states the rule (``pattern``).
+_NO_CONTROLS = RegexValidator(
+    r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$",
+    message="Control characters are not allowed.",
+    code="control_characters",
+)
 
 
 class TextField(serializers.CharField):
     """A stripped string without control characters.
 
-    DRF's ``CharField`` already rejects NUL; this also rejects the other C0/C1
-    control characters, with one message for all of them.
+    Only JSON strings are accepted: DRF's ``CharField`` turns numbers into
+    text (``0`` → ``"0"``), which the schema (``type: string``) does not
+    allow. Control characters other than tab and line breaks are refused by
+    a validator, which drf-spectacular shows as the field's ``pattern``.
     """
 
     default_error_messages = {
-        "control_characters": "Control characters are not allowed.",
+        "not_a_string": "Not a valid string.",
     }
 
+    def __init__(self, **kwargs: Any) -> None:
+        # Not blank means at least one character: say so in the schema too.
+        if not kwargs.get("allow_blank", False):
+            kwargs.setdefault("min_length", 1)
+        super().__init__(**kwargs)
+        # One rule and one message for NUL and the other controls.
+        self.validators = [v for v in self.validators if not isinstance(v, ProhibitNullCharactersValidator)]
+        self.validators.append(_NO_CONTROLS)
+
     def to_internal_value(self, data: Any) -> str:
-        value = super().to_internal_value(data)
-        if any(unicodedata.category(ch) == "Cc" and ch not in _ALLOWED_CONTROLS for ch in value):
-            self.fail("control_characters")
-        return value
+        if not isinstance(data, str):
+            self.fail("not_a_string")
+        return super().to_internal_value(data)
+
+
+class QueryIntegerField(serializers.IntegerField):
+    """An integer query parameter that may be left out but not left empty.
+
+    DRF treats ``?limit=`` on an optional field as absent (the default is
+    used); an empty value is a client bug, so it gets the usual
+    "A valid integer is required." instead.
+    """
+
+    def get_value(self, dictionary: Any) -> Any:
+        if self.field_name in dictionary and dictionary.get(self.field_name) == "":
+            return ""
+        return super().get_value(dictionary)
+
+
+class BoundedListField(serializers.ListField):
+    """A ``ListField`` that checks ``max_length`` before validating any item.
+
+    DRF validates every item first and the length after: a 20,000-item list
+    cost 20,000 item validations before its 400. Here the length is checked
+    first, so a list's validation costs at most ``max_length`` items.
+    """
+
+    def to_internal_value(self, data: Any) -> list[Any]:
+        if (
+            self.max_length is not None
+            and isinstance(data, list)
+            and len(data) > self.max_length
+        ):
+            self.fail("max_length", max_length=self.max_length)
+        return super().to_internal_value(data)
 
 
 def query_field(**kwargs: Any) -> TextField:
@@ -81,8 +128,10 @@ class SuggestQuerySerializer(serializers.Serializer):
     def get_fields(self) -> dict[str, serializers.Field]:
         # Built per instance so that the configured limits are the ones in force.
         return {
-            "q": query_field(help_text="What the shopper has typed so far (required, not blank)."),
-            "limit": serializers.IntegerField(
+            "q": query_field(
+                min_length=1, help_text="What the shopper has typed so far (required, not blank)."
+            ),
+            "limit": QueryIntegerField(
                 required=False,
                 default=app_settings.DEFAULT_SUGGESTION_LIMIT,
                 min_value=1,
@@ -129,26 +178,30 @@ class SearchQuerySerializer(serializers.Serializer):
                 required=False,
                 allow_blank=True,
                 default="",
-                help_text="Search text. May be empty only when a filter is given.",
+                help_text=(
+                    "Search text. May be empty (or left out) only when a filter is given: "
+                    "`q`, `brand`, `product_type`, `min_price` or `max_price`, at least one "
+                    "is required. Text with no letters or digits (`!!!`) matches nothing."
+                ),
             ),
-            "page": serializers.IntegerField(
+            "page": QueryIntegerField(
                 required=False, default=1, min_value=1, help_text="1-based page number."
             ),
-            "page_size": serializers.IntegerField(
+            "page_size": QueryIntegerField(
                 required=False,
                 default=app_settings.SEARCH_PAGE_SIZE,
                 min_value=1,
                 max_value=app_settings.MAX_SEARCH_PAGE_SIZE,
                 help_text="Results per page.",
             ),
-            "brand": serializers.ListField(
+            "brand": BoundedListField(
                 child=TextField(max_length=100, allow_blank=True),
                 required=False,
                 default=list,
                 max_length=MAX_FILTER_VALUES,
                 help_text="Only these brands (repeat the parameter for several).",
             ),
-            "product_type": serializers.ListField(
+            "product_type": BoundedListField(
                 child=TextField(max_length=100, allow_blank=True),
                 required=False,
                 default=list,
@@ -275,7 +328,13 @@ class SearchResponseSerializer(serializers.Serializer):
     results = ProductResultSerializer(many=True)
     facets = serializers.SerializerMethodField()
     degraded = serializers.BooleanField(
-        help_text="True when the search engine was unavailable and results come from a fallback (or are empty)."
+        help_text="True when the search engine was unavailable and results come from a fallback (or are empty), "
+        "or when the task queue was unavailable (the search is recorded; its understanding by the model comes later)."
+    )
+    degraded_reasons = serializers.ListField(
+        child=serializers.ChoiceField(choices=["recall", "task_queue"]),
+        help_text="Why `degraded` is true (empty when it is false): `recall`, the search engine; "
+        "`task_queue`, the broker of the background workers.",
     )
     understanding = UnderstandingSerializer(
         allow_null=True, help_text="How the query was understood (price filters and boosts come from it)."
@@ -302,7 +361,7 @@ class ImpressionEventSerializer(_EventSerializer):
     """A suggestion list was shown."""
 
     type = serializers.ChoiceField(choices=["impression"])
-    suggestions = serializers.ListField(
+    suggestions = BoundedListField(
         child=TextField(max_length=MAX_TEXT_LENGTH),
         max_length=MAX_IMPRESSION_SUGGESTIONS,
         help_text="Suggestion texts in the order shown.",
@@ -334,7 +393,10 @@ class ProductClickEventSerializer(_EventSerializer):
 
     type = serializers.ChoiceField(choices=["product_click"])
     product_id = TextField(
-        max_length=MAX_PRODUCT_ID_LENGTH, help_text="`id` of the clicked result."
+        min_length=1,
+        max_length=MAX_PRODUCT_ID_LENGTH,
+        help_text="`id` of the clicked result (a string). A click on a product the shop "
+        "does not know is not recorded (see `accepted`).",
     )
     position = serializers.IntegerField(
         min_value=0, max_value=MAX_POSITION, help_text="0-based position across pages."
@@ -407,7 +469,7 @@ class EventsBatchSerializer(serializers.Serializer):
     def get_fields(self) -> dict[str, serializers.Field]:
         # Built per instance so that the configured batch limit is the one in force.
         return {
-            "events": serializers.ListField(
+            "events": BoundedListField(
                 child=EventField(),
                 allow_empty=False,
                 max_length=app_settings.MAX_EVENTS_PER_BATCH,
@@ -417,7 +479,13 @@ class EventsBatchSerializer(serializers.Serializer):
 
 
 class EventsAcceptedSerializer(serializers.Serializer):
-    accepted = serializers.IntegerField(help_text="Number of events recorded.")
+    accepted = serializers.IntegerField(
+        help_text="Number of events recorded: the batch's events less the product clicks "
+        "on products the shop does not know (`ignored`)."
+    )
+    ignored = serializers.IntegerField(
+        help_text="Product clicks not recorded because the shop has no product of that id."
+    )
 
 
 # -- history and trending ----------------------------------------------------
@@ -442,7 +510,7 @@ class HistoryDeletedSerializer(serializers.Serializer):
 class TrendingQuerySerializer(serializers.Serializer):
     """Query parameters of ``GET trending/``."""
 
-    limit = serializers.IntegerField(
+    limit = QueryIntegerField(
         required=False,
         default=10,
         min_value=1,

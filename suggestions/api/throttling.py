@@ -10,19 +10,92 @@ DRF's sliding log reads and rewrites the whole request history (a GET and a
 SET): on the suggest path, which runs on every keystroke, that halves the
 throttle's cache round trips. The price: a client may send up to twice the
 rate across a window boundary.
+
+Client addresses:
+
+* :func:`client_address` is the one rule for "who is this client" (the demo
+  project also gives it to django-axes). ``X-Forwarded-For`` is read only when
+  the request comes from a proxy listed in ``SUGGESTIONS_TRUSTED_PROXIES``, and
+  then the rightmost hop that is not a trusted proxy is the client: every hop
+  left of it was written by the client and can be anything. With no trusted
+  proxies configured, DRF's ``NUM_PROXIES`` is honoured when it is set (that
+  many proxies append to the header; DRF's default ``None``, which trusts the
+  whole header, is never followed); otherwise the socket address is used.
+* Throttle cache keys hold an HMAC of the address (``SUGGESTIONS_HASH_SALT``),
+  never the address itself, so the cache holds no raw client addresses.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+from functools import lru_cache
 
 from django.core.cache import caches
 from rest_framework.settings import api_settings
 from rest_framework.throttling import ScopedRateThrottle
 
 from ..conf import app_settings
+from ..text import hash_identifier
 
 logger = logging.getLogger("suggestions.api")
+
+_Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@lru_cache(maxsize=8)
+def _networks(entries: tuple[str, ...]) -> tuple[_Network, ...]:
+    # Parsed once per distinct setting value; a bad entry is a configuration
+    # error and should be loud.
+    return tuple(ipaddress.ip_network(entry.strip(), strict=False) for entry in entries)
+
+
+def _parse_address(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    value = value.strip()
+    if value.startswith("[") and "]" in value:  # "[2001:db8::1]:443"
+        value = value[1:value.index("]")]
+    elif value.count(":") == 1:  # "192.0.2.1:443"
+        value = value.split(":", 1)[0]
+    try:
+        return ipaddress.ip_address(value)
+    except ValueError:
+        return None
+
+
+def _is_trusted(value: str, networks: tuple[_Network, ...]) -> bool:
+    address = _parse_address(value)
+    return address is not None and any(address in network for network in networks)
+
+
+def client_address(request) -> str:
+    """The client's address for rate limiting (see the module docstring).
+
+    Args:
+        request: a Django ``HttpRequest`` or DRF ``Request``.
+
+    Returns:
+        The address as text; ``""`` when the request carries none.
+    """
+    meta = request.META
+    remote = meta.get("REMOTE_ADDR", "") or ""
+    forwarded = meta.get("HTTP_X_FORWARDED_FOR", "") or ""
+    trusted = app_settings.TRUSTED_PROXIES
+    if trusted:
+        networks = _networks(trusted)
+        if not forwarded or not _is_trusted(remote, networks):
+            return remote
+        hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+        for hop in reversed(hops):
+            if not _is_trusted(hop, networks):
+                return hop
+        # Every hop is one of our proxies: the farthest one is the best we know.
+        return hops[0] if hops else remote
+    num_proxies = api_settings.NUM_PROXIES
+    if num_proxies and forwarded:
+        hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+        if hops:
+            return hops[-min(num_proxies, len(hops))]
+    return remote
 
 
 class FailOpenScopedRateThrottle(ScopedRateThrottle):
@@ -46,6 +119,12 @@ class FailOpenScopedRateThrottle(ScopedRateThrottle):
         # The app's cache alias, so hosts can keep throttling and answers together
         # (or apart) with one setting; resolved per request for the same reason.
         return caches[app_settings.CACHE_ALIAS]
+
+    def get_ident(self, request) -> str:
+        # Replaces DRF's rule, which with NUM_PROXIES unset takes the whole
+        # X-Forwarded-For header from the client: one new header per request
+        # was a new budget. Hashed so that the cache keys carry no address.
+        return hash_identifier(client_address(request), app_settings.HASH_SALT)
 
     def allow_request(self, request, view) -> bool:
         self.scope = getattr(view, self.scope_attr, None)

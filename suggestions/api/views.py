@@ -15,15 +15,16 @@ from __future__ import annotations
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .. import services
+from ..conf import app_settings
 from ..recall.base import SearchFilters
 from . import serializers as s
+from .parsers import BoundedJSONParser
 from .throttling import FailOpenScopedRateThrottle
 
 _BAD_REQUEST = OpenApiResponse(description="Invalid parameters; the body names each bad field.")
@@ -90,6 +91,12 @@ class SearchView(APIView):
     @extend_schema(
         operation_id="suggestions_search",
         summary="Search products",
+        description=(
+            "At least one of `q`, `brand`, `product_type`, `min_price` and `max_price` is "
+            "required (400 otherwise). Text with no letters or digits matches nothing. "
+            "`degraded` is true, with its causes in `degraded_reasons`, when the search "
+            "engine or the task queue was unavailable."
+        ),
         parameters=[s.SearchQuerySerializer],
         responses={200: s.SearchResponseSerializer, 400: _BAD_REQUEST, 429: _THROTTLED},
     )
@@ -120,11 +127,16 @@ class EventsView(APIView):
     authentication_classes = [SessionAuthentication]
     permission_classes = [AllowAny]
     throttle_classes = [FailOpenScopedRateThrottle]
-    # JSON only: no form or multipart parsing on a public write endpoint.
-    # (DRF reads JSON bodies through ``request.body``, so Django's
-    # DATA_UPLOAD_MAX_MEMORY_SIZE bounds them: larger bodies get a 400.)
-    parser_classes = [JSONParser]
+    # JSON only: no form or multipart parsing on a public write endpoint. The
+    # parser refuses a body over max_body_bytes() before parsing it (413) and
+    # nesting deeper than an event batch needs (400).
+    parser_classes = [BoundedJSONParser]
     throttle_scope = "suggestions.events"
+
+    def max_body_bytes(self) -> int:
+        """Largest body accepted: ``SUGGESTIONS_MAX_EVENTS_PER_BATCH`` events of
+        ``SUGGESTIONS_MAX_EVENT_BYTES`` each, plus 1 KiB."""
+        return app_settings.MAX_EVENTS_BODY_BYTES
 
     @extend_schema(
         operation_id="suggestions_events",
@@ -133,10 +145,14 @@ class EventsView(APIView):
         responses={
             202: s.EventsAcceptedSerializer,
             400: OpenApiResponse(
-                description="Invalid batch, malformed JSON or a body over DATA_UPLOAD_MAX_MEMORY_SIZE; nothing was stored. "
-                "Errors are keyed by event index."
+                description="Invalid batch, malformed JSON or JSON nested deeper than an event batch; "
+                "nothing was stored. Errors are keyed by event index."
             ),
             403: OpenApiResponse(description="Signed-in request without a valid CSRF token."),
+            413: OpenApiResponse(
+                description="Body larger than SUGGESTIONS_MAX_EVENTS_PER_BATCH × SUGGESTIONS_MAX_EVENT_BYTES "
+                "(+1 KiB); refused before parsing, nothing was stored."
+            ),
             415: OpenApiResponse(description="Body is not application/json."),
             429: _THROTTLED,
         },
@@ -144,8 +160,11 @@ class EventsView(APIView):
     def post(self, request: Request) -> Response:
         batch = s.EventsBatchSerializer(data=request.data)
         batch.is_valid(raise_exception=True)
-        accepted = services.record_events(batch.validated_data["events"], **_actor(request))
-        return Response({"accepted": accepted}, status=status.HTTP_202_ACCEPTED)
+        events = batch.validated_data["events"]
+        accepted = services.record_events(events, **_actor(request))
+        return Response(
+            {"accepted": accepted, "ignored": len(events) - accepted}, status=status.HTTP_202_ACCEPTED
+        )
 
 
 class HistoryView(APIView):

@@ -36,6 +36,16 @@ class SearchFilters:
     min_price: float | None = None
     max_price: float | None = None
 
+    def __bool__(self) -> bool:
+        return bool(self.brands or self.product_types or self.min_price is not None
+                    or self.max_price is not None)
+
+
+def has_searchable_text(query: str) -> bool:
+    """True when ``query`` has at least one letter or digit: text made only of
+    punctuation, symbols and spaces gives no token to any analyzer."""
+    return any(ch.isalnum() for ch in query)
+
 
 @dataclass(frozen=True)
 class SearchBoosts:
@@ -123,7 +133,10 @@ class BaseRecallBackend:
                         boosts: SearchBoosts | None = None) -> SearchResult:
         """BM25 search over title (boosted), brand, product type, model number and
         description; all query words should match for top results. An empty
-        query with filters lists filtered products. ``boosts`` add a constant
+        (or blank) query lists every product, with filters the filtered ones.
+        A query with text but no searchable token (only punctuation or symbols,
+        see :func:`has_searchable_text`) matches nothing without filters, and
+        with filters is a filter-only search. ``boosts`` add a constant
         to the score of documents of the given brands / product types
         (case-insensitive) without filtering."""
         raise NotImplementedError

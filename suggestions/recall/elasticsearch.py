@@ -63,6 +63,7 @@ from .base import (
     SearchResult,
     SuggestionEntry,
     SuggestionHit,
+    has_searchable_text,
 )
 
 PRODUCTS = "products"
@@ -405,6 +406,12 @@ class ElasticsearchRecallBackend(BaseRecallBackend):
         filters = filters or SearchFilters()
         boosts = boosts or SearchBoosts()
         bool_query: dict[str, Any] = {}
+        if query.strip() and not has_searchable_text(query):
+            if not filters:
+                # The contract: text without a token matches nothing (the
+                # cluster would say so too, zero_terms_query "none"; no round trip).
+                return SearchResult(hits=[], total=0, brand_counts={})
+            query = ""  # with filters: a filter-only search
         if query.strip():
             common = {"query": query, "type": "cross_fields", "fields": SEARCH_FIELDS}
             bool_query["must"] = [{"multi_match": {**common, "operator": "or"}}]

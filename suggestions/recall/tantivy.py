@@ -679,12 +679,12 @@ def _build_product_query(
         if keys:
             boost = Query.term_set_query(schema, field, keys)
             clauses.append((Occur.Should, Query.const_score_query(boost, float(boosts.weight))))
-    if text.strip():
-        tokens = _query_tokens(text)
-        if not tokens:
-            # Only punctuation: nothing can match (as Elasticsearch's
-            # zero_terms_query "none").
-            return Query.empty_query()
+    tokens = _query_tokens(text) if text.strip() else []
+    if text.strip() and not tokens and not filters:
+        # Only punctuation: nothing can match (as Elasticsearch's
+        # zero_terms_query "none"); with filters it is a filter-only search.
+        return Query.empty_query()
+    if tokens:
         per_word = [
             Query.disjunction_max_query(
                 [
