@@ -745,8 +745,10 @@ class SuggestionRankerKind(ModelKind):
     * Snapshot: every search in history (erased shoppers' searches are gone
       from it), the newest ``SUGGESTIONS_HELDOUT_DAYS`` held out (the newest
       fifth of the searches when those days hold more than half); the catalog
-      phrases currently approved. Candidates pass the same k-anonymity gate,
-      variant rule and privacy filter as the build.
+      phrases currently approved. Candidates pass the same k-anonymity gate
+      (identified shoppers only), variant rule and privacy filter as the build;
+      the changed examples kept with a version show only prefixes that at
+      least ``SUGGESTIONS_MIN_DISTINCT_USERS`` identified shoppers typed.
     * Metric: MRR@10 over the 1..10-character prefixes of each held-out search
       (one unit per search); the no-model baseline is the popularity order.
     * Options: ``label_split`` (default ``SUGGESTIONS_RANKER_LABEL_SPLIT``),
