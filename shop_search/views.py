@@ -26,13 +26,11 @@ _SEARCH_PARAMS = ("q", "brand", "product_type", "min_price", "max_price")
 
 
 def _actor(request: HttpRequest) -> dict:
-    """The signed-in user, else the session, created for a first-time visitor
-    so that their searches come back as "Your recent searches"."""
-    if request.user.is_authenticated:
-        return {"user": request.user, "session_key": request.session.session_key}
-    if not request.session.session_key:
-        request.session.save()
-    return {"user": None, "session_key": request.session.session_key}
+    """The signed-in user, else the anonymous shopper of the cookie the request
+    carried (``suggestions.middleware.ShopperCookieMiddleware`` hands it out on
+    the first page, without a session row), so their searches come back as
+    "Your recent searches"."""
+    return services.request_actor(request)
 
 
 def _link(params: list[tuple[str, str]], **changes: str) -> str:
@@ -43,7 +41,8 @@ def _link(params: list[tuple[str, str]], **changes: str) -> str:
 
 
 def home(request: HttpRequest) -> HttpResponse:
-    _actor(request)  # impressions and clicks before the first search count for this shopper too
+    # The shopper cookie set on this page makes the typeahead's impressions and
+    # clicks, and the first search, this shopper's.
     trending = [item.text for item in services.trending(limit=8)]
     return render(
         request,

@@ -66,9 +66,14 @@ class AppSettings:
 
     @property
     def MIN_DISTINCT_USERS(self) -> int:
-        """A query mined from history becomes a suggestion only when at least this
-        many distinct users (or anonymous sessions) searched it: k-anonymity, so
-        no one's private query leaks into another shopper's box."""
+        """The shop's k-anonymity gate: a query mined from history becomes a
+        suggestion (and a trending search) only when at least this many distinct
+        *identified* shoppers searched it, so no one's private query leaks into
+        another shopper's box. Identified: signed-in users, anonymous shoppers
+        who came back with the shopper cookie or an existing session (never a
+        cookie-less request), and imported searches with a user id (see
+        :mod:`suggestions.middleware`). The one setting of the gate: mining,
+        variants, trending and the suggestion ranker's training all use it."""
         return int(self._get("MIN_DISTINCT_USERS", 3))
 
     @property
@@ -293,6 +298,16 @@ class AppSettings:
         the labels: tomorrow is predicted from yesterday) or ``shoppers`` (two
         folds of shoppers label each other; for demand that does not drift)."""
         return str(self._get("RANKER_LABEL_SPLIT", "time"))
+
+    # -- shoppers -----------------------------------------------------------------------
+
+    @property
+    def SHOPPER_COOKIE_NAME(self) -> str:
+        """Cookie in which :class:`suggestions.middleware.ShopperCookieMiddleware`
+        keeps an anonymous shopper's signed random id (no session row, nothing
+        stored server-side). It lives ``SUGGESTIONS_HISTORY_RETENTION_DAYS`` and
+        follows the session cookie's ``Secure``, ``SameSite`` and domain settings."""
+        return str(self._get("SHOPPER_COOKIE_NAME", "shop_suggestions_shopper"))
 
 
     # -- the API's edges ---------------------------------------------------------------

@@ -1,10 +1,29 @@
-"""Search history: recording announced events, per-shopper listing and erasure,
-bulk import of past searches, retention.
+"""Search history: who a request's shopper is, recording announced events,
+per-shopper listing and erasure, bulk import of past searches, retention.
 
 Contracts:
+* Who a shopper is (:func:`request_actor`): the signed-in user; else, for an
+  anonymous shopper, the id of the shopper cookie the request carried
+  (:mod:`suggestions.middleware`), or, where that middleware is not installed,
+  an existing session the request carried (checked in the session store).
+  Nothing here creates a session: a cookie-less request belongs to nobody, its
+  events are stored without an ``actor_hash`` and count no shopper.
+* A session key handed to these functions is a returning shopper's, so every
+  event with a user or a session key is ``identified``; imported searches are
+  identified when they name a user. Only identified shoppers count towards the
+  k-anonymity gate (:mod:`suggestions.mining`).
 * Events are append-only. They are deleted only by retention
   (:func:`garbage_collect`) or by the shopper's own erase request
   (:func:`erase_history`).
+* Erasure and retention reach every copy of a shopper's query text: the events,
+  what they added to the daily aggregates (decremented; rows that reach zero are
+  deleted), and the stored understanding and its cache entries of queries that
+  no remaining event has (:func:`suggestions.understanding.forget_unsearched`).
+  Suggestions mined from history are not erased: they passed the k-gate, so
+  they are aggregates of several shoppers, and the next build recounts them
+  without the erased events (and drops those that no longer pass).
+  ``tests/test_hardening_privacy.py`` lists every field that can hold query text
+  and how erasure and retention reach it.
 * No raw identifier is stored: users and sessions become a salted
   ``actor_hash`` (:func:`actor_hash`); signed-in users are also linked by FK so
   that deleting the user deletes their events.
@@ -19,8 +38,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from .conf import app_settings
@@ -49,6 +70,44 @@ def actor_hash(user=None, session_key: str | None = None) -> str:
     return ""
 
 
+def _carried_session_key(request) -> str | None:
+    """The key of an existing session the request carried, else None."""
+    session = getattr(request, "session", None)  # absent without SessionMiddleware
+    if session is None or settings.SESSION_COOKIE_NAME not in request.COOKIES:
+        return None
+    # Reading the session loads it, and the store forgets a key it does not
+    # hold: a made-up cookie is no session. (A cookie-backed session with a bad
+    # signature is reset instead, which marks it modified.)
+    session.keys()
+    if session.modified:
+        return None
+    return session.session_key or None
+
+
+def request_actor(request) -> dict:
+    """Who a request is for, as the ``user`` and ``session_key`` arguments of the
+    services (see the module contract). Never creates a session.
+
+    Args:
+        request: A Django or DRF request.
+
+    Returns:
+        ``{"user": <user or None>, "session_key": <str or None>}``; an anonymous
+        shopper's ``session_key`` is ``"shopper:<cookie id>"`` where
+        :class:`~suggestions.middleware.ShopperCookieMiddleware` is installed.
+    """
+    from .middleware import middleware_installed, shopper_id
+
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated:
+        session = getattr(request, "session", None)
+        return {"user": user, "session_key": session.session_key if session is not None else None}
+    if middleware_installed(request):
+        carried = shopper_id(request)
+        return {"user": None, "session_key": f"shopper:{carried}" if carried else None}
+    return {"user": None, "session_key": _carried_session_key(request)}
+
+
 def _owner_filter(user=None, session_key: str | None = None) -> Q | None:
     if user is not None and getattr(user, "is_authenticated", False):
         return Q(user=user) | Q(actor_hash=actor_hash(user=user))
@@ -58,7 +117,8 @@ def _owner_filter(user=None, session_key: str | None = None) -> Q | None:
 
 
 def _bump_daily(day: date, normalized_query: str, **increments: int) -> None:
-    """Add ``increments`` to the day's counters for a query, creating the row."""
+    """Add ``increments`` to the day's counters for a query, creating the row
+    (:func:`_unbump_daily` takes them back)."""
     updates = {name: F(name) + value for name, value in increments.items() if value}
     if not updates or not normalized_query:
         return
@@ -70,6 +130,19 @@ def _bump_daily(day: date, normalized_query: str, **increments: int) -> None:
     except IntegrityError:
         # Another request created the row between our update and create.
         QueryDailyStat.objects.filter(date=day, normalized_query=normalized_query).update(**updates)
+
+
+_DAILY_COUNTERS = ("searches", "zero_results", "suggestion_clicks", "product_clicks")
+
+
+def _unbump_daily(decrements: dict[tuple[date, str], Counter]) -> None:
+    """Take back what events added to the daily counters (never below zero:
+    a row may have been rebuilt since), and delete rows left with nothing."""
+    for (day, text), counts in decrements.items():
+        rows = QueryDailyStat.objects.filter(date=day, normalized_query=text)
+        updates = {name: Greatest(F(name) - n, Value(0)) for name, n in counts.items() if n}
+        if updates and rows.update(**updates):
+            rows.filter(**{name: 0 for name in _DAILY_COUNTERS}).delete()
 
 
 def _user_or_none(user):
@@ -92,6 +165,8 @@ def record_search(*, query: str, normalized_query: str, results_count: int | Non
         origin=origin,
         request_id=request_id,
         actor_hash=actor_hash(user, session_key),
+        # Only returning shoppers reach here with a session key (module contract).
+        identified=bool(actor_hash(user, session_key)),
         user=_user_or_none(user),
         filters=filters or {},
     )
@@ -171,14 +246,43 @@ def recent_queries(prefix: str, *, user=None, session_key: str | None = None, li
 
 
 def erase_history(*, user=None, session_key: str | None = None) -> int:
-    """Delete every event of the shopper (searches, impressions, clicks). Returns rows deleted."""
+    """Erase the shopper's history and every copy of their query text.
+
+    Deletes their events (searches, impressions, suggestion and product clicks),
+    takes back what those events added to :class:`QueryDailyStat`, and deletes
+    the stored understanding and cached understanding of their queries that no
+    one else searched (see the module contract for what stays and why).
+
+    Returns:
+        The number of events deleted.
+    """
+    from .understanding import forget_unsearched
+
     owner = _owner_filter(user, session_key)
     if owner is None:
         return 0
-    deleted = 0
+    decrements: dict[tuple[date, str], Counter] = {}
+
+    def take_back(created: datetime, text: str, **counts: int) -> None:
+        if text:
+            decrements.setdefault((timezone.localdate(created), text), Counter()).update(counts)
+
     with transaction.atomic():
+        queries: set[str] = set()
+        for created, text, results in SearchEvent.objects.filter(owner).values_list(
+                "created_at", "normalized_query", "results_count").iterator():
+            take_back(created, text, searches=1, zero_results=1 if results == 0 else 0)
+            queries.add(text)
+        for created, text in SuggestionClick.objects.filter(owner).values_list("created_at", "suggestion").iterator():
+            take_back(created, text, suggestion_clicks=1)
+        for created, text in ProductClick.objects.filter(owner).values_list("created_at", "query").iterator():
+            take_back(created, text, product_clicks=1)
+            queries.add(text)
+        deleted = 0
         for model in (SearchEvent, SuggestionImpression, SuggestionClick, ProductClick):
             deleted += model.objects.filter(owner).delete()[0]
+        _unbump_daily(decrements)
+        forget_unsearched(queries - {""})
     return deleted
 
 
@@ -242,6 +346,7 @@ def import_searches(rows: Iterable[ImportedSearch], *, batch_size: int = 2000,
             origin=SearchOrigin.TYPED,
             request_id=uuid.uuid5(IMPORT_NAMESPACE, f"{row.user}\x1f{row.query}\x1f{created.isoformat()}"),
             actor_hash=hash_identifier(f"import:{row.user}", salt) if row.user else "",
+            identified=bool(row.user),
         ))
         if len(batch) >= batch_size:
             flush()
@@ -250,10 +355,19 @@ def import_searches(rows: Iterable[ImportedSearch], *, batch_size: int = 2000,
 
 
 def garbage_collect(*, now: datetime | None = None) -> dict[str, int]:
-    """Delete events and daily aggregates older than the retention period."""
+    """Delete events and daily aggregates older than the retention period, and
+    the stored (and cached) understandings of queries no remaining event has.
+
+    Returns:
+        Rows deleted, by model name.
+    """
+    from .understanding import forget_unsearched
+
     cutoff = (now or timezone.now()) - timedelta(days=app_settings.HISTORY_RETENTION_DAYS)
     counts = {}
-    for model in (SearchEvent, SuggestionImpression, SuggestionClick, ProductClick):
-        counts[model._meta.model_name] = model.objects.filter(created_at__lt=cutoff).delete()[0]
-    counts["querydailystat"] = QueryDailyStat.objects.filter(date__lt=cutoff.date()).delete()[0]
+    with transaction.atomic():
+        for model in (SearchEvent, SuggestionImpression, SuggestionClick, ProductClick):
+            counts[model._meta.model_name] = model.objects.filter(created_at__lt=cutoff).delete()[0]
+        counts["querydailystat"] = QueryDailyStat.objects.filter(date__lt=cutoff.date()).delete()[0]
+        counts["queryunderstanding"] = forget_unsearched()
     return counts

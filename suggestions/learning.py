@@ -745,8 +745,10 @@ class SuggestionRankerKind(ModelKind):
     * Snapshot: every search in history (erased shoppers' searches are gone
       from it), the newest ``SUGGESTIONS_HELDOUT_DAYS`` held out (the newest
       fifth of the searches when those days hold more than half); the catalog
-      phrases currently approved. Candidates pass the same k-anonymity gate,
-      variant rule and privacy filter as the build.
+      phrases currently approved. Candidates pass the same k-anonymity gate
+      (identified shoppers only), variant rule and privacy filter as the build;
+      the changed examples kept with a version show only prefixes that at
+      least ``SUGGESTIONS_MIN_DISTINCT_USERS`` identified shoppers typed.
     * Metric: MRR@10 over the 1..10-character prefixes of each held-out search
       (one unit per search); the no-model baseline is the popularity order.
     * Options: ``label_split`` (default ``SUGGESTIONS_RANKER_LABEL_SPLIT``),
@@ -769,8 +771,10 @@ class SuggestionRankerKind(ModelKind):
         from .models import SearchEvent
 
         rows = (SearchEvent.objects.exclude(normalized_query="").order_by("created_at")
-                .values_list("normalized_query", "actor_hash", "created_at").iterator(chunk_size=5000))
-        return [Search(q, a, t) for q, a, t in rows]
+                .values_list("normalized_query", "actor_hash", "identified", "created_at").iterator(chunk_size=5000))
+        # Unidentified searches keep no actor, so the gate counts them as no
+        # shopper, exactly as the build does (suggestions.mining).
+        return [Search(q, a if known else "", t) for q, a, known, t in rows]
 
     def catalog(self) -> dict[str, int]:
         from .models import Suggestion, SuggestionSource, SuggestionStatus
@@ -822,8 +826,17 @@ class SuggestionRankerKind(ModelKind):
         old = RankerModel.load(incumbent) if incumbent else None
         # The prefixes shoppers typed most in the held-out days, 2-4 characters.
         typed = Counter(s.query[:n] for s in snapshot.heldout for n in (2, 3, 4) if len(s.query) > n)
+        # Stored with the version for the admin: only prefixes that pass the
+        # k-gate, so no one shopper's typing is kept beyond their history.
+        typers: dict[str, set[str]] = defaultdict(set)
+        for search in snapshot.heldout:
+            for n in (2, 3, 4):
+                if search.actor and len(search.query) > n:
+                    typers[search.query[:n]].add(search.actor)
         out = []
         for prefix, _n in typed.most_common(200):
+            if len(typers[prefix]) < app_settings.MIN_DISTINCT_USERS:
+                continue
             before = (old.rank(stats, prefix) if old else popularity_rank(stats, prefix))[:3]
             after = new.rank(stats, prefix)[:3]
             if before != after:

@@ -2,8 +2,12 @@
 
 Contracts:
 * A history query becomes a candidate only when at least
-  ``SUGGESTIONS_MIN_DISTINCT_USERS`` distinct shoppers searched it and it holds
-  nothing private (e-mail, phone, card number): see :func:`mine_history`.
+  ``SUGGESTIONS_MIN_DISTINCT_USERS`` distinct *identified* shoppers searched it
+  and it holds nothing private (e-mail, phone, card number): see
+  :func:`mine_history`. Identified (``SearchEvent.identified``): signed-in
+  users, returning anonymous shoppers, imported user ids; cookie-less requests
+  count no one, so a script cannot vote a query public (:mod:`suggestions.history`).
+  :func:`identified_shoppers` applies the same count to trending.
 * Weights of history candidates are time-decayed search counts (half-life
   ``SUGGESTIONS_DECAY_HALF_LIFE_DAYS``) measured from the newest search in
   history, so an old log keeps its internal order without underflowing.
@@ -26,6 +30,7 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import date
 
 from django.db import transaction
 from django.db.models import Count, Max
@@ -68,12 +73,37 @@ def _decayed_counts(events, texts: Iterable[str], half_life: float) -> dict[str,
     return decayed
 
 
+def _counted_events():
+    """The searches the k-gate counts: identified shoppers' only."""
+    return SearchEvent.objects.filter(identified=True).exclude(normalized_query="").exclude(actor_hash="")
+
+
 def query_stats() -> dict[str, dict]:
-    """Distinct shoppers and searches of every searched query (one aggregate),
-    shared by :func:`mine_history` and :func:`mine_variants` in a build."""
-    rows = (SearchEvent.objects.exclude(normalized_query="").exclude(actor_hash="").values("normalized_query")
+    """Distinct identified shoppers and their searches of every query they
+    searched (one aggregate), shared by :func:`mine_history` and
+    :func:`mine_variants` in a build."""
+    rows = (_counted_events().values("normalized_query")
             .annotate(users=Count("actor_hash", distinct=True), searches=Count("id")))
     return {row["normalized_query"]: row for row in rows}
+
+
+def identified_shoppers(texts: Iterable[str], *, since: date | None = None, batch: int = 500) -> dict[str, int]:
+    """Distinct identified shoppers who searched each of ``texts`` (on or after
+    the day ``since``, when given): the k-gate's count for a few queries.
+
+    Returns:
+        Text → count, for the texts searched by at least one.
+    """
+    events = _counted_events()
+    if since is not None:
+        events = events.filter(created_at__date__gte=since)
+    wanted = sorted(set(texts))
+    counts: dict[str, int] = {}
+    for start in range(0, len(wanted), batch):
+        rows = (events.filter(normalized_query__in=wanted[start:start + batch]).values("normalized_query")
+                .annotate(users=Count("actor_hash", distinct=True)))
+        counts.update({row["normalized_query"]: row["users"] for row in rows})
+    return counts
 
 
 def _history_candidates(rows: dict[str, dict], rule: str, half_life: float) -> dict[str, Candidate]:

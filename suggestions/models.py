@@ -38,6 +38,7 @@ class SearchEvent(models.Model):
     origin = models.CharField(max_length=16, choices=SearchOrigin.choices, default=SearchOrigin.TYPED, help_text=_("How the search was started."))
     request_id = models.UUIDField(default=uuid.uuid4, db_index=True, help_text=_("Id of the search response; clicks refer to it."))
     actor_hash = models.CharField(max_length=64, db_index=True, blank=True, help_text=_("Salted hash of the user id or session key: counts distinct shoppers without storing who they are."))
+    identified = models.BooleanField(default=False, help_text=_("The shopper is identified: signed in, a returning visitor (the request carried the shopper cookie or an existing session), or an imported user id. Only identified shoppers count towards the k-anonymity gate."))
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+", help_text=_("Signed-in shopper, if any (deleted with the user)."))
     filters = models.JSONField(default=dict, blank=True, help_text=_("Filters applied with the query (brand, price range …)."))
     understanding = models.JSONField(null=True, blank=True, help_text=_("Intent and entities of the query, filled in by the understanding workers."))

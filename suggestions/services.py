@@ -40,6 +40,7 @@ from .history import (  # noqa: F401
     erase_history,
     garbage_collect,
     list_history,
+    request_actor,
 )
 from .history import import_searches as import_search_history  # noqa: F401
 
@@ -66,6 +67,7 @@ from .learning import (  # noqa: F401
 )
 from .mining import (
     BuildReport,
+    identified_shoppers,
     merge_candidates,
     mine_catalog,
     mine_history,
@@ -289,8 +291,10 @@ class TrendingItem:
 def trending(*, limit: int = 10) -> list[TrendingItem]:
     """Most searched approved suggestions of the last ``SUGGESTIONS_TRENDING_DAYS`` days.
 
-    Only approved suggestions qualify, so trending inherits the k-anonymity gate
-    and moderation.
+    Only approved suggestions searched by at least ``SUGGESTIONS_MIN_DISTINCT_USERS``
+    distinct identified shoppers within the window qualify: the k-anonymity
+    gate of mining (:func:`~suggestions.mining.identified_shoppers`), applied to
+    the window, and moderation.
     """
     since = timezone.localdate() - timedelta(days=app_settings.TRENDING_DAYS)
     rows = (QueryDailyStat.objects.filter(date__gte=since).values("normalized_query")
@@ -301,8 +305,10 @@ def trending(*, limit: int = 10) -> list[TrendingItem]:
     from .serving import blocked_regex
 
     regex = blocked_regex(None)
+    shoppers = identified_shoppers(approved, since=since)
     items = [TrendingItem(t, n) for t, n in totals.items()
-             if t in approved and (regex is None or not regex.search(t))]
+             if t in approved and shoppers.get(t, 0) >= app_settings.MIN_DISTINCT_USERS
+             and (regex is None or not regex.search(t))]
     return items[:limit]
 
 
@@ -360,7 +366,7 @@ __all__ = [
     "Understanding", "add_manual_suggestion", "apply_understanding", "block_suggestions", "build_suggestions",
     "enqueue_product_change", "erase_history", "garbage_collect", "import_search_history", "index_products",
     "invalidate_cache", "list_history", "notify_suggestions_changed", "pin_suggestions", "promote",
-    "publish_suggestions", "rebuild_index", "record_events", "remove_products", "retire", "reunderstand",
+    "publish_suggestions", "rebuild_index", "record_events", "remove_products", "request_actor", "retire", "reunderstand",
     "rollback", "save_label", "save_suggestion", "search", "set_suggestion_status", "suggest",
     "trending", "understand", "understand_pending", "unpin_suggestions",
 ]

@@ -13,6 +13,10 @@ Contracts:
   an active model, or without the ``[ml]`` extra, they store the rules' answer.
 * A merchandiser's label (:class:`QueryLabel`) overrides every prediction for
   its query, on the request path at once and in later worker runs.
+* A stored understanding lives as long as some search event has its query, or
+  a label: :func:`forget_unsearched` deletes the others and their cache entries
+  (a shopper's erasure, retention). Labels are the shop's reviewed data and are
+  deleted only by a merchandiser.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from collections.abc import Iterable
 
 from django.core.cache import caches
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 
 from . import signals
 from .conf import app_settings
@@ -58,6 +63,56 @@ def _cache_set(normalized: str, data: dict, timeout: int) -> None:
         _cache().set(_key(normalized), data, timeout)
     except Exception:  # noqa: BLE001
         logger.warning("suggestions: cache unavailable, understanding not cached")
+
+
+def forget_unsearched(queries: Iterable[str] | None = None, *, batch: int = 500) -> int:
+    """Delete stored understandings that no search event has any more (and no
+    label holds), and their cache entries once the transaction commits.
+
+    Args:
+        queries: Normalised queries to consider (an erased shopper's); None
+            considers every stored understanding (retention).
+        batch: Queries per database round trip.
+
+    Returns:
+        The number of :class:`QueryUnderstanding` rows deleted.
+    """
+    rows = QueryUnderstanding.objects.filter(
+        ~Exists(SearchEvent.objects.filter(normalized_query=OuterRef("normalized_query"))),
+        ~Exists(QueryLabel.objects.filter(normalized_query=OuterRef("normalized_query"))),
+    )
+    if queries is None:
+        orphans = list(rows.values_list("normalized_query", flat=True))
+    else:
+        wanted = sorted(set(queries))
+        orphans = [q for start in range(0, len(wanted), batch)
+                   for q in rows.filter(normalized_query__in=wanted[start:start + batch])
+                   .values_list("normalized_query", flat=True)]
+    deleted = 0
+    for start in range(0, len(orphans), batch):
+        chunk = orphans[start:start + batch]
+        deleted += QueryUnderstanding.objects.filter(normalized_query__in=chunk).delete()[0]
+    # Also the key of queries never stored: the rules' answer is cached too.
+    keys = [_key(q) for q in (orphans if queries is None else set(queries) - _still_searched(queries))]
+
+    def drop_cached() -> None:
+        try:
+            _cache().delete_many(keys)
+        except Exception:  # noqa: BLE001
+            logger.warning("suggestions: cache unavailable, erased understandings expire by timeout only")
+
+    if keys:
+        # After commit: a request reading the row before the deletion commits
+        # would otherwise put it back in the cache for a week.
+        transaction.on_commit(drop_cached)
+    return deleted
+
+
+def _still_searched(queries: Iterable[str]) -> set[str]:
+    wanted = sorted(set(queries))
+    return {q for start in range(0, len(wanted), 500)
+            for q in SearchEvent.objects.filter(normalized_query__in=wanted[start:start + 500])
+            .values_list("normalized_query", flat=True).distinct()}
 
 
 def rules_understanding(normalized: str) -> Understanding:

@@ -59,6 +59,7 @@ class SearchEventFactory(factory.django.DjangoModelFactory):
     normalized_query = factory.LazyAttribute(lambda o: o.query.lower())
     results_count = 3
     actor_hash = "a" * 64
+    identified = True
 
 
 class SuggestionImpressionFactory(factory.django.DjangoModelFactory):

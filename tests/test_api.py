@@ -29,6 +29,7 @@ from suggestions.models import (
     SuggestionClick,
     SuggestionImpression,
 )
+from tests.factories_suggestions import SearchEventFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -68,8 +69,12 @@ NOTHING_STORED = {
 
 
 def with_session(client: APIClient) -> APIClient:
-    """Give ``client`` a saved session, as a browser that visited the shop has."""
+    """Give ``client`` what a browser that visited the shop has: a saved session
+    and the shopper cookie of an earlier response (which makes it a returning,
+    identified shopper)."""
     client.session  # noqa: B018 - the test client creates and saves a session on access
+    client.get(reverse("suggestions:trending"))
+    assert client.cookies.get("shop_suggestions_shopper")
     return client
 
 
@@ -852,6 +857,9 @@ def test_trending_lists_approved_popular_queries(api):
         date=today - timedelta(days=1), normalized_query="laptop stand", searches=3
     )
     QueryDailyStat.objects.create(date=today, normalized_query="jane@example.com", searches=50)
+    for text in ("usb cable", "laptop stand"):  # the k-gate: three identified shoppers each
+        for shopper in "abc":
+            SearchEventFactory(query=text, actor_hash=shopper * 64)
 
     response = api.get(TRENDING, {"limit": 5})
 
@@ -907,12 +915,16 @@ def test_docs_page_links_the_schema(api):
 
 
 @pytest.mark.django_db
-def test_anonymous_shopper_without_a_session_gets_one_and_sees_own_history(client):
-    assert not client.cookies.get("sessionid")
+def test_anonymous_shopper_gets_a_shopper_cookie_not_a_session_and_sees_own_history(client):
+    from django.contrib.sessions.models import Session
+
     assert client.get("/api/suggestions/search/", {"q": "halo"}).status_code == 200
-    assert client.cookies.get("sessionid"), "search must start a session for an anonymous shopper"
+    assert client.cookies.get("shop_suggestions_shopper") and not client.cookies.get("sessionid")
+    # The first, cookie-less search belongs to nobody; the next one is the shopper's.
+    assert client.get("/api/suggestions/search/", {"q": "halo 3"}).status_code == 200
     history = client.get("/api/suggestions/history/").json()["results"]
-    assert [h["query"] for h in history] == ["halo"]
+    assert [h["query"] for h in history] == ["halo 3"]
+    assert Session.objects.count() == 0
 
 
 @pytest.mark.django_db

@@ -3,8 +3,9 @@ permissions, throttle scope, parsers), validates its input with a serializer
 and calls one function of :mod:`suggestions.services`.
 
 Every endpoint is open to anonymous shoppers (``AllowAny``); history is
-scoped to the signed-in user, else to the session, and never to anything the
-client claims. Authentication is Django's session: for signed-in users
+scoped to the signed-in user, else to the anonymous shopper the request
+carried a cookie for (:func:`suggestions.services.request_actor`), and never
+to anything else the client claims. No endpoint creates a session. Authentication is Django's session: for signed-in users
 :class:`~rest_framework.authentication.SessionAuthentication` enforces CSRF on
 unsafe methods (``POST events/``, ``DELETE history/``), anonymous requests need
 no token.
@@ -33,19 +34,12 @@ _THROTTLED = OpenApiResponse(
 )
 
 
-def _actor(request: Request, *, ensure_session: bool = False) -> dict:
-    """Who the request is for: the signed-in user, else the session (if any).
-
-    With ``ensure_session``, an anonymous shopper without a session gets one, so
-    that their searches can be listed, erased and counted as one shopper.
-    """
-    user = request.user if request.user.is_authenticated else None
-    session = getattr(request, "session", None)  # absent without SessionMiddleware
-    if session is None:
-        return {"user": user, "session_key": None}
-    if ensure_session and user is None and not session.session_key:
-        session.save()
-    return {"user": user, "session_key": session.session_key}
+def _actor(request: Request) -> dict:
+    """Who the request is for: the signed-in user, else the anonymous shopper
+    whose cookie it carried, else nobody. A cookie-less request gets no session
+    row (its search is stored for nobody and counts no shopper); the shopper
+    cookie set on its response makes the next request theirs."""
+    return services.request_actor(request)
 
 
 class SuggestView(APIView):
@@ -116,7 +110,7 @@ class SearchView(APIView):
             page=data["page"],
             page_size=data["page_size"],
             origin=data["origin"],
-            **_actor(request, ensure_session=True),
+            **_actor(request),
         )
         return Response(s.SearchResponseSerializer(page).data)
 

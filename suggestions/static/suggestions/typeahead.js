@@ -291,7 +291,7 @@
     window
       .fetch(url.toString(), {
         headers: { Accept: "application/json" },
-        credentials: "same-origin", // the session cookie brings recent searches
+        credentials: "same-origin", // the shopper (or session) cookie brings recent searches
         signal: controller ? controller.signal : undefined,
       })
       .then(function (response) {
