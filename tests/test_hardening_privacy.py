@@ -30,6 +30,7 @@ from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from catalog.models import Product
 from suggestions import mining, services, understanding
 from suggestions.conf import app_settings
 from suggestions.history import IMPORT_NAMESPACE
@@ -261,6 +262,8 @@ def _shopper_activity(query: str, session_key: str, when: datetime | None = None
     and the workers' understanding of it, all at ``when`` (default: now)."""
     actor = {"session_key": session_key}
     when = when or timezone.now()
+    # A product the adapter knows: clicks on unknown ids are not stored.
+    product_id = str(Product.objects.get_or_create(title="Wallaby USB cable", defaults={"price": "9.00"})[0].pk)
     request_id = uuid.uuid4()
     with at(when):
         services.search(query, **actor)
@@ -268,7 +271,7 @@ def _shopper_activity(query: str, session_key: str, when: datetime | None = None
             {"type": "impression", "request_id": request_id.hex, "prefix": query, "suggestions": [query]},
             {"type": "suggestion_click", "request_id": request_id.hex, "prefix": query, "suggestion": query,
              "position": 0},
-            {"type": "product_click", "request_id": request_id.hex, "query": query, "product_id": "1",
+            {"type": "product_click", "request_id": request_id.hex, "query": query, "product_id": product_id,
              "position": 0},
         ], **actor)
     # Their default creation time is not the patched clock.
