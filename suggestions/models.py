@@ -8,9 +8,9 @@ type works and deleting a product never deletes history.
 
 from __future__ import annotations
 
-import re
 import uuid
 
+import re2
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
@@ -18,7 +18,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from .text import normalize_query
+from .text import match_key, normalize_query
 
 
 class SearchOrigin(models.TextChoices):
@@ -180,9 +180,18 @@ class BlockedTermKind(models.TextChoices):
 
 
 class BlockedTerm(models.Model):
-    """A term that no served suggestion may contain."""
+    """A term that no served suggestion may contain.
 
-    pattern = models.CharField(max_length=255, help_text=_("Word, phrase or Python regular expression (matched against normalised text)."))
+    Every term is compiled and matched on its own with RE2 (linear-time: no
+    pattern can backtrack catastrophically, and one bad term cannot break the
+    others). Words and phrases are matched against the
+    :func:`~suggestions.text.match_key` of a text, so look-alike and invisible
+    characters do not get around them; regular expressions are matched
+    against both the match key and the canonical form (for patterns written
+    in a script whose words the key rewrites).
+    """
+
+    pattern = models.CharField(max_length=255, help_text=_("Word, phrase or RE2 regular expression (no look-around or back-references; case-insensitive), matched against normalised text with look-alike characters mapped to Latin."))
     kind = models.CharField(max_length=8, choices=BlockedTermKind.choices, default=BlockedTermKind.WORD, help_text=_("How the pattern is matched."))
     note = models.CharField(max_length=255, blank=True, help_text=_("Why it is blocked."))
     created_at = models.DateTimeField(auto_now_add=True, help_text=_("When it was added."))
@@ -196,22 +205,81 @@ class BlockedTerm(models.Model):
         return f"{self.get_kind_display()}: {self.pattern}"
 
     def clean(self) -> None:
-        if self.kind == BlockedTermKind.REGEX:
-            try:
-                re.compile(self.pattern)
-            except re.error as exc:
-                raise ValidationError({"pattern": _("Not a valid regular expression: %(err)s") % {"err": exc}}) from exc
-        elif not normalize_query(self.pattern):
-            raise ValidationError({"pattern": _("The pattern is empty once normalised.")})
+        """Refuse what :meth:`compile` refuses, with its message."""
+        try:
+            self.compile()
+        except ValueError as exc:
+            raise ValidationError({"pattern": str(exc)}) from exc
 
     def to_regex(self) -> str:
-        """The pattern as a regular expression over normalised text."""
+        """The pattern as an RE2 regular expression over the match key of a text."""
         if self.kind == BlockedTermKind.REGEX:
             return self.pattern
-        escaped = re.escape(normalize_query(self.pattern))
+        escaped = re2.escape(match_key(self.pattern))
         if self.kind == BlockedTermKind.WORD:
-            return rf"(?<!\w){escaped}(?!\w)"
+            # RE2 has no look-around: a word starts at the beginning or after
+            # a character that is not a letter, mark or digit, and ends alike.
+            return rf"(?:^|[^\pL\pM\pN_]){escaped}(?:$|[^\pL\pM\pN_])"
         return escaped
+
+    def compile(self) -> re2._Regexp:
+        """Compile the term with RE2, checking that it can be served.
+
+        Returns:
+            The compiled expression (see :meth:`to_regex`).
+
+        Raises:
+            ValueError: With a message fit for a moderator: the word or phrase
+                is empty once normalised, RE2 cannot compile the expression,
+                or the expression matches the empty text (it would block every
+                suggestion).
+        """
+        if self.kind != BlockedTermKind.REGEX and not match_key(self.pattern):
+            raise ValueError(_("The pattern is empty once normalised."))
+        try:
+            compiled = re2.compile(self.to_regex(), re2_options())
+        except re2.error as exc:
+            reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+            raise ValueError(
+                _("Not a regular expression RE2 can run (look-around and back-references are not supported): %(err)s")
+                % {"err": reason}
+            ) from exc
+        if compiled.search(""):
+            raise ValueError(_("This expression matches the empty text, so it would block every suggestion."))
+        return compiled
+
+    def matches(self, text: str) -> bool:
+        """Whether the term blocks ``text`` (compiled once per instance).
+
+        Raises:
+            ValueError: The term cannot be compiled (see :meth:`compile`).
+        """
+        compiled = self.__dict__.get("_compiled")
+        if compiled is None or self.__dict__.get("_compiled_from") != (self.kind, self.pattern):
+            compiled = self.__dict__["_compiled"] = self.compile()
+            self.__dict__["_compiled_from"] = (self.kind, self.pattern)
+        return any(compiled.search(form) for form in blocked_term_forms(text, self.kind))
+
+
+def re2_options() -> re2.Options:
+    """RE2 options of blocked terms: case-insensitive (texts are case-folded
+    anyway, so a pattern typed in capitals still matches), errors raised, not
+    logged."""
+    options = re2.Options()
+    options.case_sensitive = False
+    options.log_errors = False
+    return options
+
+
+def blocked_term_forms(text: str, kind: str) -> tuple[str, ...]:
+    """The forms of ``text`` a blocked term of ``kind`` is matched against:
+    the match key, and for regular expressions also the canonical form."""
+    key = match_key(text)
+    if kind == BlockedTermKind.REGEX:
+        canonical = normalize_query(text)
+        if canonical != key:
+            return key, canonical
+    return (key,)
 
 
 class ModelVersionStatus(models.TextChoices):

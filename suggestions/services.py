@@ -256,11 +256,10 @@ def trending(*, limit: int = 10) -> list[TrendingItem]:
     totals = {r["normalized_query"]: r["total"] for r in rows}
     approved = set(Suggestion.objects.filter(status=SuggestionStatus.APPROVED, text__in=list(totals))
                    .values_list("text", flat=True))
-    from .serving import blocked_regex
+    from .serving import blocked_matcher
 
-    regex = blocked_regex(None)
-    items = [TrendingItem(t, n) for t, n in totals.items()
-             if t in approved and (regex is None or not regex.search(t))]
+    blocked = blocked_matcher(None)
+    items = [TrendingItem(t, n) for t, n in totals.items() if t in approved and not blocked.search(t)]
     return items[:limit]
 
 

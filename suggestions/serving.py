@@ -11,7 +11,10 @@ Contracts:
   weight, then (prefixes of ``SUGGESTIONS_FUZZY_MIN_PREFIX_LENGTH``+
   characters) one-edit completions.
 * Blocked terms are removed when suggestions are published *and* when they are
-  served, so a stale engine or cache cannot show a term blocked since.
+  served, so a stale engine or cache cannot show a term blocked since. Each
+  term is compiled on its own with RE2 (:class:`BlockedTermMatcher`): matching
+  takes time linear in the text, and a stored term RE2 cannot compile is
+  skipped with a logged warning, never an error for the request.
 * :func:`publish_suggestions` pushes the approved set to the recall backend and
   invalidates every cached answer by changing the cache version.
 * Hot answers are also kept in process memory, keyed by the cache version, which
@@ -25,21 +28,29 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+import re2
 from django.core.cache import caches
 from django.core.signals import setting_changed
 
 from .conf import app_settings
 from .history import recent_queries
-from .models import BlockedTerm, RankedPrefix, Suggestion, SuggestionStatus
+from .models import (
+    BlockedTerm,
+    BlockedTermKind,
+    RankedPrefix,
+    Suggestion,
+    SuggestionStatus,
+    re2_options,
+)
 from .recall import RecallUnavailable, SuggestionEntry, get_backend
-from .text import normalize_prefix
+from .text import match_key, normalize_prefix, normalize_query
 
 logger = logging.getLogger(__name__)
 
@@ -62,22 +73,99 @@ class SuggestResult:
     degraded: bool
 
 
+class BlockedTermMatcher:
+    """Tests texts against a set of blocked terms.
+
+    Each term is validated and compiled on its own (RE2, linear time), so a
+    term that cannot be compiled, for example one stored before validation
+    used RE2 or written by bulk SQL, is skipped with a logged warning instead
+    of breaking the others. The valid terms are searched together with one
+    RE2 ``Set`` per matched form; a set too large for RE2's memory budget
+    falls back to searching the compiled terms one by one.
+
+    Args:
+        terms: The blocked terms.
+    """
+
+    def __init__(self, terms: Iterable[BlockedTerm]) -> None:
+        by_form: dict[bool, list[tuple[BlockedTerm, object]]] = {False: [], True: []}
+        self.skipped: list[BlockedTerm] = []
+        for term in terms:
+            try:
+                compiled = term.compile()
+            except ValueError as exc:
+                logger.warning("suggestions: blocked term %r (%s, id %s) skipped: %s",
+                               term.pattern, term.kind, term.pk, exc)
+                self.skipped.append(term)
+                continue
+            by_form[False].append((term, compiled))
+            # Regular expressions are also tried on the canonical form.
+            if term.kind == BlockedTermKind.REGEX:
+                by_form[True].append((term, compiled))
+        self.size = len(by_form[False])
+        self._key = _PatternGroup(by_form[False])
+        self._canonical = _PatternGroup(by_form[True])
+
+    def __len__(self) -> int:
+        return self.size
+
+    def search(self, text: str) -> bool:
+        """Whether any term blocks ``text``."""
+        if not self.size:
+            return False
+        key = match_key(text)
+        if self._key.search(key):
+            return True
+        if self._canonical:
+            canonical = normalize_query(text)
+            return canonical != key and self._canonical.search(canonical)
+        return False
+
+
+class _PatternGroup:
+    """Compiled patterns searched as one RE2 ``Set`` (or one by one when RE2
+    cannot build the set)."""
+
+    def __init__(self, terms: list[tuple[BlockedTerm, object]]) -> None:
+        self._patterns = [compiled for _term, compiled in terms]
+        self._set = None
+        if not terms:
+            return
+        candidate = re2.Set.SearchSet(re2_options())
+        try:
+            for term, _compiled in terms:
+                candidate.Add(term.to_regex())
+            candidate.Compile()
+        except re2.error:
+            logger.warning("suggestions: %d blocked terms exceed RE2's set memory; matching them one by one",
+                           len(terms))
+            return
+        self._set = candidate
+
+    def __bool__(self) -> bool:
+        return bool(self._patterns)
+
+    def search(self, form: str) -> bool:
+        if self._set is not None:
+            return self._set.Match(form) is not None
+        return any(compiled.search(form) for compiled in self._patterns)
+
+
 class _BlockedTerms:
-    """The blocked-term regex, compiled once per suggestions version."""
+    """The blocked-term matcher, built once per suggestions version."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._version: str | None = None
-        self._regex: re.Pattern | None = None
+        self._matcher: BlockedTermMatcher | None = None
 
-    def regex(self, version: str | None) -> re.Pattern | None:
-        if version is not None and version == self._version:
-            return self._regex
-        patterns = [term.to_regex() for term in BlockedTerm.objects.all()]
-        compiled = re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
+    def matcher(self, version: str | None) -> BlockedTermMatcher:
+        if version is not None and version == self._version and self._matcher is not None:
+            return self._matcher
+        matcher = BlockedTermMatcher(BlockedTerm.objects.all())
         with self._lock:
-            self._version, self._regex = version, compiled
-        return compiled
+            self._version, self._matcher = version, matcher
+        return matcher
 
 
 _blocked = _BlockedTerms()
@@ -134,9 +222,10 @@ def _on_setting_changed(*, setting: str, **_: object) -> None:
 setting_changed.connect(_on_setting_changed, dispatch_uid="suggestions.serving.reset_local_state")
 
 
-def blocked_regex(version: str | None = None) -> re.Pattern | None:
-    """Compiled union of every blocked term (``None`` when there are none)."""
-    return _blocked.regex(version)
+def blocked_matcher(version: str | None = None) -> BlockedTermMatcher:
+    """The matcher of every blocked term, rebuilt when ``version`` (the cache
+    version) changes; ``None`` rebuilds it from the database now."""
+    return _blocked.matcher(version)
 
 
 def _cache():
@@ -182,10 +271,10 @@ def invalidate_cache() -> bool:
 
 def served_entries() -> list[SuggestionEntry]:
     """Approved suggestions minus blocked terms: what the backend should serve."""
-    regex = blocked_regex(None)
+    blocked = blocked_matcher(None)
     entries = []
     for text, weight, source in Suggestion.objects.filter(status=SuggestionStatus.APPROVED).values_list("text", "weight", "source"):
-        if regex is None or not regex.search(text):
+        if not blocked.search(text):
             entries.append(SuggestionEntry(text=text, weight=weight, source=source))
     return entries
 
@@ -258,11 +347,11 @@ def _compute(prefix: str, limit: int, backend_alias: str, version: str | None) -
     return items, degraded
 
 
-def _dedupe(items: list[SuggestionItem], regex: re.Pattern | None, limit: int) -> list[SuggestionItem]:
+def _dedupe(items: list[SuggestionItem], blocked: BlockedTermMatcher, limit: int) -> list[SuggestionItem]:
     seen: set[str] = set()
     out = []
     for item in items:
-        if item.text in seen or (regex is not None and item.kind != "recent" and regex.search(item.text)):
+        if item.text in seen or (item.kind != "recent" and blocked.search(item.text)):
             continue
         seen.add(item.text)
         out.append(item)
@@ -297,10 +386,10 @@ def suggest(prefix: str, *, limit: int, user=None, session_key: str | None = Non
         logger.warning("suggestions: cache unavailable", exc_info=True)
         degraded = True
         key = None
-    regex = blocked_regex(version)
+    blocked = blocked_matcher(version)
     if shared is None:
         computed, backend_down = _compute(normalized, limit, backend_alias, version)
-        shared = _dedupe(computed, regex, limit)
+        shared = _dedupe(computed, blocked, limit)
         degraded = degraded or backend_down
         if key is not None and not backend_down:
             _local.put_answer(key, shared)
@@ -311,5 +400,5 @@ def suggest(prefix: str, *, limit: int, user=None, session_key: str | None = Non
     recents = [SuggestionItem(text, "recent", "recent")
                for text in recent_queries(normalized, user=user, session_key=session_key,
                                           limit=min(app_settings.RECENT_SEARCHES_LIMIT, limit))]
-    items = _dedupe(recents + shared, regex, limit)
+    items = _dedupe(recents + shared, blocked, limit)
     return SuggestResult(normalized, request_id, items, degraded)
