@@ -18,7 +18,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from .text import match_key, normalize_query
+from .text import contains_word, match_key, normalize_query
 
 
 class SearchOrigin(models.TextChoices):
@@ -182,13 +182,14 @@ class BlockedTermKind(models.TextChoices):
 class BlockedTerm(models.Model):
     """A term that no served suggestion may contain.
 
-    Every term is compiled and matched on its own with RE2 (linear-time: no
-    pattern can backtrack catastrophically, and one bad term cannot break the
-    others). Words and phrases are matched against the
-    :func:`~suggestions.text.match_key` of a text, so look-alike and invisible
-    characters do not get around them; regular expressions are matched
-    against both the match key and the canonical form (for patterns written
-    in a script whose words the key rewrites).
+    Every term is checked and matched on its own, so one bad term cannot
+    break the others. Words and phrases are looked for in the
+    :func:`~suggestions.text.match_key` of a text (a word as a whole word,
+    :func:`~suggestions.text.contains_word`; a phrase anywhere), so look-alike
+    and invisible characters do not get around them. Regular expressions run
+    on RE2 (linear time: no pattern can backtrack catastrophically),
+    case-insensitively, against the match key and the canonical form (for
+    patterns written in a script whose words the key rewrites).
     """
 
     pattern = models.CharField(max_length=255, help_text=_("Word, phrase or RE2 regular expression (no look-around or back-references; case-insensitive), matched against normalised text with look-alike characters mapped to Latin."))
@@ -211,22 +212,16 @@ class BlockedTerm(models.Model):
         except ValueError as exc:
             raise ValidationError({"pattern": str(exc)}) from exc
 
-    def to_regex(self) -> str:
-        """The pattern as an RE2 regular expression over the match key of a text."""
-        if self.kind == BlockedTermKind.REGEX:
-            return self.pattern
-        escaped = re2.escape(match_key(self.pattern))
-        if self.kind == BlockedTermKind.WORD:
-            # RE2 has no look-around: a word starts at the beginning or after
-            # a character that is not a letter, mark or digit, and ends alike.
-            return rf"(?:^|[^\pL\pM\pN_]){escaped}(?:$|[^\pL\pM\pN_])"
-        return escaped
+    def literal(self) -> str:
+        """The match key of a word or phrase term (what is looked for)."""
+        return match_key(self.pattern)
 
-    def compile(self) -> re2._Regexp:
-        """Compile the term with RE2, checking that it can be served.
+    def compile(self) -> re2._Regexp | str:
+        """Check that the term can be served and prepare it for matching.
 
         Returns:
-            The compiled expression (see :meth:`to_regex`).
+            The RE2-compiled expression of a regular-expression term, else the
+            :meth:`literal` of the word or phrase.
 
         Raises:
             ValueError: With a message fit for a moderator: the word or phrase
@@ -234,10 +229,13 @@ class BlockedTerm(models.Model):
                 or the expression matches the empty text (it would block every
                 suggestion).
         """
-        if self.kind != BlockedTermKind.REGEX and not match_key(self.pattern):
-            raise ValueError(_("The pattern is empty once normalised."))
+        if self.kind != BlockedTermKind.REGEX:
+            literal = self.literal()
+            if not literal:
+                raise ValueError(_("The pattern is empty once normalised."))
+            return literal
         try:
-            compiled = re2.compile(self.to_regex(), re2_options())
+            compiled = re2.compile(self.pattern, re2_options())
         except re2.error as exc:
             reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
             raise ValueError(
@@ -249,37 +247,36 @@ class BlockedTerm(models.Model):
         return compiled
 
     def matches(self, text: str) -> bool:
-        """Whether the term blocks ``text`` (compiled once per instance).
+        """Whether the term blocks ``text``, by the rule serving applies.
 
         Raises:
-            ValueError: The term cannot be compiled (see :meth:`compile`).
+            ValueError: The term cannot be served (see :meth:`compile`).
         """
-        compiled = self.__dict__.get("_compiled")
-        if compiled is None or self.__dict__.get("_compiled_from") != (self.kind, self.pattern):
-            compiled = self.__dict__["_compiled"] = self.compile()
-            self.__dict__["_compiled_from"] = (self.kind, self.pattern)
-        return any(compiled.search(form) for form in blocked_term_forms(text, self.kind))
+        compiled = self.compile()
+        key = match_key(text)
+        if self.kind == BlockedTermKind.PHRASE:
+            return compiled in key
+        if self.kind == BlockedTermKind.WORD:
+            return contains_word(key, compiled)
+        return any(compiled.search(form) for form in regex_forms(text, key))
 
 
 def re2_options() -> re2.Options:
-    """RE2 options of blocked terms: case-insensitive (texts are case-folded
-    anyway, so a pattern typed in capitals still matches), errors raised, not
-    logged."""
+    """RE2 options of regular-expression terms: case-insensitive (texts are
+    case-folded anyway, so a pattern typed in capitals still matches), errors
+    raised, not logged."""
     options = re2.Options()
     options.case_sensitive = False
     options.log_errors = False
     return options
 
 
-def blocked_term_forms(text: str, kind: str) -> tuple[str, ...]:
-    """The forms of ``text`` a blocked term of ``kind`` is matched against:
-    the match key, and for regular expressions also the canonical form."""
-    key = match_key(text)
-    if kind == BlockedTermKind.REGEX:
-        canonical = normalize_query(text)
-        if canonical != key:
-            return key, canonical
-    return (key,)
+def regex_forms(text: str, key: str | None = None) -> tuple[str, ...]:
+    """The forms of ``text`` a regular-expression term is matched against:
+    its match key and, when different, its canonical form."""
+    key = match_key(text) if key is None else key
+    canonical = normalize_query(text)
+    return (key,) if canonical == key else (key, canonical)
 
 
 class ModelVersionStatus(models.TextChoices):

@@ -48,9 +48,10 @@ from .models import (
     Suggestion,
     SuggestionStatus,
     re2_options,
+    regex_forms,
 )
 from .recall import RecallUnavailable, SuggestionEntry, get_backend
-from .text import match_key, normalize_prefix, normalize_query
+from .text import contains_word, match_key, normalize_prefix
 
 logger = logging.getLogger(__name__)
 
@@ -74,22 +75,26 @@ class SuggestResult:
 
 
 class BlockedTermMatcher:
-    """Tests texts against a set of blocked terms.
+    """Tests texts against a set of blocked terms, by the rule of
+    :meth:`BlockedTerm.matches <suggestions.models.BlockedTerm.matches>`.
 
-    Each term is validated and compiled on its own (RE2, linear time), so a
-    term that cannot be compiled, for example one stored before validation
-    used RE2 or written by bulk SQL, is skipped with a logged warning instead
-    of breaking the others. The valid terms are searched together with one
-    RE2 ``Set`` per matched form; a set too large for RE2's memory budget
-    falls back to searching the compiled terms one by one.
+    Each term is checked on its own (:meth:`BlockedTerm.compile
+    <suggestions.models.BlockedTerm.compile>`), so a term that cannot be
+    served, for example one stored before validation used RE2 or written by
+    bulk SQL, is skipped with a logged warning instead of breaking the others.
+    Words and phrases are searched together as literals in one RE2 ``Set``
+    (a word hit is then checked for whole-word boundaries), regular
+    expressions in another; a set RE2 cannot build within its memory budget
+    falls back to searching its terms one by one.
 
     Args:
         terms: The blocked terms.
     """
 
     def __init__(self, terms: Iterable[BlockedTerm]) -> None:
-        by_form: dict[bool, list[tuple[BlockedTerm, object]]] = {False: [], True: []}
         self.skipped: list[BlockedTerm] = []
+        literals: list[tuple[str, bool]] = []  # (literal, whole word)
+        regexes: list[tuple[str, object]] = []  # (pattern, compiled)
         for term in terms:
             try:
                 compiled = term.compile()
@@ -98,13 +103,15 @@ class BlockedTermMatcher:
                                term.pattern, term.kind, term.pk, exc)
                 self.skipped.append(term)
                 continue
-            by_form[False].append((term, compiled))
-            # Regular expressions are also tried on the canonical form.
             if term.kind == BlockedTermKind.REGEX:
-                by_form[True].append((term, compiled))
-        self.size = len(by_form[False])
-        self._key = _PatternGroup(by_form[False])
-        self._canonical = _PatternGroup(by_form[True])
+                regexes.append((term.pattern, compiled))
+            else:
+                literals.append((compiled, term.kind == BlockedTermKind.WORD))
+        self.size = len(literals) + len(regexes)
+        self._literals = literals
+        self._literal_set = _build_set([lit for lit, _word in literals], _literal_options())
+        self._regexes = [compiled for _pattern, compiled in regexes]
+        self._regex_set = _build_set([pattern for pattern, _compiled in regexes], re2_options())
 
     def __len__(self) -> int:
         return self.size
@@ -114,41 +121,47 @@ class BlockedTermMatcher:
         if not self.size:
             return False
         key = match_key(text)
-        if self._key.search(key):
+        if self._literals and self._literal_hit(key):
             return True
-        if self._canonical:
-            canonical = normalize_query(text)
-            return canonical != key and self._canonical.search(canonical)
+        if self._regexes:
+            return any(self._regex_hit(form) for form in regex_forms(text, key))
         return False
 
+    def _literal_hit(self, key: str) -> bool:
+        if self._literal_set is not None:
+            candidates = (self._literals[i] for i in self._literal_set.Match(key) or ())
+        else:
+            candidates = (item for item in self._literals if item[0] in key)
+        return any(not word or contains_word(key, literal) for literal, word in candidates)
 
-class _PatternGroup:
-    """Compiled patterns searched as one RE2 ``Set`` (or one by one when RE2
-    cannot build the set)."""
+    def _regex_hit(self, form: str) -> bool:
+        if self._regex_set is not None:
+            return self._regex_set.Match(form) is not None
+        return any(compiled.search(form) for compiled in self._regexes)
 
-    def __init__(self, terms: list[tuple[BlockedTerm, object]]) -> None:
-        self._patterns = [compiled for _term, compiled in terms]
-        self._set = None
-        if not terms:
-            return
-        candidate = re2.Set.SearchSet(re2_options())
-        try:
-            for term, _compiled in terms:
-                candidate.Add(term.to_regex())
-            candidate.Compile()
-        except re2.error:
-            logger.warning("suggestions: %d blocked terms exceed RE2's set memory; matching them one by one",
-                           len(terms))
-            return
-        self._set = candidate
 
-    def __bool__(self) -> bool:
-        return bool(self._patterns)
+def _literal_options() -> re2.Options:
+    options = re2.Options()
+    options.literal = True
+    options.log_errors = False
+    return options
 
-    def search(self, form: str) -> bool:
-        if self._set is not None:
-            return self._set.Match(form) is not None
-        return any(compiled.search(form) for compiled in self._patterns)
+
+def _build_set(patterns: list[str], options: re2.Options):
+    """An RE2 ``Set`` searching all ``patterns`` at once; ``None`` when there
+    are none or RE2 cannot build it (the caller then loops)."""
+    if not patterns:
+        return None
+    candidate = re2.Set.SearchSet(options)
+    try:
+        for pattern in patterns:
+            candidate.Add(pattern)
+        candidate.Compile()
+    except re2.error:
+        logger.warning("suggestions: %d blocked terms exceed RE2's set memory; matching them one by one",
+                       len(patterns))
+        return None
+    return candidate
 
 
 class _BlockedTerms:

@@ -24,6 +24,8 @@ import hmac
 import re
 import unicodedata
 
+import re2
+
 _SPACE_RE = re.compile(r"\s+")
 # Punctuation that separates words in queries; kept characters (. - / + # & ')
 # occur inside product names such as "startech.com", "usb-c", "3.5mm", "c++".
@@ -179,6 +181,33 @@ def match_key(text: str) -> str:
     return _ALNUM_RUN_RE.sub(_latin_word, key)
 
 
+def _is_word_char(ch: str) -> bool:
+    return ch.isalnum() or ch == "_" or unicodedata.category(ch).startswith("M")
+
+
+def contains_word(text: str, word: str) -> bool:
+    """Whether ``word`` occurs in ``text`` as a whole word: neither preceded
+    nor followed by a letter, digit, mark or underscore ("bra" is in "sports
+    bra", not in "library"; "ноутбук" is not in "ноутбуки").
+
+    Args:
+        text: Text to search (a match key).
+        word: Word or phrase to find (a match key).
+
+    Returns:
+        Whether a whole-word occurrence exists.
+    """
+    if not word:
+        return False
+    start = text.find(word)
+    while start != -1:
+        end = start + len(word)
+        if (start == 0 or not _is_word_char(text[start - 1])) and (end == len(text) or not _is_word_char(text[end])):
+            return True
+        start = text.find(word, start + 1)
+    return False
+
+
 # -- what may become a suggestion ------------------------------------------------------
 
 # Unassigned, private-use and surrogate code points: nothing a shopper can
@@ -222,15 +251,17 @@ def is_suggestible(text: str, *, min_chars: int = 2) -> bool:
 
 # -- private content -------------------------------------------------------------------
 
-_EMAIL_RE = re.compile(r"[^\s@]+@[^\s@]+\.[a-z]{2,}", re.IGNORECASE)
+# The e-mail patterns run on RE2: with a backtracking engine, "[^\s@]+@" alone
+# is quadratic in the length of a long word without "@".
+_EMAIL_RE = re2.compile(r"[^\s@]+@[^\s@]+\.[a-z]{2,}")
 # E-mail addresses written out to dodge filters: "john.doe at example dot com",
 # "john(at)example(dot)com", "jane [at] mail [dot] de" (brackets are already
-# spaces in the key). "@" or " at ", then a domain with at least one
-# " dot " or "." and a final label of letters. Requiring both parts keeps
+# spaces in the key). A name, "@" or " at ", then a domain with at least one
+# " dot " or "." and a final label of letters. Requiring all three keeps
 # "shoes at target" and "dot matrix printer" out.
 _DOT = r"(?:\s*\.\s*|\s+dot\s+)"
-_OBFUSCATED_EMAIL_RE = re.compile(
-    rf"[^\s@]+(?:\s*@\s*|\s+at\s+)[a-z0-9][a-z0-9\-]*(?:{_DOT}[a-z0-9][a-z0-9\-]*)*{_DOT}[a-z]{{2,}}(?![^\W\d_])"
+_OBFUSCATED_EMAIL_RE = re2.compile(
+    rf"[^\s@]+(?:\s*@\s*|\s+at\s+)[a-z0-9][a-z0-9\-]*(?:{_DOT}[a-z0-9][a-z0-9\-]*)*{_DOT}[a-z]{{2,}}"
 )
 # A phone number: optional +, then 9+ digits with common separators; never
 # starting right after a letter ("mp3 20110902" is a product and a date).
