@@ -256,9 +256,9 @@ def trending(*, limit: int = 10) -> list[TrendingItem]:
     totals = {r["normalized_query"]: r["total"] for r in rows}
     approved = set(Suggestion.objects.filter(status=SuggestionStatus.APPROVED, text__in=list(totals))
                    .values_list("text", flat=True))
-    from .serving import blocked_matcher
+    from .serving import current_blocked_matcher
 
-    blocked = blocked_matcher(None)
+    blocked = current_blocked_matcher()
     items = [TrendingItem(t, n) for t, n in totals.items() if t in approved and not blocked.search(t)]
     return items[:limit]
 

@@ -12,9 +12,10 @@ Contracts:
   characters) one-edit completions.
 * Blocked terms are removed when suggestions are published *and* when they are
   served, so a stale engine or cache cannot show a term blocked since. Each
-  term is compiled on its own with RE2 (:class:`BlockedTermMatcher`): matching
-  takes time linear in the text, and a stored term RE2 cannot compile is
-  skipped with a logged warning, never an error for the request.
+  term is checked on its own (:class:`BlockedTermMatcher`) and matched with
+  RE2 in time linear in the text; a stored term that cannot be served (RE2
+  cannot compile it, or nothing is left once normalised) is skipped with a
+  logged warning, never an error for the request.
 * :func:`publish_suggestions` pushes the approved set to the recall backend and
   invalidates every cached answer by changing the cache version.
 * Hot answers are also kept in process memory, keyed by the cache version, which
@@ -238,6 +239,17 @@ setting_changed.connect(_on_setting_changed, dispatch_uid="suggestions.serving.r
 def blocked_matcher(version: str | None = None) -> BlockedTermMatcher:
     """The matcher of every blocked term, rebuilt when ``version`` (the cache
     version) changes; ``None`` rebuilds it from the database now."""
+    return _blocked.matcher(version)
+
+
+def current_blocked_matcher() -> BlockedTermMatcher:
+    """The matcher for the current cache version, as :func:`suggest` uses it
+    (built once per version, not once per call); rebuilt from the database
+    when the shared cache is down."""
+    try:
+        version = _current_version()
+    except Exception:  # noqa: BLE001 - a cache outage must not fail the caller
+        version = None
     return _blocked.matcher(version)
 
 

@@ -401,3 +401,20 @@ def test_matching_one_by_one_agrees_with_the_sets(monkeypatch):
     expected = [True, False, True, True, False, True, False, True, True, False]
     assert [with_sets.search(t) for t in samples] == expected
     assert [one_by_one.search(t) for t in samples] == expected
+
+
+@pytest.mark.django_db
+def test_trending_reuses_the_matcher_of_the_cache_version_and_sees_new_terms():
+    from suggestions.models import QueryDailyStat
+    from suggestions.serving import current_blocked_matcher
+
+    today = timezone.localdate()
+    for text in ["casino night", "c\u0430sino royale", "usb cable"]:
+        Suggestion.objects.create(text=text, source="history", status="approved", weight=1)
+        QueryDailyStat.objects.create(date=today, normalized_query=normalize_query(text), searches=5)
+    assert len(services.trending(limit=5)) == 3
+    assert current_blocked_matcher() is current_blocked_matcher()  # built once per version
+
+    BlockedTerm.objects.create(pattern="casino", kind="word")
+    services.invalidate_cache()  # what publishing after a moderation change does
+    assert [t.text for t in services.trending(limit=5)] == ["usb cable"]
