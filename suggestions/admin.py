@@ -308,8 +308,9 @@ MATCH_EXAMPLES = 10
 
 @admin.register(BlockedTerm)
 class BlockedTermAdmin(admin.ModelAdmin):
-    # The ModelForm's full_clean() calls BlockedTerm.clean(): an invalid
-    # regular expression is a form error, never a stored term.
+    # The ModelForm's full_clean() calls BlockedTerm.clean(), which compiles
+    # the term with RE2 exactly as serving does: what RE2 cannot run is a form
+    # error, never a stored term.
     list_display = ["pattern", "kind", "note", "created_at"]
     list_filter = ["kind"]
     search_fields = ["pattern", "note"]
@@ -321,19 +322,19 @@ class BlockedTermAdmin(admin.ModelAdmin):
         if obj is None or obj.pk is None:
             return _("Shown once the term is saved.")
         try:
-            regex = re.compile(obj.to_regex())
-        except re.error:
-            return _("Invalid pattern.")
+            obj.compile()
+        except ValueError as exc:
+            return _("Invalid pattern, skipped when serving: %(reason)s") % {"reason": exc}
         texts = (
             Suggestion.objects.filter(status=SuggestionStatus.APPROVED)
             .order_by("-weight")
             .values_list("text", flat=True)
         )
-        # Python regex semantics differ from the database's, so match in Python;
+        # Matched in Python exactly as serving matches (RE2 on the match key);
         # the caps keep the change page fast on large suggestion tables.
         found = list(
             islice(
-                (t for t in texts[:MATCH_SCAN_LIMIT].iterator(chunk_size=2000) if regex.search(t)),
+                (t for t in texts[:MATCH_SCAN_LIMIT].iterator(chunk_size=2000) if obj.matches(t)),
                 MATCH_PREVIEW_LIMIT + 1,
             )
         )

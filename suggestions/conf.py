@@ -113,6 +113,14 @@ class AppSettings:
         return int(self._get("FUZZY_MIN_PREFIX_LENGTH", 4))
 
     @property
+    def MIN_SUGGESTION_CHARS(self) -> int:
+        """A query mined from history becomes a suggestion only with at least
+        this many letters and digits (a Chinese, Japanese or Korean character
+        counts two): "s" is not a suggestion, "tv" and "鞋" are. See
+        :func:`suggestions.text.is_suggestible`."""
+        return int(self._get("MIN_SUGGESTION_CHARS", 2))
+
+    @property
     def SEARCH_PAGE_SIZE(self) -> int:
         """Default page size of the search endpoint."""
         return int(self._get("SEARCH_PAGE_SIZE", 20))

@@ -784,13 +784,12 @@ class SuggestionRankerKind(ModelKind):
 
     def stats(self, searches, catalog: dict[str, int], served: set[str] | None = None):
         """Candidate statistics of a window, gated, filtered and weighted as the build does."""
-        from .mining import CATALOG_WEIGHT_SCALE, MAX_TEXT, variant_queries
+        from .mining import CATALOG_WEIGHT_SCALE, history_text_allowed, variant_queries
         from .ml.suggestion_ranker import CandidateStats
-        from .text import looks_private
 
         return CandidateStats(
             searches, catalog, app_settings.MIN_DISTINCT_USERS,
-            allowed=lambda q: len(q) <= MAX_TEXT and not looks_private(q), variant_rule=variant_queries,
+            allowed=history_text_allowed, variant_rule=variant_queries,
             served=served, half_life=app_settings.DECAY_HALF_LIFE_DAYS, catalog_weight_scale=CATALOG_WEIGHT_SCALE)
 
     def snapshot(self, *, log: Callable[[str], None], options: Mapping[str, Any]) -> Snapshot:

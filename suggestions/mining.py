@@ -2,11 +2,16 @@
 
 Contracts:
 * A history query becomes a candidate only when at least
-  ``SUGGESTIONS_MIN_DISTINCT_USERS`` distinct *identified* shoppers searched it
-  and it holds nothing private (e-mail, phone, card number): see
-  :func:`mine_history`. Identified (``SearchEvent.identified``): signed-in
-  users, returning anonymous shoppers, imported user ids; cookie-less requests
-  count no one, so a script cannot vote a query public (:mod:`suggestions.history`).
+  ``SUGGESTIONS_MIN_DISTINCT_USERS`` distinct *identified* shoppers searched it,
+  it holds nothing private (e-mail, phone, card number:
+  :func:`~suggestions.text.looks_private`) and it is readable text (no
+  unassigned, private-use or surrogate code points, at least
+  ``SUGGESTIONS_MIN_SUGGESTION_CHARS`` letters and digits:
+  :func:`~suggestions.text.is_suggestible`); see :func:`mine_history`.
+  :func:`history_text_allowed` is that text filter, for every caller.
+  Identified (``SearchEvent.identified``): signed-in users, returning anonymous
+  shoppers, imported user ids; cookie-less requests count no one, so a script
+  cannot vote a query public (:mod:`suggestions.history`).
   :func:`identified_shoppers` applies the same count to trending.
 * Weights of history candidates are time-decayed search counts (half-life
   ``SUGGESTIONS_DECAY_HALF_LIFE_DAYS``) measured from the newest search in
@@ -40,7 +45,7 @@ from django.utils import timezone
 from .adapter import ProductDocument
 from .conf import app_settings
 from .models import SearchEvent, Suggestion, SuggestionSource, SuggestionStatus
-from .text import looks_private, normalize_query
+from .text import is_suggestible, looks_private, normalize_query
 
 #: Scale of catalog weights: log(1 + products) * scale. A phrase covering 1,000
 #: products weighs about 0.7, below a query searched once this month.
@@ -106,10 +111,19 @@ def identified_shoppers(texts: Iterable[str], *, since: date | None = None, batc
     return counts
 
 
+def history_text_allowed(text: str) -> bool:
+    """Whether a searched query's text may become a suggestion (the gate on its
+    popularity aside): at most ``MAX_TEXT`` characters, readable
+    (:func:`~suggestions.text.is_suggestible`) and nothing private
+    (:func:`~suggestions.text.looks_private`)."""
+    return (len(text) <= MAX_TEXT and is_suggestible(text, min_chars=app_settings.MIN_SUGGESTION_CHARS)
+            and not looks_private(text))
+
+
 def _history_candidates(rows: dict[str, dict], rule: str, half_life: float) -> dict[str, Candidate]:
-    """Candidates of the given queries (privacy and length filtered), weighted by
-    their time-decayed searches."""
-    rows = {text: row for text, row in rows.items() if len(text) <= MAX_TEXT and not looks_private(text)}
+    """Candidates of the given queries (filtered by :func:`history_text_allowed`),
+    weighted by their time-decayed searches."""
+    rows = {text: row for text, row in rows.items() if history_text_allowed(text)}
     if not rows:
         return {}
     decayed = _decayed_counts(SearchEvent.objects.exclude(normalized_query=""), rows, half_life)

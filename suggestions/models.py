@@ -8,9 +8,9 @@ type works and deleting a product never deletes history.
 
 from __future__ import annotations
 
-import re
 import uuid
 
+import re2
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
@@ -18,7 +18,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from .text import normalize_query
+from .text import contains_word, match_key, normalize_query
 
 
 class SearchOrigin(models.TextChoices):
@@ -181,9 +181,19 @@ class BlockedTermKind(models.TextChoices):
 
 
 class BlockedTerm(models.Model):
-    """A term that no served suggestion may contain."""
+    """A term that no served suggestion may contain.
 
-    pattern = models.CharField(max_length=255, help_text=_("Word, phrase or Python regular expression (matched against normalised text)."))
+    Every term is checked and matched on its own, so one bad term cannot
+    break the others. Words and phrases are looked for in the
+    :func:`~suggestions.text.match_key` of a text (a word as a whole word,
+    :func:`~suggestions.text.contains_word`; a phrase anywhere), so look-alike
+    and invisible characters do not get around them. Regular expressions run
+    on RE2 (linear time: no pattern can backtrack catastrophically),
+    case-insensitively, against the match key and the canonical form (for
+    patterns written in a script whose words the key rewrites).
+    """
+
+    pattern = models.CharField(max_length=255, help_text=_("Word, phrase or RE2 regular expression (no look-around or back-references; case-insensitive), matched against normalised text with look-alike characters mapped to Latin."))
     kind = models.CharField(max_length=8, choices=BlockedTermKind.choices, default=BlockedTermKind.WORD, help_text=_("How the pattern is matched."))
     note = models.CharField(max_length=255, blank=True, help_text=_("Why it is blocked."))
     created_at = models.DateTimeField(auto_now_add=True, help_text=_("When it was added."))
@@ -197,22 +207,77 @@ class BlockedTerm(models.Model):
         return f"{self.get_kind_display()}: {self.pattern}"
 
     def clean(self) -> None:
-        if self.kind == BlockedTermKind.REGEX:
-            try:
-                re.compile(self.pattern)
-            except re.error as exc:
-                raise ValidationError({"pattern": _("Not a valid regular expression: %(err)s") % {"err": exc}}) from exc
-        elif not normalize_query(self.pattern):
-            raise ValidationError({"pattern": _("The pattern is empty once normalised.")})
+        """Refuse what :meth:`compile` refuses, with its message."""
+        try:
+            self.compile()
+        except ValueError as exc:
+            raise ValidationError({"pattern": str(exc)}) from exc
 
-    def to_regex(self) -> str:
-        """The pattern as a regular expression over normalised text."""
-        if self.kind == BlockedTermKind.REGEX:
-            return self.pattern
-        escaped = re.escape(normalize_query(self.pattern))
+    def literal(self) -> str:
+        """The match key of a word or phrase term (what is looked for)."""
+        return match_key(self.pattern)
+
+    def compile(self) -> re2._Regexp | str:
+        """Check that the term can be served and prepare it for matching.
+
+        Returns:
+            The RE2-compiled expression of a regular-expression term, else the
+            :meth:`literal` of the word or phrase.
+
+        Raises:
+            ValueError: With a message fit for a moderator: the word or phrase
+                is empty once normalised, RE2 cannot compile the expression,
+                or the expression matches the empty text (it would block every
+                suggestion).
+        """
+        if self.kind != BlockedTermKind.REGEX:
+            literal = self.literal()
+            if not literal:
+                raise ValueError(_("The pattern is empty once normalised."))
+            return literal
+        try:
+            compiled = re2.compile(self.pattern, re2_options())
+        except re2.error as exc:
+            reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+            raise ValueError(
+                _("Not a regular expression RE2 can run (look-around and back-references are not supported): %(err)s")
+                % {"err": reason}
+            ) from exc
+        if compiled.search(""):
+            raise ValueError(_("This expression matches the empty text, so it would block every suggestion."))
+        return compiled
+
+    def matches(self, text: str) -> bool:
+        """Whether the term blocks ``text``, by the rule serving applies.
+
+        Raises:
+            ValueError: The term cannot be served (see :meth:`compile`).
+        """
+        compiled = self.compile()
+        key = match_key(text)
+        if self.kind == BlockedTermKind.PHRASE:
+            return compiled in key
         if self.kind == BlockedTermKind.WORD:
-            return rf"(?<!\w){escaped}(?!\w)"
-        return escaped
+            return contains_word(key, compiled)
+        return any(compiled.search(form) for form in regex_forms(text, key))
+
+
+def re2_options() -> re2.Options:
+    """RE2 options of regular-expression terms: case-insensitive (texts are
+    case-folded anyway, so a pattern typed in capitals still matches), errors
+    raised, not logged."""
+    options = re2.Options()
+    options.case_sensitive = False
+    options.log_errors = False
+    return options
+
+
+def regex_forms(text: str, key: str | None = None) -> tuple[str, ...]:
+    """The forms of ``text`` a regular-expression term is matched against:
+    its match key and, when different, its canonical form."""
+    key = match_key(text) if key is None else key
+    canonical = normalize_query(text)
+    return (key,) if canonical == key else (key, canonical)
 
 
 class ModelVersionStatus(models.TextChoices):

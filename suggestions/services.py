@@ -302,13 +302,13 @@ def trending(*, limit: int = 10) -> list[TrendingItem]:
     totals = {r["normalized_query"]: r["total"] for r in rows}
     approved = set(Suggestion.objects.filter(status=SuggestionStatus.APPROVED, text__in=list(totals))
                    .values_list("text", flat=True))
-    from .serving import blocked_regex
+    from .serving import current_blocked_matcher
 
-    regex = blocked_regex(None)
+    blocked = current_blocked_matcher()
     shoppers = identified_shoppers(approved, since=since)
     items = [TrendingItem(t, n) for t, n in totals.items()
              if t in approved and shoppers.get(t, 0) >= app_settings.MIN_DISTINCT_USERS
-             and (regex is None or not regex.search(t))]
+             and not blocked.search(t)]
     return items[:limit]
 
 

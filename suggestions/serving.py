@@ -11,7 +11,11 @@ Contracts:
   weight, then (prefixes of ``SUGGESTIONS_FUZZY_MIN_PREFIX_LENGTH``+
   characters) one-edit completions.
 * Blocked terms are removed when suggestions are published *and* when they are
-  served, so a stale engine or cache cannot show a term blocked since.
+  served, so a stale engine or cache cannot show a term blocked since. Each
+  term is checked on its own (:class:`BlockedTermMatcher`) and matched with
+  RE2 in time linear in the text; a stored term that cannot be served (RE2
+  cannot compile it, or nothing is left once normalised) is skipped with a
+  logged warning, never an error for the request.
 * :func:`publish_suggestions` pushes the approved set to the recall backend and
   invalidates every cached answer by changing the cache version.
 * Hot answers are also kept in process memory, keyed by the cache version, which
@@ -25,21 +29,30 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+import re2
 from django.core.cache import caches
 from django.core.signals import setting_changed
 
 from .conf import app_settings
 from .history import recent_queries
-from .models import BlockedTerm, RankedPrefix, Suggestion, SuggestionStatus
+from .models import (
+    BlockedTerm,
+    BlockedTermKind,
+    RankedPrefix,
+    Suggestion,
+    SuggestionStatus,
+    re2_options,
+    regex_forms,
+)
 from .recall import RecallUnavailable, SuggestionEntry, get_backend
-from .text import normalize_prefix
+from .text import contains_word, match_key, normalize_prefix
 
 logger = logging.getLogger(__name__)
 
@@ -62,22 +75,111 @@ class SuggestResult:
     degraded: bool
 
 
+class BlockedTermMatcher:
+    """Tests texts against a set of blocked terms, by the rule of
+    :meth:`BlockedTerm.matches <suggestions.models.BlockedTerm.matches>`.
+
+    Each term is checked on its own (:meth:`BlockedTerm.compile
+    <suggestions.models.BlockedTerm.compile>`), so a term that cannot be
+    served, for example one stored before validation used RE2 or written by
+    bulk SQL, is skipped with a logged warning instead of breaking the others.
+    Words and phrases are searched together as literals in one RE2 ``Set``
+    (a word hit is then checked for whole-word boundaries), regular
+    expressions in another; a set RE2 cannot build within its memory budget
+    falls back to searching its terms one by one.
+
+    Args:
+        terms: The blocked terms.
+    """
+
+    def __init__(self, terms: Iterable[BlockedTerm]) -> None:
+        self.skipped: list[BlockedTerm] = []
+        literals: list[tuple[str, bool]] = []  # (literal, whole word)
+        regexes: list[tuple[str, object]] = []  # (pattern, compiled)
+        for term in terms:
+            try:
+                compiled = term.compile()
+            except ValueError as exc:
+                logger.warning("suggestions: blocked term %r (%s, id %s) skipped: %s",
+                               term.pattern, term.kind, term.pk, exc)
+                self.skipped.append(term)
+                continue
+            if term.kind == BlockedTermKind.REGEX:
+                regexes.append((term.pattern, compiled))
+            else:
+                literals.append((compiled, term.kind == BlockedTermKind.WORD))
+        self.size = len(literals) + len(regexes)
+        self._literals = literals
+        self._literal_set = _build_set([lit for lit, _word in literals], _literal_options())
+        self._regexes = [compiled for _pattern, compiled in regexes]
+        self._regex_set = _build_set([pattern for pattern, _compiled in regexes], re2_options())
+
+    def __len__(self) -> int:
+        return self.size
+
+    def search(self, text: str) -> bool:
+        """Whether any term blocks ``text``."""
+        if not self.size:
+            return False
+        key = match_key(text)
+        if self._literals and self._literal_hit(key):
+            return True
+        if self._regexes:
+            return any(self._regex_hit(form) for form in regex_forms(text, key))
+        return False
+
+    def _literal_hit(self, key: str) -> bool:
+        if self._literal_set is not None:
+            candidates = (self._literals[i] for i in self._literal_set.Match(key) or ())
+        else:
+            candidates = (item for item in self._literals if item[0] in key)
+        return any(not word or contains_word(key, literal) for literal, word in candidates)
+
+    def _regex_hit(self, form: str) -> bool:
+        if self._regex_set is not None:
+            return self._regex_set.Match(form) is not None
+        return any(compiled.search(form) for compiled in self._regexes)
+
+
+def _literal_options() -> re2.Options:
+    options = re2.Options()
+    options.literal = True
+    options.log_errors = False
+    return options
+
+
+def _build_set(patterns: list[str], options: re2.Options):
+    """An RE2 ``Set`` searching all ``patterns`` at once; ``None`` when there
+    are none or RE2 cannot build it (the caller then loops)."""
+    if not patterns:
+        return None
+    candidate = re2.Set.SearchSet(options)
+    try:
+        for pattern in patterns:
+            candidate.Add(pattern)
+        candidate.Compile()
+    except re2.error:
+        logger.warning("suggestions: %d blocked terms exceed RE2's set memory; matching them one by one",
+                       len(patterns))
+        return None
+    return candidate
+
+
 class _BlockedTerms:
-    """The blocked-term regex, compiled once per suggestions version."""
+    """The blocked-term matcher, built once per suggestions version."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._version: str | None = None
-        self._regex: re.Pattern | None = None
+        self._matcher: BlockedTermMatcher | None = None
 
-    def regex(self, version: str | None) -> re.Pattern | None:
-        if version is not None and version == self._version:
-            return self._regex
-        patterns = [term.to_regex() for term in BlockedTerm.objects.all()]
-        compiled = re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
+    def matcher(self, version: str | None) -> BlockedTermMatcher:
+        if version is not None and version == self._version and self._matcher is not None:
+            return self._matcher
+        matcher = BlockedTermMatcher(BlockedTerm.objects.all())
         with self._lock:
-            self._version, self._regex = version, compiled
-        return compiled
+            self._version, self._matcher = version, matcher
+        return matcher
 
 
 _blocked = _BlockedTerms()
@@ -134,9 +236,21 @@ def _on_setting_changed(*, setting: str, **_: object) -> None:
 setting_changed.connect(_on_setting_changed, dispatch_uid="suggestions.serving.reset_local_state")
 
 
-def blocked_regex(version: str | None = None) -> re.Pattern | None:
-    """Compiled union of every blocked term (``None`` when there are none)."""
-    return _blocked.regex(version)
+def blocked_matcher(version: str | None = None) -> BlockedTermMatcher:
+    """The matcher of every blocked term, rebuilt when ``version`` (the cache
+    version) changes; ``None`` rebuilds it from the database now."""
+    return _blocked.matcher(version)
+
+
+def current_blocked_matcher() -> BlockedTermMatcher:
+    """The matcher for the current cache version, as :func:`suggest` uses it
+    (built once per version, not once per call); rebuilt from the database
+    when the shared cache is down."""
+    try:
+        version = _current_version()
+    except Exception:  # noqa: BLE001 - a cache outage must not fail the caller
+        version = None
+    return _blocked.matcher(version)
 
 
 def _cache():
@@ -182,10 +296,10 @@ def invalidate_cache() -> bool:
 
 def served_entries() -> list[SuggestionEntry]:
     """Approved suggestions minus blocked terms: what the backend should serve."""
-    regex = blocked_regex(None)
+    blocked = blocked_matcher(None)
     entries = []
     for text, weight, source in Suggestion.objects.filter(status=SuggestionStatus.APPROVED).values_list("text", "weight", "source"):
-        if regex is None or not regex.search(text):
+        if not blocked.search(text):
             entries.append(SuggestionEntry(text=text, weight=weight, source=source))
     return entries
 
@@ -258,11 +372,11 @@ def _compute(prefix: str, limit: int, backend_alias: str, version: str | None) -
     return items, degraded
 
 
-def _dedupe(items: list[SuggestionItem], regex: re.Pattern | None, limit: int) -> list[SuggestionItem]:
+def _dedupe(items: list[SuggestionItem], blocked: BlockedTermMatcher, limit: int) -> list[SuggestionItem]:
     seen: set[str] = set()
     out = []
     for item in items:
-        if item.text in seen or (regex is not None and item.kind != "recent" and regex.search(item.text)):
+        if item.text in seen or (item.kind != "recent" and blocked.search(item.text)):
             continue
         seen.add(item.text)
         out.append(item)
@@ -297,10 +411,10 @@ def suggest(prefix: str, *, limit: int, user=None, session_key: str | None = Non
         logger.warning("suggestions: cache unavailable", exc_info=True)
         degraded = True
         key = None
-    regex = blocked_regex(version)
+    blocked = blocked_matcher(version)
     if shared is None:
         computed, backend_down = _compute(normalized, limit, backend_alias, version)
-        shared = _dedupe(computed, regex, limit)
+        shared = _dedupe(computed, blocked, limit)
         degraded = degraded or backend_down
         if key is not None and not backend_down:
             _local.put_answer(key, shared)
@@ -311,5 +425,5 @@ def suggest(prefix: str, *, limit: int, user=None, session_key: str | None = Non
     recents = [SuggestionItem(text, "recent", "recent")
                for text in recent_queries(normalized, user=user, session_key=session_key,
                                           limit=min(app_settings.RECENT_SEARCHES_LIMIT, limit))]
-    items = _dedupe(recents + shared, regex, limit)
+    items = _dedupe(recents + shared, blocked, limit)
     return SuggestResult(normalized, request_id, items, degraded)

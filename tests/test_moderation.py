@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import re
 
 import pytest
 from django.utils import timezone
@@ -103,11 +102,10 @@ def test_block_term_matches_whole_words_only():
     s = SuggestionFactory(text="bra")
     moderation.block_suggestions(Suggestion.objects.filter(pk=s.pk))
     term = BlockedTerm.objects.get()
-    regex = re.compile(term.to_regex())
-    assert regex.search("bra")
-    assert regex.search("sports bra sale")
+    assert term.matches("bra")
+    assert term.matches("sports bra sale")
     # A blocked short suggestion must not hide unrelated words containing it.
-    assert not regex.search("library")
+    assert not term.matches("library")
 
 
 def test_unblocking_removes_only_the_auto_created_term():
