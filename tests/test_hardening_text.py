@@ -20,7 +20,7 @@ from suggestions.history import ImportedSearch, import_searches
 from suggestions.models import BlockedTerm, Suggestion, SuggestionSource, SuggestionStatus
 from suggestions.serving import BlockedTermMatcher, served_entries
 from suggestions.text import is_suggestible, looks_private, match_key, normalize_query
-from tests.factories_suggestions import SuggestionFactory
+from tests.factories_suggestions import SearchEventFactory, SuggestionFactory
 
 SUGGEST = reverse("suggestions:suggest")
 TRENDING = reverse("suggestions:trending")
@@ -412,6 +412,8 @@ def test_trending_reuses_the_matcher_of_the_cache_version_and_sees_new_terms():
     for text in ["casino night", "c\u0430sino royale", "usb cable"]:
         Suggestion.objects.create(text=text, source="history", status="approved", weight=1)
         QueryDailyStat.objects.create(date=today, normalized_query=normalize_query(text), searches=5)
+        for shopper in "abc":  # trending needs k identified shoppers
+            SearchEventFactory(query=text, normalized_query=normalize_query(text), actor_hash=shopper * 64)
     assert len(services.trending(limit=5)) == 3
     assert current_blocked_matcher() is current_blocked_matcher()  # built once per version
 
