@@ -235,7 +235,13 @@ def test_admin_review_lists_highlights_and_corrects(admin_client, gazetteer):
     page = admin_client.get(reverse("admin:shop_suggestions_queryunderstanding_changelist")).content.decode()
     assert "<mark" in page and "hp laser printer" in page
     url = reverse("admin:shop_suggestions_queryunderstanding_correct", args=[obj.pk])
-    assert admin_client.get(url).status_code == 200
+    form = admin_client.get(url)
+    assert form.status_code == 200
+    # The form starts from what is stored: the intent and one "label: text" line per entity.
+    initial = form.context["form"].initial
+    assert initial["intent"] == obj.intent
+    assert initial["entities"].splitlines() == [f"{e['label']}: {e['text']}" for e in obj.data["entities"]]
+    assert "brand: hp" in initial["entities"].splitlines()
     bad = admin_client.post(url, {"intent": "product_search", "entities": "brand: dell"})
     assert bad.status_code == 200 and "is not in the query" in bad.content.decode()
     assert not QueryLabel.objects.exists()
