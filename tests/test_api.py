@@ -225,9 +225,16 @@ def test_suggest_default_limit_and_only_approved(api, settings, published):
 
 
 def test_suggest_accepts_limits_at_the_bounds(api, published):
-    assert api.get(SUGGEST, {"q": "u", "limit": 1}).status_code == 200
-    assert api.get(SUGGEST, {"q": "u", "limit": 20}).status_code == 200
-    assert api.get(SUGGEST, {"q": "u" * 200}).status_code == 200
+    def answer(params):
+        response = api.get(SUGGEST, params)
+        assert response.status_code == 200, response.content
+        return response.json()
+
+    everything = ["usb cable", "usb hub", "usb-c charger"]
+    assert [s["text"] for s in answer({"q": "u", "limit": 1})["suggestions"]] == everything[:1]
+    assert [s["text"] for s in answer({"q": "u", "limit": 20})["suggestions"]] == everything
+    longest = answer({"q": "u" * 200})
+    assert longest["query"] == "u" * 200 and longest["suggestions"] == []
 
 
 def test_suggest_is_not_recorded_in_history(api, published):

@@ -274,9 +274,12 @@ def test_loader_shipped_data_with_limit() -> None:
     assert xerox.ean == "0095205603217"
     assert xerox.image_url.startswith("http://images.icecat.biz/")
     assert xerox.attributes["printing_colours"] == "Black"
-    # Most shipped products get a category phrase from the title or attributes.
+    # About two in five of these products get a category phrase from the title or
+    # attributes: 81 of the first 200 measured. The loader reads the shipped files
+    # in order, so the count is the same on every run; ±5 leaves room for a rule
+    # tuned on a few titles and catches one that stops matching a whole family.
     typed = Product.objects.exclude(product_type="").count()
-    assert typed >= 60
+    assert 76 <= typed <= 86
 
 
 # --- adapter -------------------------------------------------------------------------

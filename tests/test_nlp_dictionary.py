@@ -13,6 +13,7 @@ from suggestions.ml.understanding.corpora import read_jie2019, read_queryner
 from suggestions.ml.understanding.dictionary import DictionaryTagger
 from suggestions.ml.understanding.metrics import micro_f1, per_type_f1
 from suggestions.nlp.labels import JIE2019_TO_LABEL, QUERYNER_TO_LABEL
+from tests.plugins.services import require_data
 
 DATA_DIR = Path(os.environ.get("SHOP_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
@@ -106,7 +107,7 @@ def test_tagger_fit_predict() -> None:
     assert tagger.phrases[("nike",)] == "brand"
     assert tagger.phrases[("running", "shoes")] == "type"
     assert tagger.phrases[("apple",)] == "brand"
-    assert ("set",) not in tagger.phrases and tagger.dropped >= 1
+    assert ("set",) not in tagger.phrases and tagger.dropped == 1
     assert tagger.max_len == 2
 
     # Case-insensitive, leftmost-longest: "running shoes" over "shoes".
@@ -182,14 +183,18 @@ def test_read_jie2019(tmp_path) -> None:
 @pytest.mark.data
 def test_dictionary_tagger_on_queryner() -> None:
     train_path, dev_path = DATA_DIR / "queryner" / "train.jsonl", DATA_DIR / "queryner" / "dev.jsonl"
-    if not (train_path.exists() and dev_path.exists()):
-        pytest.skip(f"QueryNER not found under {DATA_DIR}; set SHOP_DATA_DIR to the shared data folder")
+    require_data(train_path, dev_path)
     train, dev = read_queryner(train_path), read_queryner(dev_path)
     assert len(train) > 5000 and len(dev) > 500
     m = DictionaryTagger().fit(train).evaluate(dev)
     print(f"\nDictionary tagger, QueryNER train→dev: P={m['precision']:.3f} R={m['recall']:.3f} F1={m['f1']:.3f}")
-    # The published figure for a dictionary tagger is about 0.41.
-    assert 0.3 <= m["f1"] <= 0.65
+    # The published figure for a dictionary tagger is about 0.41; this one measured
+    # P=0.545 R=0.466 F1=0.502. Fitting and scoring are deterministic (same files,
+    # same counts: the same F1 on every run), so the band is not for run-to-run
+    # noise but for a changed tie-break: ±0.01, because each rule is worth more
+    # here (without the ambiguity rule F1 is 0.488, with min_count=2 0.451,
+    # shortest-match instead of leftmost-longest 0.445).
+    assert 0.492 <= m["f1"] <= 0.512
     # The label mapping is a bijection: the score does not change.
     mapped = DictionaryTagger().fit(read_queryner(train_path, QUERYNER_TO_LABEL))
     assert mapped.evaluate(read_queryner(dev_path, QUERYNER_TO_LABEL))["f1"] == pytest.approx(m["f1"])
@@ -198,10 +203,12 @@ def test_dictionary_tagger_on_queryner() -> None:
 @pytest.mark.data
 def test_dictionary_tagger_on_jie2019() -> None:
     folder = DATA_DIR / "zh" / "ecom_ner_jie2019"
-    if not (folder / "train.txt").exists() or not (folder / "dev.txt").exists():
-        pytest.skip(f"Chinese e-commerce NER not found under {folder}; set SHOP_DATA_DIR")
+    require_data(folder / "train.txt", folder / "dev.txt")
     train, dev = read_jie2019(folder / "train.txt"), read_jie2019(folder / "dev.txt")
     assert len(train) > 1000 and len(dev) > 100
     m = DictionaryTagger().fit(train).evaluate(dev)
     print(f"\nDictionary tagger, Jie et al. 2019 train→dev: P={m['precision']:.3f} R={m['recall']:.3f} F1={m['f1']:.3f}")
-    assert 0.5 <= m["f1"] <= 0.9
+    # Measured P=0.818 R=0.696 F1=0.752, deterministic like the QueryNER figure.
+    # ±0.02: every rule is worth far more on this data (no ambiguity rule 0.560,
+    # min_count=2 0.595, shortest-match 0.694).
+    assert 0.732 <= m["f1"] <= 0.772

@@ -42,10 +42,14 @@ def test_jackknife_features_never_come_from_the_example_itself():
     assert features[0][0] == "O"
     # ...but the memory saved with the model does.
     assert full.tags(["zorbo"]) == ["B-brand"]
-    # "acme" is labelled in three queries: unless all three share a fold, the others teach it.
-    acme_folds = {fold_of(k, 5) for k in keys[1:4]}
-    if len(acme_folds) > 1:
-        assert any(f[0] == "B-brand" for f in features[1:4])
+    # "acme" is labelled in three queries: each one's features know it exactly
+    # when another of them lies in a different fold (the fold's own rows are
+    # held out of the memory that tags it).
+    acme = range(1, 4)
+    assert len({fold_of(keys[i], 5) for i in acme}) > 1, "the keys must spread over folds"
+    for i in acme:
+        taught = any(fold_of(keys[j], 5) != fold_of(keys[i], 5) for j in acme if j != i)
+        assert features[i][0] == ("B-brand" if taught else "O"), keys[i]
     # An example without entity supervision is tagged by the full memory.
     assert features[4] == ["O", "O"]
 

@@ -105,19 +105,40 @@ def test_tokenize_chinese_and_mixed() -> None:
 def test_add_words_makes_jieba_keep_a_user_word() -> None:
     word = "飞鱼鲸灯"  # not in jieba's dictionary: cut in two by default
     text = f"买{word}送礼"
-    if word not in segment.added_words():
-        assert word not in [t.text for t in tokenize(text)]
-    assert segment.add_words([word, "hp", "two words", ""]) in (0, 1)  # Latin and spaced words are skipped
+    assert word not in segment.added_words(), "no other test may add this word"
+    assert word not in [t.text for t in tokenize(text)]
+    # Only the Han word counts: Latin, spaced and empty words are skipped.
+    assert segment.add_words([word, "hp", "飞鱼 鲸灯", "", word]) == 1
+    assert segment.add_words([word]) == 0  # already added
     tokens = tokenize(text)
     assert Token(word, 1, 5) in tokens
     _check_offsets(text, tokens)
-    assert "hp" not in segment.added_words()
+    assert word in segment.added_words()
+    assert "hp" not in segment.added_words() and "飞鱼 鲸灯" not in segment.added_words()
 
 
 def test_warm_up_reports_seconds() -> None:
-    seconds = segment.warm_up()
-    assert seconds >= 0.0
-    assert segment.jieba_loaded()
+    # In a fresh process: the first call loads jieba and reports how long that
+    # took (measurably more than nothing, at most the call's own wall time);
+    # later calls do nothing and report the same figure.
+    code = (
+        "import json, time\n"
+        "from suggestions.nlp import segment\n"
+        "before = segment.jieba_loaded()\n"
+        "started = time.perf_counter()\n"
+        "first = segment.warm_up()\n"
+        "wall = time.perf_counter() - started\n"
+        "print(json.dumps([before, first, wall, segment.warm_up(), segment.jieba_loaded()]))\n"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    before, first, wall, again, loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert before is False and loaded is True
+    assert 0.001 < first <= wall
+    assert again == first
+    assert segment.warm_up() > 0.0 and segment.jieba_loaded()  # this process too
 
 
 # --- gazetteer tagging --------------------------------------------------------------------

@@ -8,11 +8,14 @@ from django.urls import reverse
 from suggestions import services, understanding
 from suggestions.models import (
     ModelVersion,
+    ModelVersionStatus,
     QueryLabel,
     QueryUnderstanding,
     SearchEvent,
 )
+from suggestions.nlp.types import Understanding
 from suggestions.recall import SearchFilters
+from tests.plugins.services import require_module
 
 pytestmark = pytest.mark.django_db
 
@@ -42,14 +45,42 @@ def gazetteer(products, settings, tmp_path):
     return build_gazetteer(save=True)
 
 
-def test_understand_answers_from_rules_then_from_the_stored_result(gazetteer, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+def test_understand_answers_from_rules_then_from_the_stored_result(gazetteer, django_capture_on_commit_callbacks,
+                                                                  monkeypatch):
+    from django.core.cache import caches
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
         first = services.understand("HP laser printer under 200")
     assert first.source == "rules"
     assert first.query == "hp laser printer under 200"
     assert [e.label for e in first.entities_of("brand")] == ["brand"]
     assert first.entities_of("price_range")[0].value == "<=200"
     assert callbacks, "a worker run must be scheduled for a query not yet understood"
+
+    # A worker (with a model whose answer differs from the rules') understands
+    # the searched query and stores its answer.
+    class Model:
+        def predict(self, queries, batch_size=None):
+            return [Understanding(query=q, language="en", intent="brand_lookup", confidence=0.9,
+                                  entities=[], source="model:stub") for q in queries]
+
+    monkeypatch.setattr(understanding, "_active_model", Model)
+    services.search("HP laser printer under 200", session_key="s1")
+    assert understanding.understand_pending() == 1
+    stored = QueryUnderstanding.objects.get(normalized_query="hp laser printer under 200")
+    assert stored.source == "model:stub"
+
+    # Now understand() answers with the stored result (the rules are not asked),
+    # from the refreshed cache and, with the cache gone, from the database.
+    monkeypatch.setattr(understanding, "rules_understanding", lambda q: pytest.fail("must not fall back"))
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        cached = services.understand("hp  LASER printer under 200")
+    assert (cached.source, cached.intent) == ("model:stub", "brand_lookup")
+    assert cached.as_dict() == stored.data
+    caches["default"].clear()
+    from_db = services.understand("HP laser printer under 200")
+    assert from_db.as_dict() == stored.data
+    assert not callbacks, "nothing left to schedule for an understood query"
 
 
 def test_a_search_is_understood_by_the_worker_and_stored_on_the_event(gazetteer, django_capture_on_commit_callbacks):
@@ -104,21 +135,66 @@ def test_a_bad_label_stores_nothing(gazetteer):
     assert not QueryLabel.objects.exists() and not QueryUnderstanding.objects.exists()
 
 
-def test_promoting_an_understanding_model_reruns_stored_understandings(gazetteer, django_capture_on_commit_callbacks,
-                                                                        monkeypatch):
-    services.search("hp toner")
-    understanding.understand_pending()
-    calls = []
-    # The task calls the services entry point.
-    monkeypatch.setattr(services, "reunderstand", lambda **kw: calls.append(1) or 0)
-    version = ModelVersion.objects.create(kind="understanding", version="v1", artefact_uri="x")
-    with django_capture_on_commit_callbacks(execute=True):
-        services.promote(version)
-    assert calls == [1]
-    other = ModelVersion.objects.create(kind="ranker", version="r1", artefact_uri="y")
-    with django_capture_on_commit_callbacks(execute=True):
-        services.promote(other)
-    assert calls == [1]  # other kinds do not trigger it
+@pytest.fixture
+def tiny_model_dir(tmp_path):
+    """A tiny understanding model built from a config (random weights, no
+    training), saved where a model version can point at it."""
+    torch = require_module("torch", "django-shop-suggestions[ml]")
+    require_module("transformers", "django-shop-suggestions[ml]")
+    from suggestions.ml.understanding.model import UnderstandingModel, build_tiny_base
+    from suggestions.nlp.labels import DEFAULT_ENTITY_LABELS, DEFAULT_INTENTS
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a tiny model gains nothing from threads
+    torch.manual_seed(0)
+    base = build_tiny_base(["hp toner", "canon printer", "brother laser printer", "pixma ink"],
+                           tmp_path / "base", seed=0)
+    model = UnderstandingModel.from_base(base, DEFAULT_ENTITY_LABELS, DEFAULT_INTENTS, device="cpu",
+                                         meta={"version": "tiny"})
+    yield str(model.save(tmp_path / "v1"))
+    torch.set_num_threads(threads)
+
+
+def test_promoting_an_understanding_model_reruns_stored_understandings(
+        gazetteer, tiny_model_dir, settings, django_capture_on_commit_callbacks):
+    from suggestions.ml.understanding import registry
+    from suggestions.ml.understanding.model import UnderstandingModel
+
+    settings.SUGGESTIONS_MODEL_CHECK_SECONDS = 0
+    registry.reset()
+    try:
+        for query in ("hp toner", "canon printer"):
+            services.search(query)
+        services.save_label(query="pixma ink", intent="product_search", source="corrected",
+                            entities=[{"label": "product_name", "start": 0, "end": 5, "text": "pixma"}])
+        understanding.understand_pending()
+        assert dict(QueryUnderstanding.objects.values_list("normalized_query", "source")) == {
+            "hp toner": "rules", "canon printer": "rules", "pixma ink": "label"}
+
+        version = ModelVersion.objects.create(kind="understanding", version="v1", artefact_uri=tiny_model_dir)
+        # The real path: promote → active_model_changed → on commit, the
+        # (eager) suggestions.ml.reunderstand task → the registry loads v1.
+        with django_capture_on_commit_callbacks(execute=True):
+            services.promote(version)
+        version.refresh_from_db()
+        assert version.status == ModelVersionStatus.ACTIVE
+
+        expected = UnderstandingModel.load(tiny_model_dir, device="cpu")
+        expected.meta["version"] = "v1"
+        for row in QueryUnderstanding.objects.exclude(normalized_query="pixma ink"):
+            assert row.source == "model:v1", row.normalized_query
+            assert row.data == expected.predict([row.normalized_query])[0].as_dict()
+            assert services.understand(row.normalized_query).source == "model:v1"  # the cache too
+        assert QueryUnderstanding.objects.get(normalized_query="pixma ink").source == "label"  # labels win
+
+        # Another kind's promotion re-runs nothing.
+        QueryUnderstanding.objects.filter(normalized_query="hp toner").update(source="rules")
+        other = ModelVersion.objects.create(kind="ranker", version="r1", artefact_uri="y")
+        with django_capture_on_commit_callbacks(execute=True):
+            services.promote(other)
+        assert QueryUnderstanding.objects.get(normalized_query="hp toner").source == "rules"
+    finally:
+        registry.reset()
 
 
 def test_understand_pending_copies_fresh_results_without_recomputing(gazetteer, monkeypatch):
@@ -159,7 +235,13 @@ def test_admin_review_lists_highlights_and_corrects(admin_client, gazetteer):
     page = admin_client.get(reverse("admin:shop_suggestions_queryunderstanding_changelist")).content.decode()
     assert "<mark" in page and "hp laser printer" in page
     url = reverse("admin:shop_suggestions_queryunderstanding_correct", args=[obj.pk])
-    assert admin_client.get(url).status_code == 200
+    form = admin_client.get(url)
+    assert form.status_code == 200
+    # The form starts from what is stored: the intent and one "label: text" line per entity.
+    initial = form.context["form"].initial
+    assert initial["intent"] == obj.intent
+    assert initial["entities"].splitlines() == [f"{e['label']}: {e['text']}" for e in obj.data["entities"]]
+    assert "brand: hp" in initial["entities"].splitlines()
     bad = admin_client.post(url, {"intent": "product_search", "entities": "brand: dell"})
     assert bad.status_code == 200 and "is not in the query" in bad.content.decode()
     assert not QueryLabel.objects.exists()

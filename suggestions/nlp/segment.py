@@ -134,24 +134,28 @@ def add_words(words: Iterable[str]) -> int:
     Returns:
         How many new words were accepted.
     """
-    fresh = []
+    fresh: dict[str, None] = {}  # ordered and without repeats: a word twice is one new word
     for word in words:
         word = (word or "").strip()
         if not word or word in _added or any(ch.isspace() for ch in word):
             continue
         if not any(is_han(ch) for ch in word):
             continue
-        fresh.append(word)
+        fresh[word] = None
     if not fresh:
         return 0
+    added = 0
     with _lock:
         for word in fresh:
+            if word in _added:  # added by another thread meanwhile
+                continue
             _added.add(word)
+            added += 1
             if _jieba is None:
                 _pending.add(word)
             else:
                 _jieba.add_word(word)
-    return len(fresh)
+    return added
 
 
 def _segment_han(run: str, offset: int) -> list[Token]:
