@@ -4,9 +4,10 @@
   ``$SHOP_DATA_DIR``, else ``../shared/data`` relative to the repository root;
   :func:`require_file` ends the run with a clear message and exit status 2
   when a file is missing.
-* :func:`django_environment` starts Django on :mod:`bench.settings` with a
-  fresh SQLite database and tantivy directory in a temporary folder, runs the
-  migrations, and removes the folder afterwards (unless asked to keep it).
+* :func:`django_environment` starts Django on :mod:`bench.settings` (or a
+  benchmark's own settings module built on it) with a fresh SQLite database
+  and tantivy directory in a temporary folder, runs the migrations, and
+  removes the folder afterwards (unless asked to keep it).
 * :func:`markdown_table` and :func:`command_line` format what is printed.
 """
 
@@ -88,7 +89,7 @@ def require_file(path: Path, what: str) -> Path:
 
 
 @contextlib.contextmanager
-def django_environment(*, keep: bool = False) -> Iterator[Path]:
+def django_environment(*, keep: bool = False, settings_module: str = "bench.settings") -> Iterator[Path]:
     """Run Django on :mod:`bench.settings` with throwaway state.
 
     Must be entered before anything imports Django models. Forces
@@ -96,13 +97,15 @@ def django_environment(*, keep: bool = False) -> Iterator[Path]:
 
     Args:
         keep: Leave the temporary folder in place (its path is printed).
+        settings_module: A settings module that star-imports
+            :mod:`bench.settings` and changes a few settings for one benchmark.
 
     Yields:
         The temporary folder holding the database and the indexes.
     """
     tmp = Path(tempfile.mkdtemp(prefix="shop-bench-"))
     os.environ["BENCH_TMP_DIR"] = str(tmp)
-    os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
+    os.environ["DJANGO_SETTINGS_MODULE"] = settings_module
     import django
 
     django.setup()
