@@ -76,11 +76,12 @@ class Shopper:
     """
 
     def __init__(self, base_url: str, *, seed: int, timeout: float = 10.0,
-                 record: Callable[[Answer], None]) -> None:
+                 record: Callable[[Answer], None], pace: Callable[[], None] | None = None) -> None:
         self.base = base_url.rstrip("/") + API
         self.rng = random.Random(seed)
         self.timeout = timeout
         self.record = record
+        self.pace = pace
         self.opener = urllib.request.build_opener(
             urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
         )
@@ -91,6 +92,8 @@ class Shopper:
         request = urllib.request.Request(self.base + path, data=data, method="POST" if body is not None else "GET")
         if data is not None:
             request.add_header("Content-Type", "application/json")
+        if self.pace is not None:
+            self.pace()
         started = time.monotonic()
         status, payload, error = None, None, ""
         try:
@@ -137,7 +140,7 @@ class Shopper:
 
 
 def run_shoppers(base_url: str, *, threads: int, stop: threading.Event, record: Callable[[Answer], None],
-                 seed: int = 1, pause: float = 0.0) -> list[threading.Thread]:
+                 seed: int = 1, pace: Callable[[], None] | None = None) -> list[threading.Thread]:
     """Start ``threads`` threads, each a stream of shoppers visiting until ``stop`` is set.
 
     Args:
@@ -146,7 +149,7 @@ def run_shoppers(base_url: str, *, threads: int, stop: threading.Event, record: 
         stop: Set it to end the traffic (each thread finishes its request).
         record: Called with every :class:`Answer` (must be thread-safe).
         seed: Seed of the first shopper; each new shopper takes the next.
-        pause: Seconds a thread waits between visits.
+        pace: Called before every request (e.g. a :class:`Pacer`); ``None``: as fast as answered.
 
     Returns:
         The started threads; join them after setting ``stop``.
@@ -158,9 +161,7 @@ def run_shoppers(base_url: str, *, threads: int, stop: threading.Event, record: 
         while not stop.is_set():
             with lock:
                 n = next(counter)
-            Shopper(base_url, seed=seed + n, record=record).visit()
-            if pause:
-                stop.wait(pause)
+            Shopper(base_url, seed=seed + n, record=record, pace=pace).visit()
 
     started = []
     for n in range(threads):
@@ -168,6 +169,32 @@ def run_shoppers(base_url: str, *, threads: int, stop: threading.Event, record: 
         thread.start()
         started.append(thread)
     return started
+
+
+class Pacer:
+    """Spaces requests of all threads ``1 / rate`` seconds apart (an open-loop rate).
+
+    Calling it blocks until the caller's slot. A server that falls behind
+    makes the threads wait on answers, so the rate becomes a ceiling; slots
+    missed while waiting are not made up in a burst afterwards.
+
+    Args:
+        rate: Requests per second over all threads.
+    """
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate
+        self.next = time.monotonic()
+        self.lock = threading.Lock()
+
+    def __call__(self) -> None:
+        with self.lock:
+            now = time.monotonic()
+            self.next = max(self.next + self.interval, now - 10 * self.interval)
+            slot = self.next
+        delay = slot - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
 
 
 def event_totals(answers: Iterable[Answer]) -> tuple[Counter, Counter]:
