@@ -4,9 +4,13 @@
   ``$SHOP_DATA_DIR``, else ``../shared/data`` relative to the repository root;
   :func:`require_file` ends the run with a clear message and exit status 2
   when a file is missing.
-* :func:`django_environment` starts Django on :mod:`bench.settings` with a
-  fresh SQLite database and tantivy directory in a temporary folder, runs the
-  migrations, and removes the folder afterwards (unless asked to keep it).
+* :func:`django_environment` starts Django on :mod:`bench.settings` (or a
+  benchmark's own settings module built on it) with a fresh SQLite database
+  and tantivy directory in a temporary folder, runs the migrations, and
+  removes the folder afterwards (unless asked to keep it).
+* :class:`RedisServer` runs a private ``redis-server`` on a free loopback
+  port (never the machine's shared one) that a fault test or benchmark may
+  stop, kill and restart on the same port.
 * :func:`markdown_table` and :func:`command_line` format what is printed.
 """
 
@@ -17,6 +21,9 @@ import contextlib
 import os
 import shlex
 import shutil
+import signal
+import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -88,7 +95,7 @@ def require_file(path: Path, what: str) -> Path:
 
 
 @contextlib.contextmanager
-def django_environment(*, keep: bool = False) -> Iterator[Path]:
+def django_environment(*, keep: bool = False, settings_module: str = "bench.settings") -> Iterator[Path]:
     """Run Django on :mod:`bench.settings` with throwaway state.
 
     Must be entered before anything imports Django models. Forces
@@ -96,13 +103,15 @@ def django_environment(*, keep: bool = False) -> Iterator[Path]:
 
     Args:
         keep: Leave the temporary folder in place (its path is printed).
+        settings_module: A settings module that star-imports
+            :mod:`bench.settings` and changes a few settings for one benchmark.
 
     Yields:
         The temporary folder holding the database and the indexes.
     """
     tmp = Path(tempfile.mkdtemp(prefix="shop-bench-"))
     os.environ["BENCH_TMP_DIR"] = str(tmp)
-    os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
+    os.environ["DJANGO_SETTINGS_MODULE"] = settings_module
     import django
 
     django.setup()
@@ -122,6 +131,88 @@ def django_environment(*, keep: bool = False) -> Iterator[Path]:
             print(f"(kept the temporary state in {tmp})")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+class RedisServer:
+    """A private ``redis-server`` for faults: start, stop (or kill) and start again on one port.
+
+    Nothing is persisted (no RDB, no AOF): a restart comes back empty, as a
+    cache node that was replaced would. Use it as a context manager; the
+    server is stopped on exit whatever state it is in.
+
+    Args:
+        workdir: Folder for the server's log.
+        port: Port to listen on (default: a free one, chosen once).
+        executable: ``redis-server`` to run (default: the one on ``PATH``).
+    """
+
+    def __init__(self, workdir: Path, *, port: int | None = None, executable: str | None = None) -> None:
+        self.workdir = Path(workdir)
+        self.port = port or free_port()
+        self.executable = executable or shutil.which("redis-server") or "redis-server"
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        """``redis://127.0.0.1:PORT/0``."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Start the server and wait until it accepts connections.
+
+        Raises:
+            RuntimeError: It exited or did not answer within ``timeout`` seconds.
+        """
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        log = (self.workdir / "redis.log").open("ab")
+        self.process = subprocess.Popen(
+            [self.executable, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.workdir)],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while not self.answers():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"redis-server on port {self.port} did not start; see {self.workdir / 'redis.log'}")
+            time.sleep(0.05)
+
+    def answers(self) -> bool:
+        """True when the port answers ``PING`` with ``PONG``."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as conn:
+                conn.sendall(b"PING\r\n")
+                return conn.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self, *, kill: bool = False) -> None:
+        """Stop the server (``kill``: SIGKILL, as a crash) and wait until the port is closed."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+        self.process = None
+
+    def __enter__(self) -> RedisServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 at the time of the call."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 class Stopwatch:

@@ -13,7 +13,7 @@ UI. Swagger UI's JavaScript and CSS are loaded from a CDN by default
 from __future__ import annotations
 
 from django.urls import path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularSwaggerView
 
 from . import views
 
@@ -28,6 +28,6 @@ urlpatterns = [
     path("understand/", views.UnderstandView.as_view(), name="understand"),
     # The host's whole URLconf is introspected so that paths carry the prefix
     # the host mounted the app under (only DRF views appear in the schema).
-    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("schema/", views.SchemaView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="suggestions:schema"), name="docs"),
 ]
