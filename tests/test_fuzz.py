@@ -25,7 +25,9 @@ request with a 4xx.
 from __future__ import annotations
 
 import pytest
+from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
 from schemathesis import GenerationMode
 
 from bench.fuzz.runner import FuzzReport, fuzz_operation, load_schema, operations
@@ -56,7 +58,15 @@ WITHOUT_INPUT = {"DELETE /api/suggestions/history/", "GET /api/suggestions/histo
 
 @pytest.fixture
 def schema():
-    """The served schema, with a small catalog, history and suggestions behind it."""
+    """The served schema, with a small catalog, history and suggestions behind it.
+
+    The WSGI handler closes the database connection at the end of each request
+    (``close_old_connections``); inside the test's transaction that would close
+    it under the test, as Django's own test client knows: it is disconnected
+    here too while the fuzzer sends its requests.
+    """
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
     for title, brand, kind, price in [
         ("Anker USB Cable 1m", "Anker", "cable", "9.99"),
         ("Belkin USB Cable 2m", "Belkin", "cable", "14.50"),
@@ -68,7 +78,11 @@ def schema():
     for n in range(4):
         services.search("usb cable", session_key=f"fuzz-shopper-{n}")
     services.build_suggestions()
-    return load_schema(app=get_wsgi_application(), seed=SEED)
+    try:
+        yield load_schema(app=get_wsgi_application(), seed=SEED)
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
 
 
 def _by_label(schema, label: str):
