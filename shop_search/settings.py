@@ -90,6 +90,16 @@ DATABASES = {
         conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "60")),
     )
 }
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # The embedded default is written by the web process and two workers at
+    # once: write-ahead logging lets readers and a writer work together,
+    # IMMEDIATE transactions take the write lock up front (no upgrade deadlock,
+    # which the busy timeout cannot wait out), and a writer waits up to 20 s.
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
@@ -137,6 +147,8 @@ AXES_RESET_ON_SUCCESS = True
 # Attempts are counted in the cache under hashed keys: no raw client address
 # is written to the database (the database handler would store it).
 AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"
+# The cache handler writes none of axes' tables: their admin pages would stay empty.
+AXES_ENABLE_ADMIN = False
 # The same client address as the API throttles: X-Forwarded-For only from the
 # proxies in SUGGESTIONS_TRUSTED_PROXIES (never from the client itself).
 AXES_CLIENT_IP_CALLABLE = "suggestions.api.throttling.client_address"
