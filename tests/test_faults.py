@@ -43,7 +43,7 @@ from pathlib import Path
 import pytest
 
 from bench.common import RedisServer, free_port
-from bench.soak.traffic import EVENT_MODELS, Answer, event_totals, run_shoppers
+from bench.soak.traffic import EVENT_MODELS, AnswerLog, event_totals, run_shoppers
 from tests.plugins.services import require_service
 
 pytestmark = [pytest.mark.services, pytest.mark.worker, pytest.mark.slow]
@@ -158,17 +158,11 @@ def test_redis_outage_and_dead_worker_under_load(tmp_path):
                       f"127.0.0.1:{port}", "--workers", "2", "--worker-class", "gthread", "--threads", "4",
                       "--timeout", "30", "--graceful-timeout", "5", "--log-level", "warning"], env, web_log)
         base = f"http://127.0.0.1:{port}"
-        answers: list[Answer] = []
-        lock = threading.Lock()
-
-        def record(answer: Answer) -> None:
-            with lock:
-                answers.append(answer)
-
+        answers = AnswerLog()
         stop = threading.Event()
         try:
             _wait_for(f"{base}/api/suggestions/suggest/?q=a", web, web_log)
-            threads = run_shoppers(base, threads=SHOPPERS, stop=stop, record=record, seed=7)
+            threads = run_shoppers(base, threads=SHOPPERS, stop=stop, record=answers.record, seed=7)
             time.sleep(WARM_SECONDS)
             redis.stop()
             down = time.monotonic()

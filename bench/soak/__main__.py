@@ -31,7 +31,15 @@ from bench.latency.__main__ import (
     table,
     versions,
 )
-from bench.soak.traffic import EVENT_MODELS, Answer, Pacer, event_totals, p99_ms, run_shoppers
+from bench.soak.traffic import (
+    EVENT_MODELS,
+    Answer,
+    AnswerLog,
+    Pacer,
+    event_totals,
+    p99_ms,
+    run_shoppers,
+)
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/bench_soak"
 VAR_DIR = REPO_ROOT / "var" / "bench-soak"
@@ -95,15 +103,9 @@ def _start_worker(env: dict[str, str], log: Path) -> subprocess.Popen:
 def _traffic(base: str, args: argparse.Namespace, seconds: float, *, rps: float | None, seed: int,
              during=None) -> list[Answer]:
     """Shoppers for ``seconds``; ``during(t0)`` runs in this thread meanwhile (the faults)."""
-    answers: list[Answer] = []
-    lock = threading.Lock()
-
-    def record(answer: Answer) -> None:
-        with lock:
-            answers.append(answer)
-
+    answers = AnswerLog()
     stop = threading.Event()
-    threads = run_shoppers(base, threads=args.shoppers, stop=stop, record=record, seed=seed,
+    threads = run_shoppers(base, threads=args.shoppers, stop=stop, record=answers.record, seed=seed,
                            pace=Pacer(rps) if rps else None)
     t0 = time.monotonic()
     try:

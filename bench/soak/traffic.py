@@ -139,6 +139,19 @@ class Shopper:
                       events=Counter(event["type"] for event in batch))
 
 
+class AnswerLog(list):
+    """The :class:`Answer` list that many shopper threads record into."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+
+    def record(self, answer: Answer) -> None:
+        """Append ``answer`` (thread-safe): pass this as ``record``."""
+        with self._lock:
+            self.append(answer)
+
+
 def run_shoppers(base_url: str, *, threads: int, stop: threading.Event, record: Callable[[Answer], None],
                  seed: int = 1, pace: Callable[[], None] | None = None) -> list[threading.Thread]:
     """Start ``threads`` threads, each a stream of shoppers visiting until ``stop`` is set.
