@@ -73,6 +73,10 @@ class SuggestResult:
     request_id: str
     items: list[SuggestionItem]
     degraded: bool
+    #: Why ``degraded`` is true: ``"cache"`` (the shared cache could not be read
+    #: or written) and/or ``"recall"`` (the search engine was down: the answer
+    #: comes from the database). Empty when it is false.
+    degraded_reasons: tuple[str, ...] = ()
 
 
 class BlockedTermMatcher:
@@ -392,7 +396,7 @@ def suggest(prefix: str, *, limit: int, user=None, session_key: str | None = Non
     request_id = uuid.uuid4().hex
     if not normalized.strip():
         return SuggestResult(normalized, request_id, [], False)
-    degraded = False
+    reasons: list[str] = []
     cache = _cache()
     key = None
     shared: list[SuggestionItem] | None = None
@@ -409,21 +413,23 @@ def suggest(prefix: str, *, limit: int, user=None, session_key: str | None = Non
                 _local.put_answer(key, shared)
     except Exception:  # noqa: BLE001 - a cache outage must not fail the request
         logger.warning("suggestions: cache unavailable", exc_info=True)
-        degraded = True
+        reasons.append("cache")
         key = None
     blocked = blocked_matcher(version)
     if shared is None:
         computed, backend_down = _compute(normalized, limit, backend_alias, version)
         shared = _dedupe(computed, blocked, limit)
-        degraded = degraded or backend_down
+        if backend_down:
+            reasons.append("recall")
         if key is not None and not backend_down:
             _local.put_answer(key, shared)
             try:
                 cache.set(key, [(i.text, i.kind, i.source, i.fuzzy) for i in shared], app_settings.CACHE_TIMEOUT)
             except Exception:  # noqa: BLE001
-                degraded = True
+                if "cache" not in reasons:
+                    reasons.append("cache")
     recents = [SuggestionItem(text, "recent", "recent")
                for text in recent_queries(normalized, user=user, session_key=session_key,
                                           limit=min(app_settings.RECENT_SEARCHES_LIMIT, limit))]
     items = _dedupe(recents + shared, blocked, limit)
-    return SuggestResult(normalized, request_id, items, degraded)
+    return SuggestResult(normalized, request_id, items, bool(reasons), tuple(reasons))

@@ -200,10 +200,10 @@ def test_suggest_returns_published_suggestions(api, published):
 
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"query", "request_id", "suggestions", "degraded"}
+    assert set(body) == {"query", "request_id", "suggestions", "degraded", "degraded_reasons"}
     assert body["query"] == "usb"
     assert uuid.UUID(body["request_id"])
-    assert body["degraded"] is False
+    assert (body["degraded"], body["degraded_reasons"]) == (False, [])
     assert [s["text"] for s in body["suggestions"]] == ["usb cable", "usb hub"]
     assert body["suggestions"][0] == {
         "text": "usb cable",
@@ -818,7 +818,7 @@ def test_cache_down_fails_open(api, throttle_rates, broken_cache, caplog):
     for _ in range(2):
         response = api.get(SUGGEST, {"q": "usb"})
         assert response.status_code == 200
-        assert response.json()["degraded"] is True
+        assert (response.json()["degraded"], response.json()["degraded_reasons"]) == (True, ["cache"])
     assert post_events(api, {"events": [impression()]}).status_code == 202
     assert post_events(api, {"events": [impression()]}).status_code == 202
     assert "Throttle cache unavailable" in caplog.text
@@ -834,7 +834,7 @@ def test_suggest_degrades_when_recall_backend_is_down(api, recall_down):
 
     assert response.status_code == 200
     body = response.json()
-    assert body["degraded"] is True
+    assert (body["degraded"], body["degraded_reasons"]) == (True, ["recall"])
     assert [s["text"] for s in body["suggestions"]] == ["usb cable"]
 
 

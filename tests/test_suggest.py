@@ -182,7 +182,7 @@ def test_cache_down_degrades_instead_of_failing(settings):
     settings.CACHES = {"default": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": "redis://127.0.0.1:1/0",
                                    "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.2, "SOCKET_TIMEOUT": 0.2}}}
     result = services.suggest("sky", limit=5)
-    assert result.degraded
+    assert result.degraded and result.degraded_reasons == ("cache",)
     assert texts(result) == ["skyrim"]
 
 
@@ -193,7 +193,7 @@ def test_backend_down_answers_from_the_database(settings):
         "BACKEND": "suggestions.recall.elasticsearch",
         "OPTIONS": {"HOSTS": ["http://127.0.0.1:1"], "TIMEOUT": 0.5}}}
     result = services.suggest("rock", limit=5)
-    assert result.degraded
+    assert result.degraded and result.degraded_reasons == ("recall",)
     assert texts(result) == ["rock band"]
 
 

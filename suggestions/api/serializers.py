@@ -163,6 +163,11 @@ class SuggestResponseSerializer(serializers.Serializer):
     degraded = serializers.BooleanField(
         help_text="True when the cache or the search engine was unavailable and the answer may be incomplete."
     )
+    degraded_reasons = serializers.ListField(
+        child=serializers.ChoiceField(choices=["cache", "recall"]),
+        help_text="Why `degraded` is true (empty when it is false): `cache`, the shared cache; "
+        "`recall`, the search engine (the answer then comes from the database).",
+    )
 
 
 # -- search -------------------------------------------------------------------

@@ -72,6 +72,7 @@ class SuggestView(APIView):
                 {"text": i.text, "kind": i.kind, "source": i.source, "fuzzy": i.fuzzy} for i in result.items
             ],
             "degraded": result.degraded,
+            "degraded_reasons": list(result.degraded_reasons),
         })
 
 
