@@ -36,6 +36,7 @@ serve: install
 	@echo ""
 	@echo "  Demo shop:        http://$(HOST):$(PORT)/"
 	@echo "  Suggest API:      http://$(HOST):$(PORT)/api/suggestions/suggest/?q=hp%20la"
+	@echo "  Understand API:   http://$(HOST):$(PORT)/api/suggestions/understand/?q=hp%20laser%20printer%20under%20200"
 	@echo "  Search API:       http://$(HOST):$(PORT)/api/suggestions/search/?q=toner"
 	@echo "  API docs:         http://$(HOST):$(PORT)/api/suggestions/docs/"
 	@echo "  Admin:            http://$(HOST):$(PORT)/admin/  (login: demo / demo-password)"
