@@ -60,3 +60,15 @@ def server(live_server):
         httpd.set_app(serialized)
         httpd.serialized = True
     return live_server
+
+
+@pytest.fixture
+def throttle_rates(settings):
+    """Set throttle rates for one test; DRF re-reads REST_FRAMEWORK on change."""
+
+    def apply(**rates: str) -> None:
+        base = dict(settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"])
+        base.update({f"suggestions.{scope}": rate for scope, rate in rates.items()})
+        settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": base}
+
+    return apply

@@ -59,16 +59,6 @@ def api() -> APIClient:
 
 
 @pytest.fixture
-def throttle_rates(settings):
-    def apply(**rates: str) -> None:
-        base = dict(settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"])
-        base.update({f"suggestions.{scope}": rate for scope, rate in rates.items()})
-        settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": base}
-
-    return apply
-
-
-@pytest.fixture
 def products():
     rows = [
         Product(title="Anker USB Cable 1m", brand="Anker", product_type="cable", price="9.99"),

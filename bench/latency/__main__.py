@@ -82,7 +82,6 @@ import resource
 import shlex
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -96,7 +95,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.common import resolve_data_dir
+from bench.common import free_port, resolve_data_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WRK_SCRIPT = Path(__file__).resolve().parent / "wrk.lua"
@@ -321,12 +320,6 @@ def sample_prefixes(train_csv: Path, titles: list[str], *, samples: int, title_s
 
 
 # -- server --------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:

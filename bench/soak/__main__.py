@@ -263,6 +263,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"FAILED: 5xx {len(server_errors)}, unexplained no-answer {len(other_unanswered)} {examples}, "
               f"lost events {lost}, lost searches {max(0, searched - searches_stored)}", file=sys.stderr)
         return 1
+    if not accepted["suggestion_click"] or not accepted["product_click"]:
+        # No suggestion was shown or no search found a product: the index is
+        # missing or empty (e.g. --skip-setup on a new checkout), not a real load.
+        print("FAILED: no suggestion or product was clicked: build the index first (run without --skip-setup)",
+              file=sys.stderr)
+        return 1
     return 0
 
 
