@@ -707,23 +707,25 @@ def retrain(kind_name: str, *, log: Callable[[str], None] | None = None,
                    "examples": kind.changed_examples(snapshot, str(trained.artefact), incumbent)}
         baseline = ({kind.metric: round(result.incumbent, 6), "version": active.version if incumbent else None}
                     if result.incumbent is not None else {})
-        version = register_version(
-            kind.name, version=label, artefact_uri=str(trained.artefact), metrics=metrics,
-            training_window_start=snapshot.window[0], training_window_end=snapshot.window[1],
-            notes=json.dumps(trained.notes, sort_keys=True, default=str))
-        version.baseline_metrics = baseline
-        version.heldout_window_start, version.heldout_window_end = snapshot.heldout_window
-        version.artefact_checksum = artefact_checksum(trained.artefact)
-        version.decision = result.reason
-        version.status = ModelVersionStatus.CANDIDATE if result.promote else ModelVersionStatus.REJECTED
-        version.save()
-        if result.promote:
-            # promote() announces active_model_changed: the receivers have the
-            # workers activate it (re-understand, re-rank prefixes).
-            promote(version)
-            say(f"promoted {version.version}")
-        else:
-            say(f"kept the active version; {version.version} is recorded as rejected")
+        # One transaction: no reader sees the version before its gate decision.
+        with transaction.atomic():
+            version = register_version(
+                kind.name, version=label, artefact_uri=str(trained.artefact), metrics=metrics,
+                training_window_start=snapshot.window[0], training_window_end=snapshot.window[1],
+                notes=json.dumps(trained.notes, sort_keys=True, default=str))
+            version.baseline_metrics = baseline
+            version.heldout_window_start, version.heldout_window_end = snapshot.heldout_window
+            version.artefact_checksum = artefact_checksum(trained.artefact)
+            version.decision = result.reason
+            version.status = ModelVersionStatus.CANDIDATE if result.promote else ModelVersionStatus.REJECTED
+            version.save()
+            if result.promote:
+                # promote() announces active_model_changed: the receivers have the
+                # workers activate it (re-understand, re-rank prefixes).
+                promote(version)
+                say(f"promoted {version.version}")
+            else:
+                say(f"kept the active version; {version.version} is recorded as rejected")
         RetrainRun.objects.filter(pk=run.pk).update(
             status=RetrainRunStatus.PROMOTED if result.promote else RetrainRunStatus.KEPT,
             finished_at=timezone.now(), version=version)
