@@ -4,7 +4,8 @@ Configured from the environment, with embedded defaults that need no server:
 
 * ``DATABASE_URL``: SQLite file under ``var/`` by default.
 * ``REDIS_URL``: when set, django-redis cache and Celery broker; otherwise a
-  local-memory cache and a filesystem broker under ``var/celery``.
+  file-based cache under ``var/cache`` (shared by every process) and a
+  filesystem broker under ``var/celery``.
 * ``ELASTICSEARCH_URL``: when set, the Elasticsearch recall backend; otherwise
   the embedded tantivy engine under ``var/suggestions``.
 * ``TRUSTED_PROXIES``: comma-separated addresses/CIDRs of the reverse proxies in
@@ -112,9 +113,20 @@ if REDIS_URL:
         }
     }
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-    # axes warns that a per-process cache counts attempts per process: true,
-    # and fine for the one-process runserver this configuration is for.
+    # Files under var/cache: shared by the web process and the workers, as the
+    # suggestion cache version must be (a merchandiser's change made in the
+    # admin, or a publish in a worker, shows in every process's next answer).
+    # A per-process local-memory cache would keep each process's own version.
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache"),
+            "OPTIONS": {"MAX_ENTRIES": 5000},
+        }
+    }
+    # axes warns that a file cache's increments are not atomic: two wrong
+    # passwords at the same instant may count once. Acceptable for a demo on
+    # one machine; hosts behind REDIS_URL get atomic counts.
     SILENCED_SYSTEM_CHECKS = ["axes.W001"]
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core import checks
 from django.utils.module_loading import import_string
 
@@ -39,4 +40,29 @@ def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     if app_settings.DEFAULT_SUGGESTION_LIMIT > app_settings.MAX_SUGGESTION_LIMIT:
         errors.append(checks.Error("SUGGESTIONS_DEFAULT_SUGGESTION_LIMIT exceeds SUGGESTIONS_MAX_SUGGESTION_LIMIT.",
                                    id="shop_suggestions.E005"))
+    errors += _check_cache()
     return errors
+
+
+#: Cache backends whose entries live in one process only.
+PER_PROCESS_CACHES = ("django.core.cache.backends.locmem.LocMemCache",)
+
+
+def _check_cache() -> list[checks.CheckMessage]:
+    alias = app_settings.CACHE_ALIAS
+    config = getattr(settings, "CACHES", {}).get(alias)
+    if config is None:
+        return [checks.Error(f"SUGGESTIONS_CACHE_ALIAS names {alias!r}, which is not in CACHES.",
+                             id="shop_suggestions.E006")]
+    if config.get("BACKEND") in PER_PROCESS_CACHES:
+        # The cache holds the version that every process's answers are keyed
+        # by: in local memory, a change made in the admin or published by a
+        # worker only reaches the process that made it.
+        return [checks.Warning(
+            f"CACHES[{alias!r}] is a per-process local-memory cache: with more than one web process, or a "
+            "Celery worker, a moderation change or a publish shows only in the process that made it.",
+            hint="Use a cache every process shares (django-redis, Memcached, or FileBasedCache / DatabaseCache "
+                 "on a single host), or set SUGGESTIONS_CACHE_ALIAS to one. Silence shop_suggestions.W002 only "
+                 "when one process serves and no worker runs.",
+            id="shop_suggestions.W002")]
+    return []

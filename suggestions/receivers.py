@@ -17,8 +17,12 @@ from . import history, signals
 
 
 def _publish_on_commit(**_: object) -> None:
-    from . import tasks
+    from . import serving, tasks
 
+    # New answers at once in every process sharing the cache (blocked terms,
+    # pins and statuses are read per cache version); the worker's publish then
+    # updates the engine and gives them a new version again.
+    transaction.on_commit(serving.invalidate_cache, robust=True)
     transaction.on_commit(tasks.publish_suggestions.delay)
 
 

@@ -476,3 +476,30 @@ def test_model_version_metrics_summary(admin_client):
     ModelVersionFactory(metrics={"ndcg@10": 0.41234, "mrr": 0.3, "p@1": 0.2, "loss": 1.0})
     response = admin_client.get(changelist(ModelVersion))
     assert "loss=1, mrr=0.3, ndcg@10=0.412, …" in response.content.decode()
+
+
+def test_add_form_asks_only_what_a_merchandiser_knows(admin_client, django_capture_on_commit_callbacks):
+    response = admin_client.get(url(Suggestion, "add"))
+    form = response.context["adminform"].form
+    assert set(form.fields) == {"text", "status", "weight", "pinned_prefix"}
+    assert form.initial["status"] == "approved"
+    assert "provenance" not in response.content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(url(Suggestion, "add"), {"text": "Laptop Stand", "status": "approved",
+                                                             "weight": "1", "pinned_prefix": ""})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    added = Suggestion.objects.get(text="laptop stand")
+    assert (added.source, added.status) == ("manual", "approved")
+
+
+def test_change_form_says_how_a_suggestion_was_found(admin_client):
+    mined = Suggestion.objects.create(text="hp toner", source="catalog", status="approved", weight=2.0,
+                                      provenance={"rule": "brand_type", "products": 12})
+    searched = Suggestion.objects.create(text="xbox", source="history", status="approved", weight=2.0,
+                                         searches=40, distinct_users=9,
+                                         provenance={"rule": "history", "distinct_users": 9, "searches": 40})
+    page = admin_client.get(url(Suggestion, "change", mined.pk)).content.decode()
+    assert "From the catalog: a brand and product type shared by 12 products." in page
+    assert '"rule"' not in page
+    page = admin_client.get(url(Suggestion, "change", searched.pk)).content.decode()
+    assert "Searched 40 times by 9 different shoppers." in page

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from io import StringIO
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.django_db
@@ -29,8 +32,26 @@ def test_app_identity():
     assert config.default_auto_field == "django.db.models.BigAutoField"
 
 
-def test_system_checks_pass_for_the_demo():
-    call_command("check", "--fail-level", "WARNING")
+def test_system_checks_pass_for_the_demo(tmp_path):
+    """The demo's own settings (embedded defaults), in a process of their own."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "shop_search.settings", "SHOP_VAR_DIR": str(tmp_path)}
+    for name in ("REDIS_URL", "DATABASE_URL", "ELASTICSEARCH_URL"):
+        env.pop(name, None)
+    out = subprocess.run([sys.executable, "manage.py", "check", "--fail-level", "WARNING"], cwd=ROOT, env=env,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_a_per_process_cache_is_reported(settings):
+    from suggestions.checks import check_settings
+
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    assert "shop_suggestions.W002" in {m.id for m in check_settings()}
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+                                   "LOCATION": "/nonexistent-never-written"}}
+    assert "shop_suggestions.W002" not in {m.id for m in check_settings()}
+    settings.SUGGESTIONS_CACHE_ALIAS = "suggestions"
+    assert "shop_suggestions.E006" in {m.id for m in check_settings()}
 
 
 def test_checks_report_bad_configuration(settings):
