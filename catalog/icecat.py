@@ -195,3 +195,45 @@ def product_fields(record: dict[str, Any]) -> dict[str, Any]:
         "image_url": (str(record.get("img_500x500") or record.get("img_high") or "").strip())[:500],
         "attributes": attributes,
     }
+
+
+#: Units Open Icecat stores numeric specs in, by the end of the attribute name.
+_UNITS = (("_weight", "g"), ("_length", "m"), ("_width", "mm"), ("_height", "mm"), ("_depth", "mm"),
+          ("_thickness", "mm"), ("_diameter", "mm"))
+
+
+def _number(value: float) -> str:
+    text = f"{value:,.2f}".rstrip("0").rstrip(".")
+    return text or "0"
+
+
+def format_attribute(name: str, value: Any) -> str:
+    """A spec value as a shopper reads it: "326 kg", "1.8 m", "33.6 mm", "Black".
+
+    Icecat numeric specs (``attr_n_*``) are floats in fixed units: grams,
+    metres for cable and cord lengths, millimetres for dimensions. Names
+    without a known unit show the number alone, without a trailing ".0".
+    """
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    if not isinstance(value, (int, float)):
+        return str(value)
+    key = f"_{name}" if not name.startswith("_") else name
+    unit = next((u for suffix, u in _UNITS if key.endswith(suffix) and "imperial" not in key), "")
+    if unit == "g" and abs(value) >= 1000:
+        return f"{_number(value / 1000)} kg"
+    if unit == "m" and not key.endswith(("cable_length", "cord_length", "roll_length")):
+        unit = "mm"  # lengths other than cables' are dimensions
+    return f"{_number(value)} {unit}".strip()
+
+
+def format_attribute_name(name: str) -> str:
+    """Icecat's flattened spec names back in words: ``dimensions__wxdxh_`` →
+    "Dimensions (wxdxh)", ``cable_length`` → "Cable length"."""
+    head, sep, rest = name.partition("__")
+    words = " ".join(head.replace("_", " ").split()).capitalize()
+    if sep:
+        inner = " ".join(rest.strip("_").replace("__", " ").replace("_", " ").split())
+        if inner:
+            words += f" ({inner})"
+    return words

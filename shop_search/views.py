@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
+from catalog.icecat import format_attribute, format_attribute_name
 from catalog.models import Product
 from suggestions import services
 from suggestions.api.serializers import MAX_SEARCH_RESULT_WINDOW, SearchQuerySerializer
@@ -150,9 +151,11 @@ def _pages(current: int, last: int, kept: list[tuple[str, str]]) -> list[dict]:
 
 def product(request: HttpRequest, pk: int) -> HttpResponse:
     obj = get_object_or_404(Product, pk=pk)
+    # The product type has its own row; Icecat's "type" spec (e.g. "Original")
+    # is another thing, shown as a spec.
     attributes = [
-        (name.replace("_", " ").strip().capitalize(), value)
+        (format_attribute_name(name), format_attribute(name, value))
         for name, value in sorted((obj.attributes or {}).items())
-        if value not in ("", None)
+        if value not in ("", None) and name != "product_type"
     ]
     return render(request, "storefront/product.html", {"product": obj, "attributes": attributes})

@@ -620,6 +620,11 @@ def highlight_entities(query: str, entities: list[dict]) -> str:
     return mark_safe("".join(str(p) for p in parts))  # noqa: S308 - every part is escaped above
 
 
+def human_label(name: str) -> str:
+    """``product_search`` → "Product search": intents and labels as merchandisers read them."""
+    return name.replace("_", " ").capitalize()
+
+
 class CorrectionForm(forms.Form):
     """A merchandiser's correction: the intent and one ``label: text`` line per entity."""
 
@@ -632,7 +637,11 @@ class CorrectionForm(forms.Form):
     def __init__(self, *args, query: str, **kwargs):
         super().__init__(*args, **kwargs)
         self.query = query
-        self.fields["intent"].choices = [(i, i) for i in app_settings.INTENTS]
+        self.fields["intent"].choices = [(i, human_label(i)) for i in app_settings.INTENTS]
+        self.fields["entities"].help_text = format_html(
+            "{}<br>{} {}",
+            _("One per line, as “label: text”, e.g. “brand: hp”. The text must appear in the query."),
+            _("Labels:"), ", ".join(app_settings.ENTITY_LABELS))
 
     def clean_entities(self) -> list[dict]:
         spans, errors, taken = [], [], []
@@ -646,7 +655,8 @@ class CorrectionForm(forms.Form):
                 errors.append(_("Line %(n)d: write “label: text”.") % {"n": n})
                 continue
             if label not in allowed:
-                errors.append(_("Line %(n)d: unknown label “%(label)s”.") % {"n": n, "label": label})
+                errors.append(_("Line %(n)d: unknown label “%(label)s” (use one of: %(allowed)s).")
+                              % {"n": n, "label": label, "allowed": ", ".join(app_settings.ENTITY_LABELS)})
                 continue
             start = self._find(text, taken)
             if start < 0:
@@ -674,7 +684,7 @@ class QueryUnderstandingAdmin(admin.ModelAdmin):
     once and used by the next training run.
     """
 
-    list_display = ["normalized_query", "highlighted", "intent", "confidence_pct", "searches", "source", "updated_at"]
+    list_display = ["normalized_query", "highlighted", "intent_label", "confidence_pct", "searches", "source", "updated_at"]
     list_filter = ["intent", "source", "language"]
     search_fields = ["normalized_query"]
     readonly_fields = ["normalized_query", "query", "language", "intent", "confidence", "source", "data", "updated_at"]
@@ -699,6 +709,10 @@ class QueryUnderstandingAdmin(admin.ModelAdmin):
     def highlighted(self, obj: QueryUnderstanding) -> str:
         data = obj.data or {}
         return highlight_entities(data.get("query", obj.normalized_query), data.get("entities", []))
+
+    @admin.display(description=_("Intent"), ordering="intent")
+    def intent_label(self, obj) -> str:
+        return human_label(obj.intent) if obj.intent else "—"
 
     @admin.display(description=_("Confidence"), ordering="confidence")
     def confidence_pct(self, obj: QueryUnderstanding) -> str:
@@ -761,13 +775,15 @@ class QueryUnderstandingAdmin(admin.ModelAdmin):
 class QueryLabelAdmin(admin.ModelAdmin):
     """Reviewed labels (training data with a higher weight). Delete one to let the model decide again."""
 
-    list_display = ["normalized_query", "labelled", "intent", "source", "reviewed_by", "updated_at"]
+    list_display = ["normalized_query", "labelled", "intent_label", "source", "reviewed_by", "updated_at"]
     list_filter = ["source", "intent"]
     search_fields = ["normalized_query"]
     readonly_fields = ["normalized_query", "query", "intent", "entities", "source", "reviewed_by", "created_at", "updated_at"]
 
     def has_add_permission(self, request) -> bool:
         return False
+
+    intent_label = QueryUnderstandingAdmin.intent_label
 
     @admin.display(description=_("Entities"))
     def labelled(self, obj: QueryLabel) -> str:

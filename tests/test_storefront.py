@@ -348,3 +348,17 @@ def test_static_files_are_shipped_and_never_parse_suggestions_as_html():
     # Suggestion text is shoppers' input: it may only reach the DOM as text.
     for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write"):
         assert sink not in source
+
+
+def test_product_page_shows_specs_as_a_shopper_reads_them(client):
+    product = ProductFactory(
+        title="APC rack", product_type="rack accessory",
+        attributes={"pallet_weight": 326000.0, "cable_length": 1.8, "width": 33.6, "quantity_per_pack": 10.0,
+                    "type": "Original", "product_type": "rack accessory", "dimensions__wxdxh_": "1 x 2 x 3 cm"},
+    )
+    html = client.get(reverse("product", args=[product.pk])).content.decode()
+    assert "326 kg" in html and "326000" not in html
+    assert "1.8 m" in html and "33.6 mm" in html and ">10<" in html
+    assert "Dimensions (wxdxh)" in html
+    # One row for the product type, another for Icecat's own "type" spec.
+    assert html.count("<dt>Product type</dt>") == 1 and html.count("<dt>Type</dt>") == 1

@@ -242,8 +242,13 @@ def test_admin_review_lists_highlights_and_corrects(admin_client, gazetteer):
     assert initial["intent"] == obj.intent
     assert initial["entities"].splitlines() == [f"{e['label']}: {e['text']}" for e in obj.data["entities"]]
     assert "brand: hp" in initial["entities"].splitlines()
+    html = form.content.decode()
+    # The allowed labels are listed, and intents read as words.
+    assert "product_type" in html and "Product search</option>" in html
     bad = admin_client.post(url, {"intent": "product_search", "entities": "brand: dell"})
     assert bad.status_code == 200 and "is not in the query" in bad.content.decode()
+    unknown = admin_client.post(url, {"intent": "product_search", "entities": "category: laser printer"})
+    assert "unknown label “category” (use one of: " in unknown.content.decode()
     assert not QueryLabel.objects.exists()
     done = admin_client.post(url, {"intent": "category_browse", "entities": "product_type: laser printer"})
     assert done.status_code == 302
