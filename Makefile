@@ -27,8 +27,7 @@ install: $(VENV)/.installed
 
 setup: install
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py catalog_load_icecat
-	$(PY) manage.py suggestions_rebuild_index
+	$(PY) manage.py catalog_load_icecat --index
 	$(PY) manage.py suggestions_build
 	$(PY) manage.py catalog_demo_user
 
@@ -42,10 +41,13 @@ serve: install
 	@echo "  Admin:            http://$(HOST):$(PORT)/admin/  (login: demo / demo-password)"
 	@echo "  Learning:         http://$(HOST):$(PORT)/admin/shop_suggestions/retrainrun/  (the first models train in a few minutes)"
 	@echo ""
-	trap 'kill 0' INT TERM EXIT; \
-	$(VENV)/bin/celery -A shop_search worker -Q default --pool solo --loglevel warning -n default@%h & \
-	$(VENV)/bin/celery -A shop_search worker -Q gpu --pool solo --loglevel warning -n gpu@%h & \
-	$(MAKE) --no-print-directory warmup & \
+	@# On Ctrl-C (or when the server stops) the workers and the warm-up stop too.
+	@# The trap clears itself first and signals only this recipe's own jobs:
+	@# a trap that signalled its own process group would re-enter itself.
+	trap 'trap - INT TERM EXIT; kill $$pids 2>/dev/null; wait' INT TERM EXIT; \
+	$(VENV)/bin/celery -A shop_search worker -Q default --pool solo --loglevel warning -n default@%h & pids="$$!"; \
+	$(VENV)/bin/celery -A shop_search worker -Q gpu --pool solo --loglevel warning -n gpu@%h & pids="$$pids $$!"; \
+	$(MAKE) --no-print-directory warmup & pids="$$pids $$!"; \
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
 # Once the server answers: a short burst of simulated shoppers (real API calls,

@@ -206,7 +206,9 @@ else:
     # A broker that needs no server: messages are files under var/celery.
     _broker_dir = VAR_DIR / "celery" / "queue"
     _broker_dir.mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_URL = "filesystem://"
+    # "localhost" is only a name (the transport reads the folders below);
+    # without one kombu warns that it falls back to it.
+    CELERY_BROKER_URL = "filesystem://localhost//"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir),
         "data_folder_out": str(_broker_dir),

@@ -308,3 +308,12 @@ def test_adapter_skips_untitled_products_and_keeps_null_price() -> None:
     ProductFactory(source_id=None)
     ProductFactory(source_id=None)
     assert Product.objects.filter(source_id__isnull=True).count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_loader_with_index_makes_products_searchable(icecat_dir: Path) -> None:
+    from suggestions import services
+
+    out, _err = _load(path=icecat_dir, no_progress=True, index=True)
+    assert "suggestions_rebuild_index" not in out  # nothing left for the user to run
+    assert [r.document.title for r in services.search("projector lamp").results][:1] == ["Acer EC.J6000.001 projector lamp 230 W"]

@@ -7,7 +7,8 @@ Contracts:
   ``bulk_create(update_conflicts=True)``; re-running updates, never
   duplicates. The whole load is one transaction.
 * Bulk inserts send no ``post_save``, so the search index is not touched
-  product by product; run ``manage.py suggestions_rebuild_index`` afterwards.
+  product by product: ``--index`` rebuilds it once at the end (else run
+  ``manage.py suggestions_rebuild_index`` afterwards).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from django.apps import apps
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from tqdm import tqdm
@@ -103,7 +105,7 @@ def _as_array(data: Any, where: str) -> list[dict[str, Any]]:
 class Command(BaseCommand):
     help = (
         "Load the Open Icecat sample products into the catalog (upsert by Icecat id). "
-        "Run suggestions_rebuild_index afterwards."
+        "With --index, also rebuilds the search index; else run suggestions_rebuild_index afterwards."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -111,6 +113,8 @@ class Command(BaseCommand):
         parser.add_argument("--limit", type=int, default=None, help="Load at most this many products.")
         parser.add_argument("--batch-size", type=int, default=1000, help="Products per bulk insert (default 1000).")
         parser.add_argument("--no-progress", action="store_true", help="Do not show a progress bar.")
+        parser.add_argument("--index", action="store_true",
+                            help="Rebuild the search index once loaded (what suggestions_rebuild_index does).")
 
     def handle(self, *args: Any, **options: Any) -> None:
         limit: int | None = options["limit"]
@@ -152,7 +156,11 @@ class Command(BaseCommand):
                 f"{stats['created']} created, {updated} updated, {stats['skipped']} skipped."
             )
         )
-        self.stdout.write("Now run `manage.py suggestions_rebuild_index` to make them searchable.")
+        if options["index"]:
+            call_command("suggestions_rebuild_index", no_progress=options["no_progress"], stdout=self.stdout._out,
+                         stderr=stream)
+        else:
+            self.stdout.write("Now run `manage.py suggestions_rebuild_index` to make them searchable.")
 
     def _load_batch(self, records: list[dict[str, Any]], stats: dict[str, int]) -> None:
         # Keyed by source id: the same id twice in one INSERT ... ON CONFLICT

@@ -151,4 +151,7 @@ class Command(BaseCommand):
             self.stdout.write(self.style.WARNING(
                 f"{stats.http_errors['connection']} requests got no answer: did the server at {transport.base_url} stop?"
             ))
-        self.stdout.write(self.style.SUCCESS("Done. Run `manage.py suggestions_build` to mine the new history."))
+        if options["quiet"]:
+            self.stdout.write(self.style.SUCCESS("Done."))
+        else:
+            self.stdout.write(self.style.SUCCESS("Done. Run `manage.py suggestions_build` to mine the new history."))
