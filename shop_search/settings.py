@@ -188,6 +188,9 @@ SPECTACULAR_SETTINGS = {
 SUGGESTIONS_ADAPTER = "catalog.adapter.CatalogAdapter"
 SUGGESTIONS_TRUSTED_PROXIES = [p for p in os.environ.get("TRUSTED_PROXIES", "").split(",") if p.strip()]
 SUGGESTIONS_DATA_DIR = str(VAR_DIR / "suggestions")
+# /api/suggestions/metrics/ for a Prometheus server holding this bearer token
+# (staff logins can read it without one).
+SUGGESTIONS_METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 ELASTICSEARCH_URL = os.environ.get("ELASTICSEARCH_URL", "")
 if ELASTICSEARCH_URL:
     SUGGESTIONS_RECALL_BACKENDS = {

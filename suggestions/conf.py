@@ -362,5 +362,27 @@ class AppSettings:
         every query still waiting to be understood."""
         return float(self._get("ENQUEUE_RETRY_AFTER", 30.0))
 
+    # --- metrics (suggestions/metrics.py) ---
+
+    @property
+    def METRICS(self) -> bool:
+        """Update the Prometheus counters and latency histograms on the request
+        path (about a microsecond per request; see ``bench/metrics``)."""
+        return bool(self._get("METRICS", True))
+
+    @property
+    def METRICS_TOKEN(self) -> str:
+        """Bearer token the metrics endpoint accepts (``Authorization: Bearer
+        <token>``), for a Prometheus server. Empty: only signed-in staff users
+        may read it."""
+        return str(self._get("METRICS_TOKEN", ""))
+
+    @property
+    def METRICS_QUEUES(self) -> tuple[str, ...] | None:
+        """Celery queues whose depth the metrics report. ``None``: the default
+        queue and every queue named in ``CELERY_TASK_ROUTES``."""
+        value = self._get("METRICS_QUEUES", None)
+        return None if value is None else tuple(value)
+
 
 app_settings = AppSettings()

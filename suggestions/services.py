@@ -28,7 +28,7 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from . import broker, signals
+from . import broker, metrics, signals
 from .adapter import ProductDocument, get_adapter
 from .conf import app_settings
 
@@ -102,6 +102,12 @@ from .text import normalize_query
 # Query understanding (see suggestions/understanding.py): understand() never loads a model;
 # the workers' understand_pending() and reunderstand() run the active one.
 from .understanding import reunderstand, save_label, understand, understand_pending  # noqa: F401
+
+# Prometheus metrics (see suggestions/metrics.py): the views time themselves
+# with ``observed`` and report degraded answers; ``metrics_page`` is the scrape.
+observed = metrics.observed
+count_degraded = metrics.count_degraded
+metrics_page = metrics.exposition
 
 logger = logging.getLogger(__name__)
 
@@ -271,11 +277,13 @@ def record_events(events: list[dict], *, user=None, session_key: str | None = No
     """
     clicked = {e["product_id"] for e in events if e["type"] == "product_click"}
     known = _known_product_ids(clicked)
+    received = len(events)
     events = [e for e in events if e["type"] != "product_click" or e["product_id"] in known]
     with transaction.atomic():
         for event in events:
             payload = {k: v for k, v in event.items() if k != "type"}
             _EVENT_SIGNALS[event["type"]].send(sender=record_events, user=user, session_key=session_key, **payload)
+    metrics.count_events(len(events), received - len(events))
     return len(events)
 
 
@@ -361,7 +369,7 @@ def add_manual_suggestion(text: str, *, weight: float = 1.0, pinned_prefix: str 
 
 
 __all__ = [
-    "BuildReport", "Entity", "HistoryEntry", "ImportReport", "ImportedSearch", "ProductResult",
+    "BuildReport", "Entity", "count_degraded", "metrics_page", "observed", "HistoryEntry", "ImportReport", "ImportedSearch", "ProductResult",
     "RecallUnavailable", "SearchFilters", "SearchPage", "SuggestResult", "SuggestionItem", "TrendingItem",
     "Understanding", "add_manual_suggestion", "apply_understanding", "block_suggestions", "build_suggestions",
     "enqueue_product_change", "erase_history", "garbage_collect", "import_search_history", "index_products",

@@ -40,6 +40,7 @@ import re2
 from django.core.cache import caches
 from django.core.signals import setting_changed
 
+from . import metrics
 from .conf import app_settings
 from .history import recent_queries
 from .models import (
@@ -411,6 +412,9 @@ def suggest(prefix: str, *, limit: int, user=None, session_key: str | None = Non
             if cached is not None:
                 shared = [SuggestionItem(*row) for row in cached]
                 _local.put_answer(key, shared)
+                metrics.count_suggest_answer("shared")
+        else:
+            metrics.count_suggest_answer("local")
     except Exception:  # noqa: BLE001 - a cache outage must not fail the request
         logger.warning("suggestions: cache unavailable", exc_info=True)
         reasons.append("cache")
@@ -418,6 +422,7 @@ def suggest(prefix: str, *, limit: int, user=None, session_key: str | None = Non
     blocked = blocked_matcher(version)
     if shared is None:
         computed, backend_down = _compute(normalized, limit, backend_alias, version)
+        metrics.count_suggest_answer("computed")
         shared = _dedupe(computed, blocked, limit)
         if backend_down:
             reasons.append("recall")

@@ -26,6 +26,8 @@ urlpatterns = [
     path("history/", views.HistoryView.as_view(), name="history"),
     path("trending/", views.TrendingView.as_view(), name="trending"),
     path("understand/", views.UnderstandView.as_view(), name="understand"),
+    # Prometheus scrape: the metrics token or a staff login (see views.metrics).
+    path("metrics/", views.metrics, name="metrics"),
     # The host's whole URLconf is introspected so that paths carry the prefix
     # the host mounted the app under (only DRF views appear in the schema).
     path("schema/", views.SchemaView.as_view(), name="schema"),

@@ -13,6 +13,9 @@ no token.
 
 from __future__ import annotations
 
+import hmac
+
+from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from drf_spectacular.views import SCHEMA_KWARGS, SpectacularAPIView
 from rest_framework import status
@@ -51,6 +54,11 @@ class SuggestView(APIView):
     throttle_classes = [FailOpenScopedRateThrottle]
     throttle_scope = "suggestions.suggest"
 
+    @services.observed("suggest")
+    def dispatch(self, request, *args, **kwargs):
+        # Timed as a whole: authentication, throttle, the answer and its rendering.
+        return super().dispatch(request, *args, **kwargs)
+
     @extend_schema(
         operation_id="suggestions_suggest",
         summary="Suggest completions",
@@ -63,6 +71,7 @@ class SuggestView(APIView):
         result = services.suggest(
             params.validated_data["q"], limit=params.validated_data["limit"], **_actor(request)
         )
+        services.count_degraded("suggest", result.degraded_reasons)
         # Built by hand: this runs on every keystroke, and the nested response
         # serializer (which documents this shape) costs more than the answer.
         return Response({
@@ -83,6 +92,11 @@ class SearchView(APIView):
     permission_classes = [AllowAny]
     throttle_classes = [FailOpenScopedRateThrottle]
     throttle_scope = "suggestions.search"
+
+    @services.observed("search")
+    def dispatch(self, request, *args, **kwargs):
+        # Timed as a whole: authentication, throttle, the answer and its rendering.
+        return super().dispatch(request, *args, **kwargs)
 
     @extend_schema(
         operation_id="suggestions_search",
@@ -114,6 +128,7 @@ class SearchView(APIView):
             origin=data["origin"],
             **_actor(request),
         )
+        services.count_degraded("search", page.degraded_reasons)
         return Response(s.SearchResponseSerializer(page).data)
 
 
@@ -128,6 +143,11 @@ class EventsView(APIView):
     # nesting deeper than an event batch needs (400).
     parser_classes = [BoundedJSONParser]
     throttle_scope = "suggestions.events"
+
+    @services.observed("events")
+    def dispatch(self, request, *args, **kwargs):
+        # Timed as a whole: authentication, throttle, the answer and its rendering.
+        return super().dispatch(request, *args, **kwargs)
 
     def max_body_bytes(self) -> int:
         """Largest body accepted: ``SUGGESTIONS_MAX_EVENTS_PER_BATCH`` events of
@@ -258,3 +278,20 @@ class SchemaView(SpectacularAPIView):
         })
         def get(self, request, *args, **kwargs):
             return super().get(request, *args, **kwargs)
+
+
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus metrics (text exposition format). For a Prometheus server
+    with ``SUGGESTIONS_METRICS_TOKEN`` as a bearer token, else for signed-in
+    staff; anyone else gets 403. Never cached."""
+    token = app_settings.METRICS_TOKEN
+    header = request.headers.get("Authorization", "")
+    allowed = (bool(token) and header.startswith("Bearer ")
+               and hmac.compare_digest(header[len("Bearer "):].encode(), token.encode()))
+    if not allowed and not (request.user.is_authenticated and request.user.is_staff):
+        return HttpResponseForbidden("Metrics need the metrics token (Authorization: Bearer …) or a staff login.\n",
+                                     content_type="text/plain")
+    body, content_type = services.metrics_page()
+    response = HttpResponse(body, content_type=content_type)
+    response["Cache-Control"] = "no-store"
+    return response
