@@ -767,6 +767,7 @@ class QueryUnderstandingAdmin(admin.ModelAdmin):
         context = {
             **self.admin_site.each_context(request), "opts": self.model._meta, "title": _("Correct understanding"),
             "original": obj, "form": form, "highlighted": self.highlighted(obj),
+            "intent_label": self.intent_label(obj),
         }
         return TemplateResponse(request, "admin/shop_suggestions/queryunderstanding/correct.html", context)
 

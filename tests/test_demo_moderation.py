@@ -36,6 +36,8 @@ from tests.test_browser import RECORD_WIDGET_EVENTS, browser, option_texts, wait
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+#: The review flows as a merchandiser sees them, refreshed by every run of these tests.
+SCREENSHOTS = REPO_ROOT / "docs" / "screenshots"
 WAIT_SECONDS = 60.0  # upper bound on a loaded CI machine; passing runs take a few seconds
 
 # Run with the demo's settings in the stack's own var directory.
@@ -134,6 +136,9 @@ def stack(browser, tmp_path_factory) -> Iterator[Stack]:  # noqa: F811 - the bro
     try:
         _start(stack, "worker", [sys.executable, "-m", "celery", "-A", "shop_search", "worker", "-Q", "default",
                                  "--pool", "solo", "--loglevel", "warning", "-n", "default@demo-test"])
+        # The GPU queue's worker, as make demo starts it: it understands searched queries.
+        _start(stack, "gpu-worker", [sys.executable, "-m", "celery", "-A", "shop_search", "worker", "-Q", "gpu",
+                                     "--pool", "solo", "--loglevel", "warning", "-n", "gpu@demo-test"])
         for name in ("web-a", "web-b"):
             port = free_port()
             _start(stack, name, [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"])
@@ -155,7 +160,7 @@ def _new_page(browser, base_url: str) -> Any:  # noqa: F811
     return page
 
 
-def _dropdown(browser, base_url: str, typed: str) -> list[str]:  # noqa: F811
+def _dropdown(browser, base_url: str, typed: str, screenshot: str = "") -> list[str]:  # noqa: F811
     """What a shopper arriving on the storefront sees after typing ``typed``."""
     page = _new_page(browser, base_url)
     try:
@@ -163,9 +168,26 @@ def _dropdown(browser, base_url: str, typed: str) -> list[str]:  # noqa: F811
         page.get_by_role("combobox").click()
         page.keyboard.type(typed, delay=60)
         wait_for_list(page, typed)
+        if screenshot:
+            _screenshot(page, screenshot)
         return option_texts(page)
     finally:
         page.context.close()
+
+
+def _admin(browser, base_url: str) -> Any:  # noqa: F811
+    page = _new_page(browser, base_url)
+    page.goto("/admin/login/")
+    page.fill("input[name=username]", "demo")
+    page.fill("input[name=password]", "demo-password")
+    page.locator("input[type=submit], button[type=submit]").first.click()
+    page.wait_for_url(re.compile(r"/admin/$"))
+    return page
+
+
+def _screenshot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / name))
 
 
 def _run_action(page, search: str, texts: list[str], action: str) -> None:
@@ -191,19 +213,16 @@ def test_admin_changes_show_in_the_other_web_process(stack: Stack, browser) -> N
     assert texts_of(stack.suggest(1, "tos"))[0] == "toshiba laptop"
     assert "laptop stand" not in texts_of(stack.suggest(1, "lapto"))
 
-    admin = _new_page(browser, stack.web[0])
-    admin.goto("/admin/login/")
-    admin.fill("input[name=username]", "demo")
-    admin.fill("input[name=password]", "demo-password")
-    admin.locator("input[type=submit], button[type=submit]").first.click()
-    admin.wait_for_url(re.compile(r"/admin/$"))
+    admin = _admin(browser, stack.web[0])
 
     # Block "monster jam".
     _run_action(admin, "monster", ["monster jam"], "block")
     assert "1 suggestion blocked" in admin.locator(".messagelist").inner_text()
     # Pin "toshiba drive" (the least weighted) for "tos".
+    _screenshot(admin, "moderation-block.png")
     _run_action(admin, "toshiba", ["toshiba drive"], "pin_for_prefix")
     admin.fill("input[name=prefix]", "tos")
+    _screenshot(admin, "moderation-pin.png")
     admin.locator("input[type=submit][value=Pin]").click()
     assert "pinned for “tos”" in admin.locator(".messagelist").inner_text()
     # Add "laptop stand" with the add form's defaults (a merchandiser's own, approved).
@@ -221,7 +240,46 @@ def test_admin_changes_show_in_the_other_web_process(stack: Stack, browser) -> N
 
     shown = _dropdown(browser, shopper_url, "mon")
     assert "monster jam" not in shown and "monitor stand" in shown
-    assert _dropdown(browser, shopper_url, "tos")[0] == "toshiba drive"
+    assert _dropdown(browser, shopper_url, "tos", screenshot="storefront-pinned.png")[0] == "toshiba drive"
     assert "laptop stand" in _dropdown(browser, shopper_url, "lapto")
     # The process that made the changes answers the same.
     assert texts_of(stack.suggest(0, "mon")) == texts_of(stack.suggest(1, "mon"))
+
+
+def _understood(stack: Stack, web: int, query: str) -> dict[str, Any]:
+    import json
+
+    url = f"{stack.web[web]}/api/suggestions/understand/?q={quote(query)}"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.load(response)
+
+
+def test_a_correction_in_the_review_queue_changes_the_understanding(stack: Stack, browser) -> None:  # noqa: F811
+    # A shopper searches on web B; the GPU-queue worker understands the query.
+    urllib.request.urlopen(f"{stack.web[1]}/api/suggestions/search/?q={quote('toshiba laptop deals')}", timeout=10)
+    admin = _admin(browser, stack.web[0])
+    changelist = "/admin/shop_suggestions/queryunderstanding/"
+
+    def listed() -> bool:
+        admin.goto(changelist)
+        return admin.locator("#result_list tr", has_text="toshiba laptop deals").count() == 1
+
+    stack.wait_until(listed, "the worker to understand the searched query")
+    _screenshot(admin, "review-understandings.png")
+    admin.locator("#result_list tr", has_text="toshiba laptop deals").get_by_role("link", name="Correct…").click()
+    # The form lists the labels a merchandiser may use.
+    assert "product_type" in admin.locator(".help").first.inner_text()
+    admin.select_option("select[name=intent]", label="Category browse")
+    admin.fill("textarea[name=entities]", "brand: toshiba\nproduct_type: laptop")
+    _screenshot(admin, "review-correction.png")
+    admin.locator("input[type=submit]").first.click()
+    assert "Saved the correction of “toshiba laptop deals”" in admin.locator(".messagelist").inner_text()
+    admin.context.close()
+
+    # The other web process answers with the correction.
+    def corrected() -> bool:
+        body = _understood(stack, 1, "toshiba laptop deals")
+        return body["intent"] == "category_browse" and {(e["label"], e["text"]) for e in body["entities"]} == {
+            ("brand", "toshiba"), ("product_type", "laptop")}
+
+    stack.wait_until(corrected, "the correction to reach web B")
