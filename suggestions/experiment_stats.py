@@ -40,6 +40,9 @@ from dataclasses import dataclass
 ALPHA = 0.05
 #: A sample-ratio mismatch is flagged below this p-value.
 SRM_P = 0.001
+#: Interleaving slots: shoppers of one slot see the same interleaving of a prefix
+#: (so answers stay cacheable); slots differ in their coin flips.
+INTERLEAVING_SLOTS = 64
 #: Team names of interleaving.
 CONTROL, TREATMENT = "control", "treatment"
 

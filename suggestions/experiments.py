@@ -66,9 +66,8 @@ from .text import normalize_prefix, normalize_query
 
 #: Kinds an experiment can compare on live shoppers (their versions change what is served).
 EXPERIMENT_KINDS = ("suggestion_ranker",)
-#: Interleaving slots: shoppers of one slot see the same interleaving of a prefix
-#: (so answers stay cacheable); slots differ in their coin flips.
-INTERLEAVING_SLOTS = 64
+#: Interleaving slots (see :data:`suggestions.experiment_stats.INTERLEAVING_SLOTS`).
+INTERLEAVING_SLOTS = st.INTERLEAVING_SLOTS
 #: The arm of interleaving events (every shopper sees both versions).
 INTERLEAVED = "interleaved"
 #: Length of an interleaved list (the widget shows at most this many).

@@ -287,7 +287,13 @@ def _history(days: int = 30) -> None:
 
 
 def _trained_version(tmp_path, label: str) -> ModelVersion:
-    from suggestions.ml.suggestion_ranker import CandidateStats, RankerModel, Search, TrainParams, training_groups
+    from suggestions.ml.suggestion_ranker import (
+        CandidateStats,
+        RankerModel,
+        Search,
+        TrainParams,
+        training_groups,
+    )
 
     now = timezone.now()
     rng = random.Random(3)
