@@ -23,6 +23,9 @@ Contracts:
   ``SUGGESTIONS_LOCAL_CACHE_SECONDS``: a change made in another process shows
   within that delay (in the same process at once). On a local hit the request
   touches neither the shared cache nor the database.
+* A shopper in a running experiment (:mod:`suggestions.experiments`) is served
+  their arm's precomputed order (or the team draft of both) in place of the
+  active ranker's; the answer cache key carries the arm.
 """
 
 from __future__ import annotations

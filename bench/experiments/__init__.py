@@ -304,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.experiments", description=__doc__.split("\n\n")[0])
     add_common_arguments(parser)
     parser.add_argument("--seed", type=int, default=0, help="Seed of the split, prefixes and simulations.")
-    parser.add_argument("--aa-runs", type=int, default=2000, help="A/A experiments simulated.")
+    parser.add_argument("--aa-runs", type=int, default=10_000, help="A/A experiments simulated.")
     parser.add_argument("--power-runs", type=int, default=300, help="Experiments simulated per sample size.")
     parser.add_argument("--train-share", type=float, default=0.5, help="Share of shoppers that build MPC.")
     args = parser.parse_args(argv)
