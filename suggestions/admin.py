@@ -789,3 +789,7 @@ class QueryLabelAdmin(admin.ModelAdmin):
     @admin.display(description=_("Entities"))
     def labelled(self, obj: QueryLabel) -> str:
         return highlight_entities(obj.query, obj.entities or [])
+
+
+# --- experiments (suggestions/admin_experiments.py) ---
+from . import admin_experiments  # noqa: E402, F401  (registers the experiment admin)

@@ -367,7 +367,7 @@ class AppSettings:
     @property
     def METRICS(self) -> bool:
         """Update the Prometheus counters and latency histograms on the request
-        path (about a microsecond per request; see ``bench/metrics``)."""
+        path (about a microsecond per request; see ``bench/observability``)."""
         return bool(self._get("METRICS", True))
 
     @property

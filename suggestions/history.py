@@ -248,7 +248,8 @@ def recent_queries(prefix: str, *, user=None, session_key: str | None = None, li
 def erase_history(*, user=None, session_key: str | None = None) -> int:
     """Erase the shopper's history and every copy of their query text.
 
-    Deletes their events (searches, impressions, suggestion and product clicks),
+    Deletes their events (searches, impressions, suggestion and product clicks,
+    experiment events),
     takes back what those events added to :class:`QueryDailyStat`, and deletes
     the stored understanding and cached understanding of their queries that no
     one else searched (see the module contract for what stays and why).
@@ -281,6 +282,10 @@ def erase_history(*, user=None, session_key: str | None = None) -> int:
         deleted = 0
         for model in (SearchEvent, SuggestionImpression, SuggestionClick, ProductClick):
             deleted += model.objects.filter(owner).delete()[0]
+        # Experiment events know the shopper by the hash only (suggestions.experiments).
+        from .models import ExperimentEvent
+
+        deleted += ExperimentEvent.objects.filter(actor_hash=actor_hash(user, session_key)).delete()[0]
         _unbump_daily(decrements)
         forget_unsearched(queries - {""})
     return deleted
@@ -368,6 +373,9 @@ def garbage_collect(*, now: datetime | None = None) -> dict[str, int]:
     with transaction.atomic():
         for model in (SearchEvent, SuggestionImpression, SuggestionClick, ProductClick):
             counts[model._meta.model_name] = model.objects.filter(created_at__lt=cutoff).delete()[0]
+        from .models import ExperimentEvent
+
+        counts["experimentevent"] = ExperimentEvent.objects.filter(created_at__lt=cutoff).delete()[0]
         counts["querydailystat"] = QueryDailyStat.objects.filter(date__lt=cutoff.date()).delete()[0]
         counts["queryunderstanding"] = forget_unsearched()
     return counts

@@ -3,7 +3,7 @@
 Contracts:
 * Counters and histograms live in ``prometheus_client``'s default registry and
   are updated on the request path at a cost of about a microsecond each
-  (``python -m bench.metrics`` measures it); nothing here touches the database,
+  (``python -m bench.observability`` measures it); nothing here touches the database,
   the cache or the broker while a request is served.
 * What lives elsewhere (the understanding backlog, Celery queue depths, the
   active version of each model kind, retrain outcomes) is read when the

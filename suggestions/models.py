@@ -424,3 +424,106 @@ class RankedPrefix(models.Model):
 
     def __str__(self) -> str:
         return self.prefix
+
+
+# -- experiments ------------------------------------------------------------------------
+
+
+class ExperimentStatus(models.TextChoices):
+    DRAFT = "draft", _("Draft")
+    RUNNING = "running", _("Running")
+    STOPPED = "stopped", _("Stopped")
+
+
+class ExperimentMethod(models.TextChoices):
+    AB = "ab", _("A/B test: each shopper sees one version")
+    INTERLEAVING = "interleaving", _("Interleaving: each list mixes both versions")
+
+
+class ExperimentArm(models.TextChoices):
+    CONTROL = "control", _("Control")
+    TREATMENT = "treatment", _("Treatment")
+
+
+class Experiment(models.Model):
+    """A comparison of two versions of one model kind on live shoppers
+    (:mod:`suggestions.experiments`). Shoppers are assigned stickily by a hash
+    of the experiment and the shopper; at most one experiment per kind runs."""
+
+    name = models.CharField(max_length=100, help_text=_("What is being tried, in a few words."))
+    kind = models.CharField(max_length=32, default="suggestion_ranker", help_text=_("Model kind compared (only the suggestion ranker changes what shoppers see today)."))
+    method = models.CharField(max_length=16, choices=ExperimentMethod.choices, default=ExperimentMethod.AB, help_text=_("A/B: shoppers are split between the versions. Interleaving: every shopper's list mixes both versions' orders (team draft) and clicks say which one they prefer; needs far fewer searches, for rankers only."))
+    control = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+", help_text=_("Version shoppers see today, usually the active one; empty: no model (the popularity order)."))
+    treatment = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="+", help_text=_("Version being tried."))
+    treatment_share = models.FloatField(default=0.5, help_text=_("A/B: share of shoppers given the treatment, between 0.01 and 0.99 (0.5: half)."))
+    status = models.CharField(max_length=16, choices=ExperimentStatus.choices, default=ExperimentStatus.DRAFT, db_index=True, help_text=_("Draft (nothing served), running (shoppers are assigned), stopped (results kept)."))
+    prepared_at = models.DateTimeField(null=True, blank=True, help_text=_("When the workers last precomputed both versions' orders; the experiment is served only once they have."))
+    started_at = models.DateTimeField(null=True, blank=True, help_text=_("When it was started."))
+    stopped_at = models.DateTimeField(null=True, blank=True, help_text=_("When it was stopped."))
+    created_at = models.DateTimeField(auto_now_add=True, help_text=_("When it was created."))
+
+    class Meta:
+        verbose_name = _("experiment")
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["kind"], condition=models.Q(status="running"), name="sugg_experiment_one_running")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        errors = {}
+        if self.treatment_id and self.treatment.kind != self.kind:
+            errors["treatment"] = _("The treatment is a %(kind)s version, not a %(want)s one.") % {"kind": self.treatment.kind, "want": self.kind}
+        if self.control_id and self.control.kind != self.kind:
+            errors["control"] = _("The control is a %(kind)s version, not a %(want)s one.") % {"kind": self.control.kind, "want": self.kind}
+        if self.control_id and self.control_id == self.treatment_id:
+            errors["treatment"] = _("Control and treatment are the same version.")
+        if not 0.01 <= float(self.treatment_share) <= 0.99:
+            errors["treatment_share"] = _("The treatment share must be between 0.01 and 0.99.")
+        if errors:
+            raise ValidationError(errors)
+
+
+class ExperimentRanking(models.Model):
+    """One arm's order of one prefix's candidates, precomputed by the workers
+    as :class:`RankedPrefix` is for the active ranker."""
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="rankings", help_text=_("Experiment the order belongs to."))
+    arm = models.CharField(max_length=16, choices=ExperimentArm.choices, help_text=_("Which version ordered them."))
+    prefix = models.CharField(max_length=100, help_text=_("Normalised typed prefix."))
+    texts = models.JSONField(default=list, help_text=_("[text, source] pairs, best first."))
+
+    class Meta:
+        verbose_name = _("experiment ranking")
+        constraints = [models.UniqueConstraint(fields=["experiment", "arm", "prefix"], name="sugg_expranking_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.experiment_id} {self.arm} {self.prefix}"
+
+
+class ExperimentEventKind(models.TextChoices):
+    IMPRESSION = "impression", _("Suggestions shown")
+    CLICK = "click", _("Suggestion chosen")
+
+
+class ExperimentEvent(models.Model):
+    """The arm of a suggestion impression or click of a shopper in a running
+    experiment (links the event by its request id). Append-only."""
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="events", help_text=_("Experiment the shopper was in."))
+    arm = models.CharField(max_length=16, help_text=_("A/B: control or treatment; interleaving: interleaved."))
+    kind = models.CharField(max_length=16, choices=ExperimentEventKind.choices, help_text=_("Impression or click."))
+    request_id = models.UUIDField(db_index=True, help_text=_("Id of the suggest response the event reports on."))
+    actor_hash = models.CharField(max_length=64, db_index=True, help_text=_("Salted hash of the shopper (the unit of assignment)."))
+    position = models.PositiveSmallIntegerField(null=True, blank=True, help_text=_("Click: 0-based position of the chosen suggestion."))
+    team = models.CharField(max_length=16, blank=True, help_text=_("Interleaving click: the version whose order contributed the chosen suggestion (blank: neither)."))
+    teams = models.JSONField(default=dict, blank=True, help_text=_("Interleaving impression: shown text → version that contributed it."))
+    created_at = models.DateTimeField(default=timezone.now, db_index=True, help_text=_("When the event was recorded."))
+
+    class Meta:
+        verbose_name = _("experiment event")
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["experiment", "kind", "arm"], name="sugg_expevent_arm_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.experiment_id} {self.arm} {self.kind}"

@@ -83,6 +83,19 @@ def _index_on_commit(*, ids: list[str], deleted: bool, using: str | None, **_: o
     transaction.on_commit(send, using=using, robust=True)
 
 
+def _prepare_experiment_on_commit(*, experiment_id: int, **_: object) -> None:
+    from . import tasks
+
+    transaction.on_commit(lambda: tasks.prepare_experiment.delay(experiment_id), robust=True)
+
+
+def _prepare_experiments_after_build(**_: object) -> None:
+    from . import experiments, tasks
+
+    for pk in experiments.prepare_running_experiments():
+        transaction.on_commit(lambda pk=pk: tasks.prepare_experiment.delay(pk), robust=True)
+
+
 def connect() -> None:
     from . import indexing
 
@@ -100,3 +113,11 @@ def connect() -> None:
                                             dispatch_uid="shop_suggestions.understand_pending_on_commit")
     signals.product_index_requested.connect(_index_on_commit, dispatch_uid="shop_suggestions.index_on_commit")
     indexing.connect_product_signals()
+    # Experiments: the arm of each impression and click; both versions' orders precomputed.
+    from . import experiments
+
+    signals.suggestions_shown.connect(experiments.record_impression, dispatch_uid="shop_suggestions.experiment_impression")
+    signals.suggestion_clicked.connect(experiments.record_click, dispatch_uid="shop_suggestions.experiment_click")
+    signals.experiment_changed.connect(_prepare_experiment_on_commit, dispatch_uid="shop_suggestions.prepare_experiment")
+    signals.suggestions_built.connect(_prepare_experiments_after_build,
+                                      dispatch_uid="shop_suggestions.prepare_experiments_after_build")

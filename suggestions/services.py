@@ -32,6 +32,16 @@ from . import broker, metrics, signals
 from .adapter import ProductDocument, get_adapter
 from .conf import app_settings
 
+# Online experiments of model versions (see suggestions/experiments.py; preparing one loads the rankers).
+from .experiments import (  # noqa: F401
+    EXPERIMENT_KINDS,
+    ExperimentResults,
+    experiment_results,
+    prepare_experiment,
+    start_experiment,
+    stop_experiment,
+)
+
 # Search history: listing, erasure, import, retention (see suggestions/history.py).
 from .history import (  # noqa: F401
     HistoryEntry,

@@ -23,6 +23,9 @@ Contracts:
   ``SUGGESTIONS_LOCAL_CACHE_SECONDS``: a change made in another process shows
   within that delay (in the same process at once). On a local hit the request
   touches neither the shared cache nor the database.
+* A shopper in a running experiment (:mod:`suggestions.experiments`) is served
+  their arm's precomputed order (or the team draft of both) in place of the
+  active ranker's; the answer cache key carries the arm.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ import re2
 from django.core.cache import caches
 from django.core.signals import setting_changed
 
-from . import metrics
+from . import experiments, metrics
 from .conf import app_settings
 from .history import recent_queries
 from .models import (
@@ -231,6 +234,7 @@ _local = _LocalState()
 def reset_local_state() -> None:
     """Forget this process's memo of versions, answers and pinned suggestions."""
     _local.reset()
+    experiments.reset_memo()
 
 
 def _on_setting_changed(*, setting: str, **_: object) -> None:
@@ -355,12 +359,18 @@ def _ranked(prefix: str) -> list[SuggestionItem]:
     return [SuggestionItem(text, "suggestion", source) for text, source in row if text in approved]
 
 
-def _compute(prefix: str, limit: int, backend_alias: str, version: str | None) -> tuple[list[SuggestionItem], bool]:
-    """Pinned, then ranked (or engine) completions for ``prefix`` (no personal part)."""
+def _compute(prefix: str, limit: int, backend_alias: str, version: str | None,
+             arm=None) -> tuple[list[SuggestionItem], bool]:
+    """Pinned, then ranked (or engine) completions for ``prefix`` (no personal part).
+    In an experiment (``arm``, :class:`~suggestions.experiments.ServingArm`) the
+    arm's order replaces the active ranker's."""
     items = [SuggestionItem(text, "pinned", source) for text, source in _pinned(prefix, version)]
     # The learned order leads; the engine's completions (and one-edit ones)
     # fill what it does not cover.
-    items += _ranked(prefix)
+    if arm is None:
+        items += _ranked(prefix)
+    else:
+        items += [SuggestionItem(text, "suggestion", source) for text, source in arm.ranked(prefix)]
     fuzzy = len(prefix) >= app_settings.FUZZY_MIN_PREFIX_LENGTH
     # Ask for more than needed: blocked and pinned duplicates are dropped after.
     want = limit + len(items) + 5
@@ -402,10 +412,13 @@ def suggest(prefix: str, *, limit: int, user=None, session_key: str | None = Non
     key = None
     shared: list[SuggestionItem] | None = None
     version = None
+    arm = None
     try:
         version = _current_version()
+        # A running experiment serves the shopper's arm; answers are cached per arm.
+        arm = experiments.serving_arm(user, session_key, version)
         digest = hashlib.blake2b(normalized.encode(), digest_size=16).hexdigest()
-        key = f"shop_suggestions:{version}:{backend_alias}:{limit}:{digest}"
+        key = f"shop_suggestions:{version}:{backend_alias}:{limit}:{digest}{arm.cache_tag if arm else ''}"
         shared = _local.get_answer(key)
         if shared is None:
             cached = cache.get(key)
@@ -421,7 +434,7 @@ def suggest(prefix: str, *, limit: int, user=None, session_key: str | None = Non
         key = None
     blocked = blocked_matcher(version)
     if shared is None:
-        computed, backend_down = _compute(normalized, limit, backend_alias, version)
+        computed, backend_down = _compute(normalized, limit, backend_alias, version, arm)
         metrics.count_suggest_answer("computed")
         shared = _dedupe(computed, blocked, limit)
         if backend_down:

@@ -57,3 +57,8 @@ suggestions_built = Signal()
 #: receiver sends ``suggestions.ml.retrain`` once the transaction commits.
 #: kwargs: ``kind`` (str), ``options`` (dict of JSON primitives).
 retrain_requested = Signal()
+
+#: An experiment was started (``sender``: :class:`~suggestions.models.Experiment`): the
+#: app's receiver sends ``suggestions.ml.prepare_experiment`` once the transaction commits.
+#: kwargs: ``experiment_id`` (int).
+experiment_changed = Signal()

@@ -126,3 +126,15 @@ def rank_prefixes() -> int:
     from . import services
 
     return services.refresh_rankings()
+
+
+# --- experiments (loads the rankers: GPU queue, "suggestions.ml.*") ---
+
+
+@shared_task(name="suggestions.ml.prepare_experiment", **LIMITS)
+def prepare_experiment(experiment_id: int) -> int:
+    """Precompute both versions' order of every prefix for a running experiment
+    (after it starts and after each build); returns the rows stored."""
+    from . import services
+
+    return services.prepare_experiment(experiment_id)

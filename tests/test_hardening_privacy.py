@@ -405,6 +405,20 @@ QUERY_TEXT_COVERAGE = {
     ("RetrainRun", "error"): STAFF,
     ("RetrainRun", "kind"): NO_TEXT,
     ("RetrainRun", "status"): NO_TEXT,
+    # Experiments: orders of served (gated) texts; events know the shopper by the
+    # hash, and an interleaved list's teams hold only texts of those orders.
+    ("Experiment", "name"): STAFF,
+    ("Experiment", "kind"): NO_TEXT,
+    ("Experiment", "method"): NO_TEXT,
+    ("Experiment", "status"): NO_TEXT,
+    ("ExperimentRanking", "arm"): NO_TEXT,
+    ("ExperimentRanking", "prefix"): PUBLIC,
+    ("ExperimentRanking", "texts"): PUBLIC,
+    ("ExperimentEvent", "arm"): NO_TEXT,
+    ("ExperimentEvent", "kind"): NO_TEXT,
+    ("ExperimentEvent", "actor_hash"): NO_TEXT,
+    ("ExperimentEvent", "team"): NO_TEXT,
+    ("ExperimentEvent", "teams"): PUBLIC,
 }
 
 

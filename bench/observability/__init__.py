@@ -1,6 +1,6 @@
 """What the Prometheus metrics cost the suggest path.
 
-``python -m bench.metrics`` times, in one process on the same data:
+``python -m bench.observability`` times, in one process on the same data:
 
 * each request-path update on its own (a labelled counter increment, a
   histogram observation, the ``observed`` timer around a call): nanoseconds per

@@ -1,4 +1,4 @@
-"""``python -m bench.metrics``: see :mod:`bench.metrics` for what it measures."""
+"""``python -m bench.observability``: see :mod:`bench.observability` for what it measures."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from bench.common import command_line, django_environment, fail, markdown_table
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m bench.metrics", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m bench.observability", description=__doc__)
     p.add_argument("--calls", type=int, default=200_000, help="Calls per round of each update (default 200000).")
     p.add_argument("--requests", type=int, default=2_000, help="Requests per round of the warm suggest (default 2000).")
     p.add_argument("--rounds", type=int, default=7, help="Rounds; medians are reported (default 7).")
@@ -88,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ["difference (on − off)", f"{med_on - med_off:+.1f} µs ({(med_on / med_off - 1) * 100:+.1f}%)"],
         ]
         print(markdown_table(["measured", "median"], rows))
-        print(f"\nload average: {os.getloadavg()[0]:.2f}; command: {command_line('bench.metrics', argv)}")
+        print(f"\nload average: {os.getloadavg()[0]:.2f}; command: {command_line('bench.observability', argv)}")
     return 0
 
 
