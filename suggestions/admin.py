@@ -719,3 +719,6 @@ class QueryLabelAdmin(admin.ModelAdmin):
     @admin.display(description=_("Entities"))
     def labelled(self, obj: QueryLabel) -> str:
         return highlight_entities(obj.query, obj.entities or [])
+
+# The search analytics page (suggestions/analytics_admin.py).
+from . import analytics_admin  # noqa: E402,F401

@@ -126,3 +126,14 @@ def rank_prefixes() -> int:
     from . import services
 
     return services.refresh_rankings()
+
+# --- analytics ---
+
+
+@shared_task(name="suggestions.analytics.rollup", **LIMITS)
+def rollup_analytics(days_back: int = 1) -> dict:
+    """Rebuild the analytics rollups of today and ``days_back`` days before it
+    (default: yesterday and today); re-running a day replaces it."""
+    from . import services
+
+    return services.rollup_analytics(days_back=days_back).as_dict()
