@@ -234,9 +234,13 @@ def event_days(queryset_filters: Iterable) -> set[date]:
 
 
 def rebuild_rolled_up_days(days: Iterable[date]) -> int:
-    """Rebuild the given days that have a rollup (after an erasure); returns how many."""
-    rolled = sorted(AnalyticsDay.objects.filter(date__in=list(days), date__gte=retention_start())
-                    .values_list("date", flat=True))
+    """Rebuild the given days that have a rollup (after an erasure); returns how many.
+
+    Every such day is rebuilt, even one older than retention: the erased
+    shopper's events were there, so the day still has events to count (the
+    retention cutoff's day is counted from what retention left of it).
+    """
+    rolled = sorted(AnalyticsDay.objects.filter(date__in=list(days)).values_list("date", flat=True))
     for day in rolled:
         rollup_day(day)
     return len(rolled)

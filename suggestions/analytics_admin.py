@@ -41,7 +41,7 @@ from .models import AnalyticsDay
 #: Longest custom period, in days.
 MAX_PERIOD_DAYS = 731
 #: Rows of the top and zero-result tables on the page, and in their CSV files.
-PAGE_ROWS, CSV_ROWS = 25, 10_000
+PAGE_ROWS, CSV_ROWS = 20, 10_000
 PRESETS = {"7": 7, "30": 30, "90": 90}
 
 
@@ -155,8 +155,13 @@ class AnalyticsAdmin(admin.ModelAdmin):
         self._check(request)
         form = PeriodForm(request.GET or {"period": "30"})
         valid = form.is_valid()
+        data = form.cleaned_data if valid else {}
         context = {**self.admin_site.each_context(request), "opts": self.model._meta,
-                   "title": _("Search analytics"), "form": form}
+                   "title": _("Search analytics"), "form": form,
+                   "presets": [(value, name) for value, name in form.fields["period"].choices if value in PRESETS],
+                   "current_period": data.get("period") or request.GET.get("period", ""),
+                   "start_value": data["start"].isoformat() if data.get("start") else request.GET.get("start", ""),
+                   "end_value": data["end"].isoformat() if data.get("end") else request.GET.get("end", "")}
         if not valid:
             return TemplateResponse(request, self.template, context, status=400)
         start, end = form.cleaned_data["start"], form.cleaned_data["end"]
@@ -176,7 +181,7 @@ class AnalyticsAdmin(admin.ModelAdmin):
                 label=_("Share of searches with no results, per day")),
             "position_chart": charts.bar_chart(
                 [(str(p.position + 1), p.click_through or 0.0) for p in report.positions],
-                label=_("Click-through by position"), fmt=lambda v: f"{v:.0%}",
+                label=_("Click-through by position"), fmt=charts.percent,
                 tooltip=lambda x, v: _("position %(p)s: %(v)s") % {"p": x, "v": f"{v:.1%}"}),
             "can_suggest": user.has_perm("shop_suggestions.add_suggestion"),
             "can_block": user.has_perm("shop_suggestions.add_blockedterm"),

@@ -76,8 +76,14 @@ def bar_chart(points: Sequence[tuple[str, float]], *, label: str, fmt: Callable[
     return mark_safe("".join(parts))  # noqa: S308 - every text above is escaped
 
 
+def percent(value: float) -> str:
+    """``0.1`` → ``"10%"``, ``0.025`` → ``"2.5%"``."""
+    text = f"{value * 100:.1f}".rstrip("0").rstrip(".")
+    return f"{text}%"
+
+
 def line_chart(points: Sequence[tuple[str, float | None]], *, label: str,
-               fmt: Callable[[float], str] = lambda v: f"{v:.0%}") -> SafeString:
+               fmt: Callable[[float], str] = percent) -> SafeString:
     """A line through ``(x label, value)`` points; ``None`` values break the line
     (a day with nothing to measure is not a zero)."""
     n = max(len(points), 1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import uuid
 from collections import Counter, defaultdict
 from datetime import date, datetime, time, timedelta
@@ -418,3 +419,22 @@ def test_days_without_a_rollup_are_announced(client, merchandiser):
     client.force_login(merchandiser)
     html = client.get(PAGE, {"period": "7"}).content.decode()
     assert "7 days of this period have no figures yet" in html
+
+
+# -- the charts ----------------------------------------------------------------------------------
+
+
+def test_charts_escape_their_text_and_scale_to_the_largest_value():
+    from suggestions import charts
+
+    svg = charts.bar_chart([("<script>", 3), ("b", 7)], label='a "label"')
+    assert "<script>" not in svg and "&lt;script&gt;" in svg and "&quot;label&quot;" in svg
+    heights = [float(h) for h in re.findall(r'<rect [^>]*height="([\d.]+)"', svg)]
+    assert heights[1] > heights[0] and heights[0] / heights[1] == pytest.approx(3 / 7, rel=0.01)
+
+
+def test_line_chart_breaks_where_there_is_nothing_to_measure():
+    from suggestions import charts
+
+    svg = charts.line_chart([("a", 0.1), ("b", 0.2), ("c", None), ("d", 0.3), ("e", 0.1)], label="rate")
+    assert svg.count("<polyline") == 2 and svg.count("<circle") == 4
