@@ -43,7 +43,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Count, Func, IntegerField, Max, Min, Q, Sum, Value
 from django.db.models.functions import Greatest, Length
 from django.utils import timezone
@@ -111,8 +111,23 @@ class DayRollup:
     seconds: float
 
 
-def rollup_day(day: date) -> DayRollup:
-    """Rebuild the rollups of ``day`` from its events (see the module contract)."""
+def rollup_day(day: date, *, attempts: int = 3) -> DayRollup:
+    """Rebuild the rollups of ``day`` from its events (see the module contract).
+
+    Two rebuilds of the same day at once (the beat task and a command) cannot
+    both insert its rows: the one that loses gets an ``IntegrityError`` from the
+    unique constraints and starts again, replacing the winner's rows.
+    """
+    for attempt in range(attempts):
+        try:
+            return _rollup_day(day)
+        except IntegrityError:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _rollup_day(day: date) -> DayRollup:
     began = _time.perf_counter()
     start, end = day_bounds(day)
     window = {"created_at__gte": start, "created_at__lt": end}

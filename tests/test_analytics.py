@@ -438,3 +438,26 @@ def test_line_chart_breaks_where_there_is_nothing_to_measure():
 
     svg = charts.line_chart([("a", 0.1), ("b", 0.2), ("c", None), ("d", 0.3), ("e", 0.1)], label="rate")
     assert svg.count("<polyline") == 2 and svg.count("<circle") == 4
+
+
+def test_a_rebuild_that_loses_a_race_starts_again(monkeypatch, settings):
+    """Between its delete and its inserts, another rebuild of the day inserted
+    the same rows: the unique constraint fails the first try, the second replaces them."""
+    from django.db import IntegrityError
+
+    from suggestions import analytics
+
+    settings.TIME_ZONE = ZONE
+    store(REPLAY)
+    day = period(1, 1)[0]
+    real, calls = analytics._rollup_day, []
+
+    def racing(d):
+        calls.append(d)
+        if len(calls) == 1:
+            raise IntegrityError("UNIQUE constraint failed: sugg_aqday_unique")
+        return real(d)
+
+    monkeypatch.setattr(analytics, "_rollup_day", racing)
+    assert analytics.rollup_day(day).searches == by_hand(REPLAY, 1, 1)["searches"]
+    assert calls == [day, day] and AnalyticsDay.objects.filter(date=day).count() == 1
