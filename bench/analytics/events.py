@@ -51,13 +51,18 @@ def typo(text: str, rng: np.random.Generator) -> str:
 
 
 class _Writer:
-    """Inserts rows of database-ready values into one model's table."""
+    """Inserts rows of database-ready values into one model's table; the
+    model's other fields get their defaults (a field added later needs no
+    change here)."""
 
     def __init__(self, model, columns: list[str]) -> None:
         from django.db import connection
 
         quote = connection.ops.quote_name
-        names = [model._meta.get_field(c).column for c in columns]
+        fields = [model._meta.get_field(c) for c in columns]
+        others = [f for f in model._meta.concrete_fields if f not in fields and not f.primary_key]
+        self.defaults = tuple(f.get_db_prep_save(f.get_default(), connection) for f in others)
+        names = [f.column for f in fields + others]
         self.sql = (f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(n) for n in names)}) "
                     f"VALUES ({', '.join(['%s'] * len(names))})")
 
@@ -65,7 +70,7 @@ class _Writer:
         from django.db import connection, transaction
 
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.executemany(self.sql, rows)
+            cursor.executemany(self.sql, [row + self.defaults for row in rows])
 
 
 @dataclass(frozen=True)
