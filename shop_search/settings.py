@@ -237,6 +237,9 @@ CELERY_BEAT_SCHEDULE = {
                                               "schedule": crontab(hour=3, minute=30)},
     "suggestions-retrain-understanding": {"task": "suggestions.ml.retrain", "args": ["understanding"],
                                           "schedule": crontab(hour=4, minute=30)},
+    # Search analytics for the admin's analytics page: yesterday and today,
+    # rebuilt every hour (nightly is the least a host should schedule).
+    "suggestions-analytics-rollup": {"task": "suggestions.analytics.rollup", "schedule": crontab(minute=10)},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 

@@ -792,4 +792,8 @@ class QueryLabelAdmin(admin.ModelAdmin):
 
 
 # --- experiments (suggestions/admin_experiments.py) ---
-from . import admin_experiments  # noqa: E402, F401  (registers the experiment admin)
+# The search analytics page (suggestions/analytics_admin.py).
+from . import (
+    admin_experiments,  # noqa: E402, F401  (registers the experiment admin)
+    analytics_admin,  # noqa: E402,F401
+)

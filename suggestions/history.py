@@ -21,7 +21,10 @@ Contracts:
   no remaining event has (:func:`suggestions.understanding.forget_unsearched`).
   Suggestions mined from history are not erased: they passed the k-gate, so
   they are aggregates of several shoppers, and the next build recounts them
-  without the erased events (and drops those that no longer pass).
+  without the erased events (and drops those that no longer pass). The
+  analytics rollups of the erased events' days are rebuilt without them; retention
+  deletes the per-query rollups with the daily aggregates
+  (:mod:`suggestions.analytics`).
   ``tests/test_hardening_privacy.py`` lists every field that can hold query text
   and how erasure and retention reach it.
 * No raw identifier is stored: users and sessions become a salted
@@ -279,6 +282,11 @@ def erase_history(*, user=None, session_key: str | None = None) -> int:
         for created, text in ProductClick.objects.filter(owner).values_list("created_at", "query").iterator():
             take_back(created, text, product_clicks=1)
             queries.add(text)
+        # Analytics rollups of the shopper's days are rebuilt without them.
+        from .analytics import event_days, rebuild_rolled_up_days
+
+        days = event_days(model.objects.filter(owner) for model in (
+            SearchEvent, SuggestionImpression, SuggestionClick, ProductClick))
         deleted = 0
         for model in (SearchEvent, SuggestionImpression, SuggestionClick, ProductClick):
             deleted += model.objects.filter(owner).delete()[0]
@@ -288,6 +296,7 @@ def erase_history(*, user=None, session_key: str | None = None) -> int:
         deleted += ExperimentEvent.objects.filter(actor_hash=actor_hash(user, session_key)).delete()[0]
         _unbump_daily(decrements)
         forget_unsearched(queries - {""})
+        rebuild_rolled_up_days(days)
     return deleted
 
 
@@ -377,5 +386,9 @@ def garbage_collect(*, now: datetime | None = None) -> dict[str, int]:
 
         counts["experimentevent"] = ExperimentEvent.objects.filter(created_at__lt=cutoff).delete()[0]
         counts["querydailystat"] = QueryDailyStat.objects.filter(date__lt=cutoff.date()).delete()[0]
+        # Per-query analytics too; day and position totals hold no query text and no shopper.
+        from .models import AnalyticsQueryDay
+
+        counts["analyticsqueryday"] = AnalyticsQueryDay.objects.filter(date__lt=cutoff.date()).delete()[0]
         counts["queryunderstanding"] = forget_unsearched()
     return counts

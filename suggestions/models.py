@@ -527,3 +527,70 @@ class ExperimentEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.experiment_id} {self.arm} {self.kind}"
+
+# --- analytics rollups (rebuilt from the events by suggestions.analytics) ---
+
+
+class AnalyticsDay(models.Model):
+    """Totals of one day, rebuilt from the events by the analytics rollup
+    (:mod:`suggestions.analytics`). Holds no query text and no shopper."""
+
+    date = models.DateField(unique=True, help_text=_("Day (in the project's time zone)."))
+    searches = models.PositiveIntegerField(default=0, help_text=_("Searches submitted."))
+    searches_with_count = models.PositiveIntegerField(default=0, help_text=_("Searches whose number of results is known (imported ones have none)."))
+    zero_result_searches = models.PositiveIntegerField(default=0, help_text=_("Searches that returned nothing."))
+    suggestion_searches = models.PositiveIntegerField(default=0, help_text=_("Searches started by choosing a suggestion."))
+    history_searches = models.PositiveIntegerField(default=0, help_text=_("Searches started by choosing one of the shopper's recent searches."))
+    impressions = models.PositiveIntegerField(default=0, help_text=_("Suggestion lists shown."))
+    suggestions_shown = models.PositiveIntegerField(default=0, help_text=_("Suggestions shown, summed over the lists."))
+    suggestion_clicks = models.PositiveIntegerField(default=0, help_text=_("Suggestions chosen."))
+    product_clicks = models.PositiveIntegerField(default=0, help_text=_("Search results clicked."))
+    accepted_characters = models.PositiveIntegerField(default=0, help_text=_("Characters of the chosen suggestions, summed."))
+    keystrokes_saved = models.PositiveIntegerField(default=0, help_text=_("Characters of the chosen suggestions that were not typed (suggestion length minus typed prefix length, summed)."))
+    rolled_up_at = models.DateTimeField(default=timezone.now, help_text=_("When the day was last rebuilt from the events."))
+
+    class Meta:
+        verbose_name = _("search analytics")
+        verbose_name_plural = _("search analytics")
+        ordering = ["-date"]
+
+    def __str__(self) -> str:
+        return str(self.date)
+
+
+class AnalyticsQueryDay(models.Model):
+    """Counts of one normalised query on one day, rebuilt by the analytics
+    rollup. Erasure rebuilds the shopper's days; retention deletes old rows."""
+
+    date = models.DateField(help_text=_("Day (in the project's time zone)."))
+    normalized_query = models.CharField(max_length=255, help_text=_("Canonical query."))
+    searches = models.PositiveIntegerField(default=0, help_text=_("Searches submitted."))
+    zero_result_searches = models.PositiveIntegerField(default=0, help_text=_("Searches that returned nothing."))
+    suggestion_searches = models.PositiveIntegerField(default=0, help_text=_("Searches started by choosing this suggestion."))
+    product_clicks = models.PositiveIntegerField(default=0, help_text=_("Result clicks after searching this query."))
+
+    class Meta:
+        verbose_name = _("query analytics of a day")
+        ordering = ["-date", "-searches"]
+        constraints = [models.UniqueConstraint(fields=["date", "normalized_query"], name="sugg_aqday_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.date} {self.normalized_query}"
+
+
+class AnalyticsPositionDay(models.Model):
+    """Suggestion lists and clicks by position in the list on one day, rebuilt
+    by the analytics rollup. Holds no query text and no shopper."""
+
+    date = models.DateField(help_text=_("Day (in the project's time zone)."))
+    position = models.PositiveSmallIntegerField(help_text=_("0-based position in the shown list."))
+    impressions = models.PositiveIntegerField(default=0, help_text=_("Lists shown with a suggestion at this position."))
+    clicks = models.PositiveIntegerField(default=0, help_text=_("Suggestions chosen at this position."))
+
+    class Meta:
+        verbose_name = _("suggestion position analytics of a day")
+        ordering = ["-date", "position"]
+        constraints = [models.UniqueConstraint(fields=["date", "position"], name="sugg_apday_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.date} #{self.position}"

@@ -240,3 +240,30 @@ def _format_texts(texts: Iterable[str], limit: int = 5) -> str:
     if len(texts) > limit:
         shown += _(" and %(count)d more") % {"count": len(texts) - limit}
     return shown
+
+
+#: Note stored on the blocked terms created from the analytics page.
+ANALYTICS_BLOCK_NOTE = "Blocked from search analytics"
+
+
+def block_text(text: str, *, note: str = ANALYTICS_BLOCK_NOTE) -> BlockedTerm:
+    """Block a text (e.g. a searched query) from ever being suggested.
+
+    Records a whole-word :class:`BlockedTerm` for the normalised text (an
+    existing identical term is reused) and blocks the suggestion of that text
+    if there is one. Sends ``suggestions_changed`` once.
+
+    Raises:
+        ValueError: The text is empty once normalised.
+    """
+    normalized = normalize_query(text)
+    if not normalized:
+        raise ValueError(_("The text is empty once normalised."))
+    with transaction.atomic():
+        block_suggestions(Suggestion.objects.filter(text=normalized))
+        # block_suggestions created (and announced) the term when the text was a suggestion.
+        term, created = BlockedTerm.objects.get_or_create(
+            pattern=normalized, kind=AUTO_BLOCK_KIND, defaults={"note": note})
+        if created:
+            notify_suggestions_changed(BlockedTerm)
+    return term

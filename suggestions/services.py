@@ -388,3 +388,13 @@ __all__ = [
     "rollback", "save_label", "save_suggestion", "search", "set_suggestion_status", "suggest",
     "trending", "understand", "understand_pending", "unpin_suggestions",
 ]
+
+
+# -- search analytics (see suggestions/analytics.py) ---------------------------------------
+
+from .analytics import AnalyticsReport, RollupReport  # noqa: E402,F401
+from .analytics import report as analytics_report  # noqa: E402,F401
+from .analytics import rollup as rollup_analytics  # noqa: E402,F401
+from .moderation import block_text  # noqa: E402,F401
+
+__all__ += ["AnalyticsReport", "RollupReport", "analytics_report", "block_text", "rollup_analytics"]

@@ -138,3 +138,15 @@ def prepare_experiment(experiment_id: int) -> int:
     from . import services
 
     return services.prepare_experiment(experiment_id)
+
+
+# --- analytics ---
+
+
+@shared_task(name="suggestions.analytics.rollup", **LIMITS)
+def rollup_analytics(days_back: int = 1) -> dict:
+    """Rebuild the analytics rollups of today and ``days_back`` days before it
+    (default: yesterday and today); re-running a day replaces it."""
+    from . import services
+
+    return services.rollup_analytics(days_back=days_back).as_dict()

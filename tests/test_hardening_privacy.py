@@ -31,7 +31,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from catalog.models import Product
-from suggestions import mining, services, understanding
+from suggestions import analytics, mining, services, understanding
 from suggestions.conf import app_settings
 from suggestions.history import IMPORT_NAMESPACE
 from suggestions.learning import Snapshot, get_kind
@@ -348,6 +348,7 @@ UNDERSTOOD = "per query: deleted by erasure and retention once no event has the 
 PUBLIC = "passed the k-gate or is catalog/merchandiser text: not one shopper's; each build recounts"
 STAFF = "written by merchandisers or the learning loop from gated data; no shopper's raw query"
 NO_TEXT = "holds no query text (identifiers, enumerations, hashes, paths)"
+ROLLUP = "analytics rollup of events: erasure rebuilds the shopper's days without them; retention deletes old rows"
 
 #: Every text-holding field of the app's models → how erasure and retention
 #: reach it. A new model or field fails the test below until it is listed here.
@@ -368,6 +369,7 @@ QUERY_TEXT_COVERAGE = {
     ("ProductClick", "object_id"): NO_TEXT,
     ("ProductClick", "actor_hash"): NO_TEXT,
     ("QueryDailyStat", "normalized_query"): DAILY,
+    ("AnalyticsQueryDay", "normalized_query"): ROLLUP,
     ("QueryUnderstanding", "normalized_query"): UNDERSTOOD,
     ("QueryUnderstanding", "query"): UNDERSTOOD,
     ("QueryUnderstanding", "data"): UNDERSTOOD,
@@ -450,10 +452,12 @@ def _where(marker: str) -> set[tuple[str, str]]:
 def test_no_copy_of_a_shoppers_query_survives_erasure_or_retention(how):
     marker = "wallaby secret gift"
     age = app_settings.HISTORY_RETENTION_DAYS + 1 if how == "retention" else 0
-    _shopper_activity(marker, "alice", timezone.now() - timedelta(days=age))
+    when = timezone.now() - timedelta(days=age)
+    _shopper_activity(marker, "alice", when)
+    analytics.rollup_day(timezone.localdate(when))
     # The activity wrote every kind of copy the table says a shopper leaves
     # (it applies no filters, so SearchEvent.filters holds none).
-    left = {key for key, why in QUERY_TEXT_COVERAGE.items() if why in (SHOPPER, DAILY, UNDERSTOOD)}
+    left = {key for key, why in QUERY_TEXT_COVERAGE.items() if why in (SHOPPER, DAILY, UNDERSTOOD, ROLLUP)}
     assert _where(marker) == left - {("SearchEvent", "filters")}
     assert _cached(marker) is not None
 
