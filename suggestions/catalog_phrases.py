@@ -41,6 +41,7 @@ Contracts:
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from collections import Counter, defaultdict
@@ -95,6 +96,19 @@ _HAS_LETTER_RE = re.compile(r"[^\W\d_]")
 _MEASURE_RE = re.compile(r"^\d+(?:[.,]\d+)?([^\W\d_]+)$")
 # Where a title's noun phrases end: dashes between spaces, punctuation, brackets.
 _SEGMENT_RE = re.compile(r"\s[-–—]\s|[,;:()\[\]{}|+&!?]|\s/\s|\s[-–—]$|^[-–—]\s")
+
+#: How much each rule's phrases weigh against others describing as many
+#: products: what a product *is* (its type, its brand) first, narrower
+#: phrases after, single title words last.
+RULE_FACTORS = {
+    "product_type": 1.0,
+    "brand": 1.0,
+    "type_word": 0.9,
+    "model_family": 0.9,
+    "brand_type": 0.85,
+    "type_attribute": 0.85,
+    "keyword": 0.8,
+}
 
 #: Longest type phrase, in words ("fiber optic cable").
 MAX_TYPE_WORDS = 3
@@ -189,13 +203,14 @@ def noun_runs(text: str) -> list[tuple[tuple[str, ...], bool]]:
 
 
 def head_phrases(run: tuple[str, ...], heads: set[str] | dict) -> list[tuple[str, ...]]:
-    """The parts of a run that end on a head noun, each starting after the
-    previous head: "household battery rechargeable battery nickel" gives
-    "household battery" and "rechargeable battery"."""
+    """The parts of a run that end on a head noun not followed by another:
+    "household battery rechargeable battery nickel" gives "household
+    battery" and "rechargeable battery"; "flat panel monitor stand" stays
+    whole (a compound ends on its last noun)."""
     out = []
     start = 0
     for i, word in enumerate(run):
-        if word in heads:
+        if word in heads and (i + 1 == len(run) or run[i + 1] not in heads):
             out.append(run[start:i + 1])
             start = i + 1
     return out
@@ -274,6 +289,11 @@ class CatalogPhrase:
     products: int
     matching: int
 
+    @property
+    def score(self) -> float:
+        """log(1 + products), scaled by the rule's factor (:data:`RULE_FACTORS`)."""
+        return math.log1p(self.products) * RULE_FACTORS.get(self.rule, 0.5)
+
 
 def _modifier_values(attributes: dict) -> list[tuple[str, str]]:
     """(attribute, word) for each short text value that is one word ("Wireless",
@@ -295,12 +315,18 @@ def _read(doc: ProductDocument) -> _Doc:
     description = _remove(_remove(doc.description or "", doc.brand), doc.model_number)
     title_words = analyse(doc.title)
     brand_words = tuple(analyse(doc.brand))
-    after: tuple[str, ...] = ()
-    n = len(brand_words)
-    if n and tuple(title_words[:n]) == brand_words:
-        after = tuple(title_words[n:n + 2])
+    after: list[str] = []
+    raw = (doc.title or "").split()
+    n = len(analyse(" ".join(raw[:len((doc.brand or "").split())])))
+    if brand_words and n == len(brand_words) and tuple(title_words[:n]) == brand_words:
+        # The series: whole words after the brand; a code ("CLT-K406S") ends it.
+        for token in raw[len(doc.brand.split()):]:
+            words = analyse(token)
+            if len(words) != 1 or any(ch.isdigit() for ch in token) or len(after) == 2:
+                break
+            after.append(words[0])
     return _Doc(brand=brand, brand_words=brand_words, explicit_type=normalize_query(doc.product_type),
-                runs=noun_runs(title), description_runs=noun_runs(description)[:4], after_brand=after,
+                runs=noun_runs(title), description_runs=noun_runs(description)[:4], after_brand=tuple(after),
                 title_words=frozenset(title_words),
                 modifiers=_modifier_values(doc.attributes))
 
@@ -341,8 +367,8 @@ def mine_phrases(documents: Iterable[ProductDocument], *, min_products: int = 3,
         progress: Called with 1 after each document is read.
 
     Returns:
-        Text → phrase; a text found by several rules keeps the one that
-        describes the most products.
+        Text → phrase; a text found by several rules keeps the one of the
+        highest :attr:`CatalogPhrase.score`.
     """
     index = MatchIndex()
     docs: list[_Doc] = []
@@ -475,7 +501,7 @@ def mine_phrases(documents: Iterable[ProductDocument], *, min_products: int = 3,
             if not named and not is_phrase(text.split()):
                 continue
             current = phrases.get(text)
-            if current is not None and current.products >= n:
+            if current is not None and current.score >= math.log1p(n) * RULE_FACTORS[rule]:
                 continue
             matching = index.count(text)
             if matching < min_products:

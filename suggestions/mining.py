@@ -32,7 +32,6 @@ Contracts:
 
 from __future__ import annotations
 
-import math
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -204,19 +203,6 @@ def mine_variants(public: dict[str, Candidate], *, stats: dict[str, dict] | None
     return _history_candidates({q: stats[q] for q in variants}, "variant", app_settings.DECAY_HALF_LIFE_DAYS)
 
 
-#: Weight factor of each catalog rule (see :mod:`suggestions.catalog_phrases`):
-#: what a product *is* (its type, its brand) before narrower phrases.
-CATALOG_RULE_FACTORS = {
-    "product_type": 1.0,
-    "brand": 1.0,
-    "type_word": 0.9,
-    "model_family": 0.9,
-    "brand_type": 0.85,
-    "type_attribute": 0.85,
-    "keyword": 0.7,
-}
-
-
 def mine_catalog(documents: Iterable[ProductDocument], *, min_products: int | None = None,
                  progress: Callable[[int], None] | None = None) -> dict[str, Candidate]:
     """Cold-start candidates describing the catalog: product types of every
@@ -234,8 +220,7 @@ def mine_catalog(documents: Iterable[ProductDocument], *, min_products: int | No
     for text, phrase in mine_phrases(documents, min_products=threshold, progress=progress).items():
         if len(text) > MAX_TEXT:
             continue
-        weight = round(math.log1p(phrase.products) * CATALOG_WEIGHT_SCALE
-                       * CATALOG_RULE_FACTORS.get(phrase.rule, 0.8), 6)
+        weight = round(phrase.score * CATALOG_WEIGHT_SCALE, 6)
         candidates[text] = Candidate(text=text, source=SuggestionSource.CATALOG, weight=weight,
                                      provenance={"rule": phrase.rule, "products": phrase.products,
                                                  "matching": phrase.matching})
