@@ -394,7 +394,7 @@ def mine_phrases(documents: Iterable[ProductDocument], *, min_products: int = 3,
         for word in {words[-1] for words, at_end in d.runs if at_end}:
             ends[word] += 1
     for word, n in ends.items():
-        if n >= max(min_products, 5) and n / seen[word] >= MIN_HEADNESS and word not in GENERIC_WORDS:
+        if n >= min_products and n / seen[word] >= MIN_HEADNESS and word not in GENERIC_WORDS:
             heads[word] += n
 
     # Candidate type phrases of the untyped products: trailing phrases of the
@@ -408,7 +408,8 @@ def mine_phrases(documents: Iterable[ProductDocument], *, min_products: int = 3,
         if not d.explicit_type:
             for phrase in {e for words in runs_of(d) for e in _endings(words)}:
                 support[phrase] += 1
-    known = {tuple(t.split()) for t in explicit}
+    # Explicit types and their endings ("coffee maker" of "drip coffee maker").
+    known = {e for t in explicit for e in _endings(tuple(t.split()))} | {tuple(t.split()) for t in explicit}
 
     def types_of(d: _Doc) -> list[tuple[str, ...]]:
         """The product's types, its own first: for each head phrase of its title
