@@ -75,7 +75,7 @@ UNIT_WORDS = frozenset(
 COLOUR_WORDS = frozenset(
     """
     black white red green blue yellow cyan magenta grey gray silver gold orange pink purple
-    brown beige violet transparent clear light dark multicolour multicolor
+    brown beige violet transparent clear light dark multicolour multicolor colour color colours colors
     """.split()
 )
 #: Words a catalog uses about its products that a shopper does not type alone
@@ -189,6 +189,10 @@ def noun_runs(text: str) -> list[tuple[tuple[str, ...], bool]]:
         raw = segment.split()
         for i, token in enumerate(raw):
             words = [] if any(ch.isdigit() for ch in token) else analyse(token)
+            # "Wi-Fi", "USB-C": a hyphenated name with a one- or two-letter
+            # part is a name of its own, not words of a type.
+            if len(words) > 1 and any(len(w) <= 2 for w in words):
+                words = []
             if words and all(is_type_word(w) for w in words):
                 current.extend(words)
                 continue
