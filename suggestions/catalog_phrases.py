@@ -66,8 +66,8 @@ UNIT_WORDS = frozenset(
     mm cm m km in inch inches ft feet foot yd g kg mg lb lbs oz l ml cl dl
     w kw mw v mv kv a ah mah wh kwh hz khz mhz ghz b kb mb gb tb pb kbps mbps gbps
     bit bits byte bytes dpi ppi ppm ipm rpm db dbi ohm ohms lm lux k
-    pc pcs piece pieces pk pack packs page pages sheet sheets unit units
-    pixel pixels px pin pins port ports way ways core cores cell cells
+    pc pcs piece pieces pk pack packs page pages sheet sheets
+    pixel pixels px pin pins way ways core cores cell cells
     gen th st nd rd pcs s
     """.split()
 )
@@ -313,6 +313,17 @@ def _modifier_values(attributes: dict) -> list[tuple[str, str]]:
     return out
 
 
+def _plain_words(tokens: list[str]) -> list[str]:
+    """The space-separated tokens that are one word: no code ("M404dn"), no
+    hyphenated name ("Wi-Fi" would give "wi")."""
+    out = []
+    for token in tokens:
+        words = analyse(token)
+        if len(words) == 1 and not any(ch.isdigit() for ch in token):
+            out.append(words[0])
+    return out
+
+
 def _read(doc: ProductDocument) -> _Doc:
     brand = normalize_query(doc.brand)
     title = _remove(_remove(doc.title or "", doc.brand), doc.model_number)
@@ -331,7 +342,7 @@ def _read(doc: ProductDocument) -> _Doc:
             after.append(words[0])
     return _Doc(brand=brand, brand_words=brand_words, explicit_type=normalize_query(doc.product_type),
                 runs=noun_runs(title), description_runs=noun_runs(description)[:4], after_brand=tuple(after),
-                title_words=frozenset(title_words),
+                title_words=frozenset(_plain_words(raw)),
                 modifiers=_modifier_values(doc.attributes))
 
 
@@ -442,7 +453,7 @@ def mine_phrases(documents: Iterable[ProductDocument], *, min_products: int = 3,
         if d.brand:
             counts["brand"][d.brand] += 1
         for word in d.title_words:
-            if is_type_word(word) and word not in GENERIC_WORDS:
+            if is_type_word(word) and word not in GENERIC_WORDS and word not in d.brand_words:
                 counts["keyword"][word] += 1
         texts = {" ".join(e) for t in types for e in _endings(t)} | {" ".join(t) for t in types}
         for text in texts:
@@ -481,6 +492,12 @@ def mine_phrases(documents: Iterable[ProductDocument], *, min_products: int = 3,
             if 2 <= len(values) <= MAX_MODIFIER_VALUES and word not in ptype and not any(
                     _similar(word, w) for w in ptype):
                 counts["type_attribute"][f"{word} {type_text}"] += 1
+    # A title word that is nearly always a brand's ("lite" of "Tripp Lite",
+    # "com" of "StarTech.com") is that brand, not a word of its own.
+    brand_of_word = {w: b for b in counts["brand"] for w in analyse(b)}
+    for word in [w for w in counts["keyword"] if w in brand_of_word
+                 and index.brand_share(w, brand_of_word[w]) >= MIN_SERIES_BRAND_SHARE]:
+        del counts["keyword"][word]
     # A type's first word alone ("laptop") only when it starts several types.
     for word in [w for w, types in type_word_types.items() if len(types) < 2]:
         del counts["type_word"][word]
