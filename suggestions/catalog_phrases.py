@@ -112,6 +112,9 @@ RULE_FACTORS = {
 
 #: Longest type phrase, in words ("fiber optic cable").
 MAX_TYPE_WORDS = 3
+#: Products that must name themselves by a shorter ending of a type for the
+#: ending to count as a type (see ``whole`` in :func:`mine_phrases`).
+MIN_WHOLE = 2
 #: Share of a head word's title occurrences that end a noun run: above it, a
 #: word never seen in an explicit type is taken as a head noun.
 MIN_HEADNESS = 0.5
@@ -419,10 +422,19 @@ def mine_phrases(documents: Iterable[ProductDocument], *, min_products: int = 3,
         return found or [p for words, _end in d.description_runs for p in head_phrases(words, heads)]
 
     support: Counter = Counter()
+    # How many products name themselves by exactly this phrase (a whole head
+    # phrase, or their own type): an ending of a longer type is a type of its
+    # own only when some do ("patch cable" of "fiber patch cable" is; "supply"
+    # of "power supply" and "unit" of "power distribution unit" are not).
+    whole: Counter = Counter()
     for d in docs:
-        if not d.explicit_type:
+        if d.explicit_type:
+            whole[tuple(d.explicit_type.split())] += 1
+        else:
             for phrase in {e for words in runs_of(d) for e in _endings(words)}:
                 support[phrase] += 1
+            for phrase in {words for words in runs_of(d) if len(words) <= MAX_TYPE_WORDS}:
+                whole[phrase] += 1
     # Explicit types and their endings ("coffee maker" of "drip coffee maker").
     known = {e for t in explicit for e in _endings(tuple(t.split()))} | {tuple(t.split()) for t in explicit}
 
@@ -455,7 +467,8 @@ def mine_phrases(documents: Iterable[ProductDocument], *, min_products: int = 3,
         for word in d.title_words:
             if is_type_word(word) and word not in GENERIC_WORDS and word not in d.brand_words:
                 counts["keyword"][word] += 1
-        texts = {" ".join(e) for t in types for e in _endings(t)} | {" ".join(t) for t in types}
+        texts = ({" ".join(e) for t in types for e in _endings(t) if whole[e] >= MIN_WHOLE}
+                 | {" ".join(t) for t in types})
         for text in texts:
             counts["product_type"][text] += 1
             if d.brand:
