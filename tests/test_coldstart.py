@@ -171,3 +171,21 @@ def test_a_tiny_shop_gets_sensible_completions_and_each_returns_products():
     for text in served:
         assert all_words_match(text, docs) >= 3, text
         assert services.search(text, page_size=3).total >= 3, text
+
+
+def test_bench_counts_a_completion_made_of_the_leading_words():
+    from collections import Counter
+
+    from bench.coldstart import evaluate, prefix_table, rank_of_hit, targets_of, title_ngrams
+
+    assert targets_of("hp laser printer") == {"hp", "hp laser", "hp laser printer"}
+    assert rank_of_hit(["hp lamp", "hp laser", "hp laser printer"], targets_of("hp laser printer")) == 2
+    assert rank_of_hit(["laser printer"], targets_of("hp laser printer")) == 0
+    counts = title_ngrams(["HP Laser Printer", "HP Laser Toner", "Canon Printer"])
+    assert counts["hp laser"] == 2 and counts["printer"] == 2 and counts["hp laser printer"] == 1
+    answer = prefix_table(Counter({"hp laser": 5, "hp": 9, "hp lamp": 7, "canon": 1}), size=3)
+    assert answer("hp") == ["hp", "hp lamp", "hp laser"] and answer("c") == []
+    result = evaluate(["hp la"], answer)
+    # Prefixes "h", "hp", "hp ", "hp l", "hp la": "hp" completes the first two only, and
+    # "hp laser" is not the query or its leading words.
+    assert result.overall.ranks == [1, 1, 0, 0, 0]
