@@ -32,7 +32,6 @@ Contracts:
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -52,8 +51,6 @@ from .text import is_suggestible, looks_private
 #: products weighs about 0.7, below a query searched once this month.
 CATALOG_WEIGHT_SCALE = 0.1
 MAX_TEXT = 100
-_WORD_RE = re.compile(r"\S+")
-_HAS_LETTER_RE = re.compile(r"[^\W\d_]")
 
 
 @dataclass
