@@ -47,7 +47,7 @@ from .conf import app_settings
 from .models import SearchEvent, Suggestion, SuggestionSource, SuggestionStatus
 from .text import is_suggestible, looks_private
 
-#: Scale of catalog weights: log(1 + products) * scale. A phrase covering 1,000
+#: Scale of catalog weights: log(1 + products) * rule factor * scale. A type covering 1,000
 #: products weighs about 0.7, below a query searched once this month.
 CATALOG_WEIGHT_SCALE = 0.1
 MAX_TEXT = 100
