@@ -791,9 +791,5 @@ class QueryLabelAdmin(admin.ModelAdmin):
         return highlight_entities(obj.query, obj.entities or [])
 
 
-# --- experiments (suggestions/admin_experiments.py) ---
-# The search analytics page (suggestions/analytics_admin.py).
-from . import (
-    admin_experiments,  # noqa: E402, F401  (registers the experiment admin)
-    analytics_admin,  # noqa: E402,F401
-)
+# --- pages in their own modules: experiments, search analytics ---
+from . import admin_experiments, analytics_admin  # noqa: E402, F401  (each registers its admin)

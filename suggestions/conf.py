@@ -155,8 +155,10 @@ class AppSettings:
 
     @property
     def CATALOG_PHRASE_MIN_PRODUCTS(self) -> int:
-        """A catalog-derived phrase (title prefix, brand + type) must describe at
-        least this many products to become a suggestion."""
+        """A catalog-derived phrase (product type, brand + type, model family …)
+        must describe at least this many products, and its words must occur
+        together in this many products' searchable text, to become a suggestion
+        (see :mod:`suggestions.catalog_phrases`)."""
         return int(self._get("CATALOG_PHRASE_MIN_PRODUCTS", 3))
 
     @property

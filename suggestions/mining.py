@@ -21,18 +21,18 @@ Contracts:
   the gate or from a catalog phrase (typos of public text), the same words in
   another order, or its leading words. Its text then reveals nothing that is
   not already public; it still passes the privacy filter.
-* Catalog candidates (brands, product types, brand + type, frequent leading
-  title phrases) give a shop with no history useful completions; their weights
-  are small, so real searches outrank them once they exist.
+* Catalog candidates (product types of every product, brands, brand + type,
+  type + attribute, model families: :mod:`suggestions.catalog_phrases`) give
+  a shop with no history useful completions, each returning at least
+  ``SUGGESTIONS_CATALOG_PHRASE_MIN_PRODUCTS`` products; their weights are
+  small, so real searches outrank them once they exist.
 * A build never changes a moderation decision: rejected and blocked rows stay
   so, manual and generated rows are left alone, and pinned rows are kept.
 """
 
 from __future__ import annotations
 
-import math
-import re
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
@@ -45,14 +45,12 @@ from django.utils import timezone
 from .adapter import ProductDocument
 from .conf import app_settings
 from .models import SearchEvent, Suggestion, SuggestionSource, SuggestionStatus
-from .text import is_suggestible, looks_private, normalize_query
+from .text import is_suggestible, looks_private
 
-#: Scale of catalog weights: log(1 + products) * scale. A phrase covering 1,000
+#: Scale of catalog weights: log(1 + products) * rule factor * scale. A type covering 1,000
 #: products weighs about 0.7, below a query searched once this month.
 CATALOG_WEIGHT_SCALE = 0.1
 MAX_TEXT = 100
-_WORD_RE = re.compile(r"\S+")
-_HAS_LETTER_RE = re.compile(r"[^\W\d_]")
 
 
 @dataclass
@@ -202,49 +200,27 @@ def mine_variants(public: dict[str, Candidate], *, stats: dict[str, dict] | None
     return _history_candidates({q: stats[q] for q in variants}, "variant", app_settings.DECAY_HALF_LIFE_DAYS)
 
 
-def _leading_phrases(title: str, max_words: int = 3) -> list[str]:
-    words = _WORD_RE.findall(normalize_query(title))
-    phrases = []
-    for n in range(2, max_words + 1):
-        if len(words) >= n:
-            head = words[:n]
-            # Phrases must end on a word with a letter: "hp 85" is a model code,
-            # useful only when shoppers search it (history covers that).
-            if _HAS_LETTER_RE.search(head[-1]):
-                phrases.append(" ".join(head))
-    return phrases
-
-
 def mine_catalog(documents: Iterable[ProductDocument], *, min_products: int | None = None,
                  progress: Callable[[int], None] | None = None) -> dict[str, Candidate]:
-    """Candidates describing the catalog: brands, product types, brand + type,
-    and leading title phrases shared by at least ``min_products`` products."""
+    """Cold-start candidates describing the catalog: product types of every
+    product (derived where a product has none), brands, brand + type, type +
+    attribute, model families (:func:`~suggestions.catalog_phrases.mine_phrases`).
+
+    Each describes at least ``min_products`` products (default
+    ``SUGGESTIONS_CATALOG_PHRASE_MIN_PRODUCTS``) and its words occur together
+    in at least that many documents, so searching it returns products.
+    """
+    from .catalog_phrases import mine_phrases
+
     threshold = app_settings.CATALOG_PHRASE_MIN_PRODUCTS if min_products is None else min_products
-    counts: dict[str, Counter] = {"brand": Counter(), "product_type": Counter(), "brand_type": Counter(), "title_phrase": Counter()}
-    for doc in documents:
-        brand = normalize_query(doc.brand)
-        ptype = normalize_query(doc.product_type)
-        if brand:
-            counts["brand"][brand] += 1
-        if ptype:
-            counts["product_type"][ptype] += 1
-        if brand and ptype:
-            counts["brand_type"][f"{brand} {ptype}"] += 1
-        for phrase in set(_leading_phrases(doc.title)):
-            counts["title_phrase"][phrase] += 1
-        if progress:
-            progress(1)
     candidates: dict[str, Candidate] = {}
-    for rule, counter in counts.items():
-        minimum = 1 if rule == "brand" else threshold
-        for text, n in counter.items():
-            if n < minimum or len(text) > MAX_TEXT:
-                continue
-            weight = round(math.log1p(n) * CATALOG_WEIGHT_SCALE, 6)
-            current = candidates.get(text)
-            if current is None or weight > current.weight:
-                candidates[text] = Candidate(text=text, source=SuggestionSource.CATALOG, weight=weight,
-                                             provenance={"rule": rule, "products": n})
+    for text, phrase in mine_phrases(documents, min_products=threshold, progress=progress).items():
+        if len(text) > MAX_TEXT:
+            continue
+        weight = round(phrase.score * CATALOG_WEIGHT_SCALE, 6)
+        candidates[text] = Candidate(text=text, source=SuggestionSource.CATALOG, weight=weight,
+                                     provenance={"rule": phrase.rule, "products": phrase.products,
+                                                 "matching": phrase.matching})
     return candidates
 
 

@@ -173,7 +173,8 @@ def test_catalog_phrases_serve_a_shop_without_history(product_factory):
     assert report.catalog > 0 and report.history == 0
     hp = texts(services.suggest("hp la", limit=8))
     assert "hp laserjet pro" in hp and "hp laser printer" in hp
-    assert texts(services.suggest("toner", limit=3)) == ["toner cartridge"]
+    # The type first; the word alone ("toner", in three titles) may follow.
+    assert texts(services.suggest("toner", limit=3))[0] == "toner cartridge"
 
 
 def test_cache_down_degrades_instead_of_failing(settings):
