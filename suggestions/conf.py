@@ -113,6 +113,13 @@ class AppSettings:
         return int(self._get("FUZZY_MIN_PREFIX_LENGTH", 4))
 
     @property
+    def FUZZY_FILL_BELOW(self) -> int:
+        """One-edit completions are served only while the typed prefix has
+        fewer than this many exact completions: they mend a typo ("cabel"),
+        they must not crowd a real word's own completions ("mouse" → "house…")."""
+        return int(self._get("FUZZY_FILL_BELOW", 3))
+
+    @property
     def MIN_SUGGESTION_CHARS(self) -> int:
         """A query mined from history becomes a suggestion only with at least
         this many letters and digits (a Chinese, Japanese or Korean character

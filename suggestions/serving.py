@@ -377,7 +377,11 @@ def _compute(prefix: str, limit: int, backend_alias: str, version: str | None,
     degraded = False
     try:
         hits = get_backend(backend_alias).suggest(prefix, limit=want, fuzzy=fuzzy)
-        items += [SuggestionItem(h.text, "suggestion", h.source, h.fuzzy) for h in hits]
+        # One-edit completions help a mistyped prefix ("cabel"), not one that
+        # already has completions of its own ("mouse" must not offer "house…").
+        exact = len({i.text for i in items} | {h.text for h in hits if not h.fuzzy})
+        keep_fuzzy = exact < app_settings.FUZZY_FILL_BELOW
+        items += [SuggestionItem(h.text, "suggestion", h.source, h.fuzzy) for h in hits if keep_fuzzy or not h.fuzzy]
     except RecallUnavailable:
         logger.warning("suggestions: recall backend %r unavailable, answering from the database", backend_alias)
         degraded = True

@@ -247,3 +247,16 @@ def test_other_processes_changes_show_within_the_local_cache_delay(settings, mon
     assert texts(services.suggest("lego", limit=5)) == ["lego batman"]  # still this process's memo
     now[0] += 0.2  # past the delay since the version was last read
     assert texts(services.suggest("lego", limit=5)) == ["lego star wars", "lego batman"]
+
+
+def test_one_edit_completions_only_mend_a_prefix_with_few_exact_ones(settings):
+    for text in ("mouse", "mouse pad", "mousepad", "household battery"):
+        searched(text, 3, prefix=text[:2])
+    build()
+    # "mouse" has three completions of its own: no "house…" one edit away.
+    assert "household battery" not in texts(services.suggest("mouse", limit=8))
+    # "mousr" has none: the one-edit ones mend it.
+    assert texts(services.suggest("mousr", limit=8))[:1] == ["mouse"]
+    settings.SUGGESTIONS_FUZZY_FILL_BELOW = 10
+    services.invalidate_cache()
+    assert "household battery" in texts(services.suggest("mouse", limit=8))
