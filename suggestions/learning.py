@@ -784,6 +784,15 @@ class SuggestionRankerKind(ModelKind):
         rows = Suggestion.objects.filter(source=SuggestionSource.CATALOG, status=SuggestionStatus.APPROVED)
         return {text: int((prov or {}).get("products") or 1) for text, prov in rows.values_list("text", "provenance")}
 
+    def catalog_weights(self) -> dict[str, float]:
+        """The build's first-stage weight of each catalog phrase (rule score × scale)."""
+        from .mining import CATALOG_WEIGHT_SCALE
+        from .models import Suggestion, SuggestionSource, SuggestionStatus
+
+        rows = Suggestion.objects.filter(source=SuggestionSource.CATALOG, status=SuggestionStatus.APPROVED)
+        return {text: float(prov["score"]) * CATALOG_WEIGHT_SCALE
+                for text, prov in rows.values_list("text", "provenance") if isinstance((prov or {}).get("score"), float)}
+
     def stats(self, searches, catalog: dict[str, int], served: set[str] | None = None):
         """Candidate statistics of a window, gated, filtered and weighted as the build does."""
         from .mining import CATALOG_WEIGHT_SCALE, history_text_allowed, variant_queries
@@ -792,7 +801,8 @@ class SuggestionRankerKind(ModelKind):
         return CandidateStats(
             searches, catalog, app_settings.MIN_DISTINCT_USERS,
             allowed=history_text_allowed, variant_rule=variant_queries,
-            served=served, half_life=app_settings.DECAY_HALF_LIFE_DAYS, catalog_weight_scale=CATALOG_WEIGHT_SCALE)
+            served=served, half_life=app_settings.DECAY_HALF_LIFE_DAYS, catalog_weight_scale=CATALOG_WEIGHT_SCALE,
+            catalog_weights=self.catalog_weights())
 
     def snapshot(self, *, log: Callable[[str], None], options: Mapping[str, Any]) -> Snapshot:
         searches = self.searches()

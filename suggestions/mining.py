@@ -220,7 +220,7 @@ def mine_catalog(documents: Iterable[ProductDocument], *, min_products: int | No
         weight = round(phrase.score * CATALOG_WEIGHT_SCALE, 6)
         candidates[text] = Candidate(text=text, source=SuggestionSource.CATALOG, weight=weight,
                                      provenance={"rule": phrase.rule, "products": phrase.products,
-                                                 "matching": phrase.matching})
+                                                 "matching": phrase.matching, "score": round(float(phrase.score), 6)})
     return candidates
 
 

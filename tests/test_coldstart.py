@@ -171,6 +171,11 @@ def test_a_tiny_shop_gets_sensible_completions_and_each_returns_products():
     for text in served:
         assert all_words_match(text, docs) >= 3, text
         assert services.search(text, page_size=3).total >= 3, text
+    # The suggestion ranker's first stage orders catalog phrases by the weight the build stored.
+    kind = services.KINDS["suggestion_ranker"]
+    stats = kind.stats([], kind.catalog(), served=set(served))
+    for text, weight in Suggestion.objects.filter(source="catalog").values_list("text", "weight")[:50]:
+        assert stats.first_stage(text) == pytest.approx(weight, abs=1e-5), text
 
 
 def test_bench_counts_a_completion_made_of_the_leading_words():

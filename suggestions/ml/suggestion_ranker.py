@@ -98,6 +98,10 @@ class CandidateStats:
     served: set[str] | None = None
     half_life: float = 30.0
     catalog_weight_scale: float = 0.1
+    #: The build's first-stage weight of each catalog phrase (its rule's
+    #: score times ``catalog_weight_scale``), when known; else
+    #: log(1 + products) × ``catalog_weight_scale``.
+    catalog_weights: dict[str, float] | None = None
 
     def __post_init__(self) -> None:
         self.reference = max((s.time for s in self.searches), default=None)
@@ -143,7 +147,8 @@ class CandidateStats:
         plus the catalog weight), as :mod:`suggestions.mining` computes it."""
         weight = self.decayed[self.half_life].get(text, 0.0)
         if text in self.catalog:
-            weight += math.log1p(self.catalog[text]) * self.catalog_weight_scale
+            known = self.catalog_weights.get(text) if self.catalog_weights else None
+            weight += known if known is not None else math.log1p(self.catalog[text]) * self.catalog_weight_scale
         return weight
 
     def pool(self, prefix: str) -> list[str]:
