@@ -11,6 +11,8 @@ import os
 from celery import Celery
 from celery.signals import worker_process_init
 
+from . import filesystem_broker  # noqa: F401 - registers the atomicfs:// transport of the embedded default
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop_search.settings")
 
 app = Celery("shop_search")

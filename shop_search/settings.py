@@ -209,9 +209,11 @@ else:
     # A broker that needs no server: messages are files under var/celery.
     _broker_dir = VAR_DIR / "celery" / "queue"
     _broker_dir.mkdir(parents=True, exist_ok=True)
-    # "localhost" is only a name (the transport reads the folders below);
-    # without one kombu warns that it falls back to it.
-    CELERY_BROKER_URL = "filesystem://localhost//"
+    # kombu's filesystem transport, writing each message aside and renaming it
+    # into place (shop_search/filesystem_broker.py): a worker never reads half
+    # a message. "localhost" is only a name (the transport reads the folders
+    # below); without one kombu warns that it falls back to it.
+    CELERY_BROKER_URL = "atomicfs://localhost//"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir),
         "data_folder_out": str(_broker_dir),

@@ -1,0 +1,90 @@
+"""The demo's embedded broker: a message file appears only complete."""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+
+import pytest
+from kombu import Connection
+
+from shop_search import filesystem_broker
+
+
+def connection(folder) -> Connection:
+    options = {"data_folder_in": str(folder), "data_folder_out": str(folder),
+               "processed_folder": str(folder / "processed"), "control_folder": str(folder / "control"),
+               "store_processed": False}
+    (folder / "processed").mkdir(exist_ok=True)
+    return Connection("atomicfs://localhost//", transport_options=options)
+
+
+def test_messages_round_trip_in_order(tmp_path):
+    with connection(tmp_path) as conn:
+        queue = conn.SimpleQueue("default")
+        for i in range(30):
+            queue.put({"n": i, "pad": "x" * 2000})
+        got = [queue.get(timeout=2) for _ in range(30)]
+        assert [m.payload["n"] for m in got] == list(range(30))
+        for message in got:
+            message.ack()
+        queue.close()
+    assert not [name for name in os.listdir(tmp_path) if name.endswith((".msg", ".partial"))]
+
+
+def test_a_message_is_renamed_into_place_only_once_written(tmp_path, monkeypatch):
+    seen = []
+    real_replace = os.replace
+
+    def checked_replace(src, dst):
+        # At the rename the content is complete, and no consumer-visible file exists yet.
+        with open(src, "rb") as handle:
+            seen.append(handle.read())
+        assert not os.path.exists(dst)
+        assert os.path.basename(src).startswith(".") and not src.endswith(".msg")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(filesystem_broker.os, "replace", checked_replace)
+    with connection(tmp_path) as conn:
+        queue = conn.SimpleQueue("gpu")
+        queue.put({"task": "suggestions.ml.understand_pending", "pad": "y" * 50_000})
+        import json
+
+        assert len(seen) == 1 and json.loads(seen[0])["properties"]["delivery_info"]["routing_key"] == "gpu"
+        assert queue.get(timeout=2).payload["pad"] == "y" * 50_000
+        queue.close()
+
+
+@pytest.mark.slow
+def test_a_consumer_polling_while_a_producer_writes_never_reads_half_a_message(tmp_path):
+    total, received, errors = 300, [], []
+    # A queue name of its own: kombu keeps exchange bindings per process, across connections.
+    name = f"q{uuid.uuid4().hex}"
+
+    def produce() -> None:
+        with connection(tmp_path) as conn:
+            queue = conn.SimpleQueue(name)
+            for i in range(total):
+                queue.put({"n": i, "pad": "z" * 200_000})
+            queue.close()
+
+    def consume() -> None:
+        try:
+            with connection(tmp_path) as conn:
+                queue = conn.SimpleQueue(name)
+                while len(received) < total:
+                    message = queue.get(timeout=20)
+                    received.append(message.payload["n"])
+                    message.ack()
+                queue.close()
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=produce), threading.Thread(target=consume)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, (errors, len(received))
+    assert sorted(received) == list(range(total))
