@@ -1,0 +1,191 @@
+"""Pinyin and initials input: the conversion, and the contract on every backend.
+
+The contract part reuses the backend fixture of the recall contract suite, so
+each test runs against tantivy and against the Elasticsearch-compatible test
+server.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.core import checks
+
+from suggestions.nlp.pinyin import has_hanzi, index_keys, typed_key
+from suggestions.recall import SuggestionEntry, get_backend
+from tests.test_recall_contract import SUGGESTIONS as ENGLISH_SUGGESTIONS
+from tests.test_recall_contract import backend, texts  # noqa: F401 - the shared fixture
+
+
+# -- conversion -------------------------------------------------------------
+def test_full_pinyin_and_initials():
+    keys = index_keys("跑鞋")
+    assert keys.full[0] == "paoxie"
+    assert keys.initials[0] == "px"
+
+
+@pytest.mark.parametrize(
+    ("text", "full", "initials"),
+    [
+        # Heteronyms read as in their phrase (pypinyin's phrases + CC-CEDICT).
+        ("银行卡", "yinhangka", "yhk"),
+        ("还款", "huankuan", "hk"),
+        ("重庆火锅", "chongqinghuoguo", "cqhg"),
+        ("长裤女", "changkunv", "ckn"),
+        ("音乐", "yinyue", "yy"),
+        # zh/ch/sh count as their first letter, as input methods do.
+        ("手机", "shouji", "sj"),
+    ],
+)
+def test_heteronyms_take_the_reading_of_their_phrase(text, full, initials):
+    keys = index_keys(text)
+    assert keys.full[0] == full
+    assert keys.initials[0] == initials
+
+
+def test_ambiguous_characters_get_a_few_variants():
+    keys = index_keys("朝阳")  # chao yang (the district) or zhao yang (morning sun)
+    assert set(keys.full) >= {"chaoyang", "zhaoyang"}
+    assert len(keys.full) <= 4 and len(keys.initials) <= 4
+    # A long query with many ambiguous characters stays within the cap.
+    many = index_keys("行乐长重着了还")
+    assert 1 < len(many.full) <= 4
+
+
+def test_mixed_text_keeps_latin_words_and_digits_whole():
+    keys = index_keys("iphone12 手机壳")
+    assert keys.full[0] == "iphone12shoujike"
+    assert keys.initials[0] == "iphone12sjk"
+    assert index_keys("tasco望远镜").initials[0] == "tascowyj"
+
+
+def test_text_without_hanzi_has_no_keys():
+    assert not index_keys("hp laserjet")
+    assert index_keys("hp laserjet").full == ()
+    assert not has_hanzi("ноутбук") and has_hanzi("佳能 墨盒")
+
+
+@pytest.mark.parametrize(
+    ("typed", "key"),
+    [
+        ("paoxie", "paoxie"),
+        ("pao x", "paox"),
+        ("Pao  Xie ", "paoxie"),
+        ("px", "px"),
+        ("iphone手机k", "iphoneshoujik"),
+        ("跑x", "paox"),
+        ("p-x", "px"),
+    ],
+)
+def test_typed_input_is_converted_like_the_keys(typed, key):
+    assert typed_key(typed) == key
+
+
+def test_input_in_characters_only_is_not_matched_by_sound():
+    assert typed_key("手机") == ""
+    assert typed_key("123") == ""
+    assert typed_key("") == ""
+
+
+# -- the contract on both backends --------------------------------------------
+ZH = [
+    SuggestionEntry("跑鞋", 50, "history"),
+    SuggestionEntry("跑鞋男", 80, "history"),
+    SuggestionEntry("泡椒", 60, "history"),
+    SuggestionEntry("跑步机", 40, "history"),
+    SuggestionEntry("iphone手机壳", 30, "history"),
+    SuggestionEntry("iphone手机", 20, "history"),
+    SuggestionEntry("手机", 90, "history"),
+    SuggestionEntry("首级", 1, "history"),
+    SuggestionEntry("银行卡套", 10, "history"),
+    SuggestionEntry("pxc", 5, "history"),
+]
+
+
+@pytest.fixture
+def zh_shop(backend):  # noqa: F811 - the imported fixture
+    backend.replace_suggestions(ZH)
+    return backend
+
+
+def test_full_pinyin_finds_the_query_first(zh_shop):
+    # The query spelled out leads, though 跑鞋男 weighs more.
+    assert texts(zh_shop.suggest("paoxie")) == ["跑鞋", "跑鞋男"]
+    assert texts(zh_shop.suggest("shouji"))[0] == "手机"
+
+
+def test_partial_last_syllable_completes_by_weight(zh_shop):
+    assert texts(zh_shop.suggest("pao")) == ["跑鞋男", "泡椒", "跑鞋", "跑步机"]
+    assert texts(zh_shop.suggest("paoxi")) == ["跑鞋男", "跑鞋"]
+    assert texts(zh_shop.suggest("pao x")) == ["跑鞋男", "跑鞋"]
+    assert texts(zh_shop.suggest("yinhang")) == ["银行卡套"]
+    # The reading of 行 in 银行 is hang, not xing.
+    assert zh_shop.suggest("yinxing") == []
+
+
+def test_initials_after_text_and_full_pinyin(zh_shop):
+    # "px": a Latin suggestion starting with "px" is a text-prefix match and
+    # leads; then the initials spelled out (跑鞋), then longer initials.
+    assert texts(zh_shop.suggest("px")) == ["pxc", "跑鞋", "跑鞋男"]
+    assert texts(zh_shop.suggest("sj"))[0] == "手机"
+    assert texts(zh_shop.suggest("yhkt")) == ["银行卡套"]
+
+
+def test_mixed_input(zh_shop):
+    assert texts(zh_shop.suggest("iphone手机k")) == ["iphone手机壳"]
+    assert texts(zh_shop.suggest("iphone sj")) == ["iphone手机", "iphone手机壳"]
+    # Latin input still completes the text itself, by weight.
+    assert texts(zh_shop.suggest("iphone")) == ["iphone手机壳", "iphone手机"]
+
+
+def test_characters_complete_as_text_not_by_sound(zh_shop):
+    assert texts(zh_shop.suggest("手机")) == ["手机"]
+    assert "首级" not in texts(zh_shop.suggest("手"))
+
+
+def test_pinyin_hits_respect_limit_and_precede_fuzzy(zh_shop):
+    assert texts(zh_shop.suggest("pao", limit=2)) == ["跑鞋男", "泡椒"]
+    hits = zh_shop.suggest("paoxie", fuzzy=True)
+    assert texts(hits)[:2] == ["跑鞋", "跑鞋男"]
+    assert not any(h.fuzzy for h in hits[:2])
+
+
+def test_pinyin_off_matches_nothing_by_sound(backend, settings):  # noqa: F811
+    settings.SUGGESTIONS_PINYIN = "off"
+    backend = get_backend()  # a setting change rebuilds backends
+    backend.replace_suggestions(ZH)
+    assert backend.suggest("paoxie") == []
+    assert texts(backend.suggest("px")) == ["pxc"]
+
+
+@pytest.mark.parametrize("prefix", ["hp", "hp la", "hp ", "gears of wra", "can", "st", "g", "佳能"])
+def test_english_shop_answers_as_without_pinyin(backend, settings, prefix):  # noqa: F811
+    backend.replace_suggestions(ENGLISH_SUGGESTIONS)
+    answers = {fuzzy: backend.suggest(prefix, fuzzy=fuzzy) for fuzzy in (False, True)}
+    settings.SUGGESTIONS_PINYIN = "off"
+    backend = get_backend()  # a setting change rebuilds backends
+    backend.replace_suggestions(ENGLISH_SUGGESTIONS)
+    assert answers == {fuzzy: backend.suggest(prefix, fuzzy=fuzzy) for fuzzy in (False, True)}
+
+
+# -- the setting ------------------------------------------------------------
+def test_pinyin_setting_is_checked(settings):
+    from suggestions.checks import check_pinyin
+
+    settings.SUGGESTIONS_PINYIN = "maybe"
+    assert [e.id for e in check_pinyin()] == ["shop_suggestions.E041"]
+    settings.SUGGESTIONS_PINYIN = "on"
+    assert check_pinyin() == []
+    settings.SUGGESTIONS_RECALL_BACKENDS = {
+        "default": {"BACKEND": "suggestions.recall.tantivy"},
+        "plain": {"BACKEND": "tests.test_pinyin.PlainBackend"},
+    }
+    errors = check_pinyin()
+    assert [e.id for e in errors] == ["shop_suggestions.E040"]
+    assert errors[0].level == checks.ERROR and "'plain'" in errors[0].msg
+
+
+from suggestions.recall import BaseRecallBackend  # noqa: E402
+
+
+class PlainBackend(BaseRecallBackend):
+    """A backend without the pinyin capability (for the system check)."""
