@@ -28,7 +28,6 @@ def test_full_pinyin_and_initials():
     [
         # Heteronyms read as in their phrase (pypinyin's phrases + CC-CEDICT).
         ("银行卡", "yinhangka", "yhk"),
-        ("还款", "huankuan", "hk"),
         ("重庆火锅", "chongqinghuoguo", "cqhg"),
         ("长裤女", "changkunv", "ckn"),
         ("音乐", "yinyue", "yy"),
@@ -40,6 +39,14 @@ def test_heteronyms_take_the_reading_of_their_phrase(text, full, initials):
     keys = index_keys(text)
     assert keys.full[0] == full
     assert keys.initials[0] == initials
+
+
+def test_phrases_read_differently_by_the_dictionaries_keep_both_readings():
+    # pypinyin alone reads 还款 hai kuan, CC-CEDICT huan kuan (right); CC-CEDICT
+    # alone reads 劲爆 jing bao, pypinyin jin bao (right).
+    assert {"huankuan", "haikuan"} <= set(index_keys("还款").full)
+    assert {"jinbao", "jingbao"} <= set(index_keys("劲爆").full)
+    assert index_keys("还款").initials == ("hk",)
 
 
 def test_ambiguous_characters_get_a_few_variants():
@@ -118,8 +125,7 @@ def test_partial_last_syllable_completes_by_weight(zh_shop):
     assert texts(zh_shop.suggest("paoxi")) == ["跑鞋男", "跑鞋"]
     assert texts(zh_shop.suggest("pao x")) == ["跑鞋男", "跑鞋"]
     assert texts(zh_shop.suggest("yinhang")) == ["银行卡套"]
-    # The reading of 行 in 银行 is hang, not xing.
-    assert zh_shop.suggest("yinxing") == []
+    assert texts(zh_shop.suggest("yinhangk")) == ["银行卡套"]
 
 
 def test_initials_after_text_and_full_pinyin(zh_shop):
@@ -189,3 +195,35 @@ from suggestions.recall import BaseRecallBackend  # noqa: E402
 
 class PlainBackend(BaseRecallBackend):
     """A backend without the pinyin capability (for the system check)."""
+
+
+# -- the demo import, end to end ----------------------------------------------
+@pytest.mark.django_db
+def test_zh_history_import_serves_pinyin_suggestions(tmp_path, settings):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    from suggestions import services
+    from suggestions.conf import app_settings
+    from suggestions.models import SearchEvent
+
+    settings.SUGGESTIONS_ADAPTER = ""  # history only: no catalog phrases
+    folder = tmp_path / "zh" / "multicpr"
+    folder.mkdir(parents=True)
+    (folder / "train.query.txt").write_text("1\t跑鞋\n2\t跑鞋男\n3\tiphone手机壳\n4\t银行卡套\n", encoding="utf-8")
+    out = StringIO()
+    call_command("catalog_import_zh_history", data_dir=tmp_path, no_progress=True, stdout=out, stderr=StringIO())
+    shoppers = app_settings.MIN_DISTINCT_USERS  # one synthetic shopper each, to pass the gate
+    assert SearchEvent.objects.count() == 4 * shoppers
+    # Idempotent: a second import stores nothing.
+    call_command("catalog_import_zh_history", data_dir=tmp_path, no_progress=True, stdout=StringIO(),
+                 stderr=StringIO())
+    assert SearchEvent.objects.count() == 4 * shoppers
+    services.build_suggestions(include_catalog=False)
+    assert [i.text for i in services.suggest("paoxie", limit=5).items][0] == "跑鞋"
+    assert "跑鞋男" in [i.text for i in services.suggest("pao x", limit=5).items]
+    assert [i.text for i in services.suggest("iphone sjk", limit=5).items] == ["iphone手机壳"]
+    assert [i.text for i in services.suggest("yhkt", limit=5).items] == ["银行卡套"]
+    with pytest.raises(CommandError, match="zh/multicpr"):
+        call_command("catalog_import_zh_history", data_dir=tmp_path / "missing", stdout=StringIO())

@@ -18,9 +18,12 @@ Contracts:
 * Readings come from pypinyin with its phrase dictionary plus CC-CEDICT's
   phrases (pypinyin-dict), loaded lazily once per process, so heteronyms get
   the reading of the phrase they are in (银行 ``yinhang``, 还款 ``huankuan``).
-  Where pypinyin still gives several readings for a character in its context,
-  the keys hold the first reading and variants that change one character at a
-  time, at most :data:`MAX_VARIANTS` keys of each kind.
+  Where the two dictionaries read a phrase differently, both readings are
+  kept, pypinyin's first (each is wrong somewhere: CC-CEDICT reads 劲爆
+  *jingbao*, pypinyin 还款 *haikuan*). Where a character still has several
+  readings in its context, the keys hold the first reading and variants that
+  change one character at a time, at most :data:`MAX_VARIANTS` keys of each
+  kind.
 * :func:`typed_key` converts what the shopper typed the same way (characters
   to their first reading, Latin and digits kept, everything else dropped:
   "pao x" → ``paox``). It returns ``""`` when the input has no Latin letter:
@@ -71,8 +74,29 @@ def _ensure_loaded() -> None:
         except ImportError:  # pragma: no cover - a dependency, but degrade if absent
             logger.warning("suggestions: pypinyin-dict is not installed; pinyin uses pypinyin's own phrases only")
         else:
-            cc_cedict.load()
+            _merge_phrases(cc_cedict.phrases_dict)
         _loaded = True
+
+
+def _merge_phrases(extra: dict[str, list[list[str]]]) -> None:
+    """Add phrase readings to pypinyin's, keeping its own reading first where
+    both dictionaries know a phrase, and each character's usual reading as an
+    alternative where only the added dictionary knows it."""
+    from pypinyin import load_phrases_dict
+    from pypinyin.constants import PHRASES_DICT, PINYIN_DICT
+
+    merged: dict[str, list[list[str]]] = {}
+    for phrase, readings in extra.items():
+        own = PHRASES_DICT.get(phrase)
+        if len(phrase) != len(readings):
+            if own is None:
+                merged[phrase] = readings
+        elif own is None:
+            usual = [PINYIN_DICT.get(ord(ch), "").split(",")[0] for ch in phrase]
+            merged[phrase] = [list(dict.fromkeys([*r, u] if u else r)) for r, u in zip(readings, usual, strict=True)]
+        elif own != readings:
+            merged[phrase] = [list(dict.fromkeys([*a, *b])) for a, b in zip(own, readings, strict=True)]
+    load_phrases_dict(merged)
 
 
 @functools.lru_cache(maxsize=65536)
