@@ -9,9 +9,10 @@ Protocol:
   searched once in this sample: there are no counts, so equal weights are
   ordered alphabetically, the backends' rule, which favours no one).
 * The held-out queries are the ``--heldout-share`` (5%) of the queries with
-  Chinese characters whose seeded BLAKE2 hash is lowest: a sample nobody
-  looked at while the conversion rules were written. They are indexed too
-  (their rank must exist); the other 95% are the competition.
+  Chinese characters whose seeded BLAKE2 hash is lowest. They are indexed
+  too (their rank must exist); the other 95% are the competition. Seed 0 is
+  the development sample (its misses were read while the rules were
+  written); seed 1 is the reported held-out sample.
 * What a shopper types for a held-out query comes from a second converter
   (:mod:`bench.pinyin.reference`: a different phrase dictionary and
   segmenter), not from the app's own: **full** pinyin ("paoxie"),
