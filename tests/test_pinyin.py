@@ -11,7 +11,7 @@ import pytest
 from django.core import checks
 
 from suggestions.nlp.pinyin import has_hanzi, index_keys, typed_key
-from suggestions.recall import SuggestionEntry, get_backend
+from suggestions.recall import SuggestionEntry, get_backend, reset_backends
 from tests.test_recall_contract import SUGGESTIONS as ENGLISH_SUGGESTIONS
 from tests.test_recall_contract import backend, texts  # noqa: F401 - the shared fixture
 
@@ -227,3 +227,35 @@ def test_zh_history_import_serves_pinyin_suggestions(tmp_path, settings):
     assert [i.text for i in services.suggest("yhkt", limit=5).items] == ["银行卡套"]
     with pytest.raises(CommandError, match="zh/multicpr"):
         call_command("catalog_import_zh_history", data_dir=tmp_path / "missing", stdout=StringIO())
+
+
+def test_index_built_before_pinyin_keys_still_answers(backend, monkeypatch):  # noqa: F811
+    """An index published by an older version (no pinyin fields) keeps
+    answering text prefixes until the next publish adds the keys."""
+    from suggestions.recall import elasticsearch as es_module
+    from suggestions.recall import tantivy as tantivy_module
+
+    old_es = {**es_module.SUGGESTIONS_MAPPING, "properties": {
+        k: v for k, v in es_module.SUGGESTIONS_MAPPING["properties"].items()
+        if k not in ("suggest_pinyin", "suggest_initials", "pinyin", "initials")}}
+    monkeypatch.setitem(es_module._MAPPINGS, es_module.SUGGESTIONS, old_es)
+    import tantivy
+
+    sb = tantivy.SchemaBuilder()
+    sb.add_text_field("key", tokenizer_name="raw", index_option="basic")
+    sb.add_text_field("text", stored=True, tokenizer_name="raw", index_option="basic")
+    sb.add_text_field("source", stored=True, tokenizer_name="raw", index_option="basic")
+    sb.add_float_field("weight", stored=True, fast=True)
+    monkeypatch.setitem(tantivy_module._SCHEMAS, tantivy_module.SUGGESTIONS, sb.build())
+    monkeypatch.setattr(es_module, "pinyin_enabled", lambda backend: False)
+    monkeypatch.setattr(tantivy_module, "pinyin_enabled", lambda backend: False)
+    backend.replace_suggestions(ZH)
+    monkeypatch.undo()
+    assert texts(backend.suggest("跑鞋")) == ["跑鞋男", "跑鞋"]
+    assert texts(backend.suggest("px")) == ["pxc"]
+    assert backend.suggest("paoxie") == []
+    # The new version of the app, in a new process, publishes again.
+    reset_backends()
+    backend = get_backend()
+    backend.replace_suggestions(ZH)
+    assert texts(backend.suggest("paoxie")) == ["跑鞋", "跑鞋男"]

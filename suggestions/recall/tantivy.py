@@ -605,7 +605,10 @@ class TantivyRecallBackend(BaseRecallBackend):
             hits = self._suggest_tier(searcher, exact, limit, fuzzy=False)
             typed = typed_key(key) if pinyin_enabled(self) else ""
             if typed:
-                hits = self._with_pinyin(searcher, schema, typed, hits, limit)
+                # The index's own schema: one built before the pinyin fields
+                # existed must fail to build the query (ValueError), not be
+                # asked for a field id it lacks (a panic inside tantivy).
+                hits = self._with_pinyin(searcher, live.index.schema, typed, hits, limit)
             if fuzzy and len(hits) < limit:
                 near = Query.fuzzy_term_query(
                     schema, "key", key, distance=1, transposition_cost_one=True, prefix=True
@@ -622,14 +625,14 @@ class TantivyRecallBackend(BaseRecallBackend):
                      text_hits: list[SuggestionHit], limit: int) -> list[SuggestionHit]:
         tiers = []
         for field in ("pinyin", "initials"):
-            equal = Query.term_query(schema, field, typed)
-            prefix = Query.fuzzy_term_query(schema, field, typed, distance=0, prefix=True)
             try:
-                tiers.append(self._suggest_tier(searcher, equal, limit, fuzzy=False))
-                tiers.append(self._suggest_tier(searcher, prefix, limit, fuzzy=False))
+                equal = Query.term_query(schema, field, typed)
+                prefix = Query.fuzzy_term_query(schema, field, typed, distance=0, prefix=True)
             except ValueError:
                 # An index built before pinyin keys existed: none to match.
                 return text_hits
+            tiers.append(self._suggest_tier(searcher, equal, limit, fuzzy=False))
+            tiers.append(self._suggest_tier(searcher, prefix, limit, fuzzy=False))
         return pinyin_order(limit, text_hits, *tiers)
 
     @staticmethod
