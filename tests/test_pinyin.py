@@ -53,9 +53,16 @@ def test_ambiguous_characters_get_a_few_variants():
     keys = index_keys("朝阳")  # chao yang (the district) or zhao yang (morning sun)
     assert set(keys.full) >= {"chaoyang", "zhaoyang"}
     assert len(keys.full) <= 4 and len(keys.initials) <= 4
-    # A long query with many ambiguous characters stays within the cap.
-    many = index_keys("行乐长重着了还")
-    assert 1 < len(many.full) <= 4
+    # A long query with many ambiguous phrases stays within the cap.
+    many = index_keys("朝阳还款劲爆坐着堆高车")
+    assert len(many.full) == 4 and len(set(many.full)) == 4
+
+
+def test_characters_outside_phrases_keep_their_usual_reading_only():
+    # 包 can be read pao and fu, 亨 peng: as variants they made "px" suggest
+    # 包心肉丸 and 亨鲜客.
+    assert index_keys("包心肉丸批发").full == ("baoxinrouwanpifa",)
+    assert index_keys("亨鲜客").initials == ("hxk",)
 
 
 def test_mixed_text_keeps_latin_words_and_digits_whole():

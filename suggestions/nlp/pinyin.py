@@ -20,10 +20,10 @@ Contracts:
   the reading of the phrase they are in (银行 ``yinhang``, 还款 ``huankuan``).
   Where the two dictionaries read a phrase differently, both readings are
   kept, pypinyin's first (each is wrong somewhere: CC-CEDICT reads 劲爆
-  *jingbao*, pypinyin 还款 *haikuan*). Where a character still has several
-  readings in its context, the keys hold the first reading and variants that
-  change one character at a time, at most :data:`MAX_VARIANTS` keys of each
-  kind.
+  *jingbao*, pypinyin 还款 *haikuan*). Where a phrase has several readings,
+  the keys hold the first and variants that change one character at a time,
+  at most :data:`MAX_VARIANTS` keys of each kind. A character outside any
+  phrase gets its usual reading only: its rare ones would be noise.
 * :func:`typed_key` converts what the shopper typed the same way (characters
   to their first reading, Latin and digits kept, everything else dropped:
   "pao x" → ``paox``). It returns ``""`` when the input has no Latin letter:
@@ -103,13 +103,22 @@ def _merge_phrases(extra: dict[str, list[list[str]]]) -> None:
 def _readings(run: str) -> tuple[tuple[str, ...], ...]:
     """Toneless readings of each character of a run of Chinese characters,
     the most likely one (in context) first."""
-    from pypinyin import Style, pinyin
+    from pypinyin import Style, lazy_pinyin, pinyin
+    from pypinyin.constants import PHRASES_DICT
+    from pypinyin.seg.mmseg import seg
 
     _ensure_loaded()
     out = []
-    for options in pinyin(run, style=Style.NORMAL, heteronym=True, errors="ignore"):
-        seen = tuple(dict.fromkeys(o for o in options if o and o.isascii()))
-        out.append(seen or ("",))
+    for word in seg.cut(run):
+        if len(word) > 1 and word in PHRASES_DICT:
+            # A phrase: every reading the dictionaries give it.
+            for options in pinyin(word, style=Style.NORMAL, heteronym=True, errors="ignore"):
+                seen = tuple(dict.fromkeys(o for o in options if o and o.isascii()))
+                out.append(seen or ("",))
+        else:
+            # A character on its own: its usual reading only. Its rare ones
+            # (包 pao, 亨 peng) would make "px" suggest 包鞋 and 亨鲜.
+            out.extend((syllable,) for syllable in lazy_pinyin(word, style=Style.NORMAL, errors="ignore"))
     return tuple(out)
 
 
