@@ -66,3 +66,27 @@ def _check_cache() -> list[checks.CheckMessage]:
                  "when one process serves and no worker runs.",
             id="shop_suggestions.W002")]
     return []
+
+@checks.register()
+def check_pinyin(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """``SUGGESTIONS_PINYIN``: a known value, and with ``"on"`` backends able to serve it."""
+    mode = app_settings.PINYIN
+    if mode not in ("auto", "on", "off"):
+        return [checks.Error(f"SUGGESTIONS_PINYIN must be 'auto', 'on' or 'off' (got {mode!r}).",
+                             id="shop_suggestions.E041")]
+    if mode != "on" or not isinstance(app_settings.RECALL_BACKENDS, dict):
+        return []
+    from .recall import _load_class
+
+    errors: list[checks.CheckMessage] = []
+    for alias, config in app_settings.RECALL_BACKENDS.items():
+        try:
+            cls = _load_class(config["BACKEND"])
+        except Exception:  # noqa: BLE001 - reported by check_settings / at first use
+            continue
+        if not getattr(cls, "supports_pinyin", False):
+            errors.append(checks.Error(
+                f"SUGGESTIONS_PINYIN is 'on' but recall backend {alias!r} ({cls.__name__}) cannot match pinyin.",
+                hint="Use a backend with supports_pinyin (tantivy, Elasticsearch) or set SUGGESTIONS_PINYIN='auto'.",
+                id="shop_suggestions.E040"))
+    return errors

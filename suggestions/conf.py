@@ -394,4 +394,17 @@ class AppSettings:
         return None if value is None else tuple(value)
 
 
+    @property
+    def PINYIN(self) -> str:
+        """Pinyin and initials input for Chinese suggestions (see
+        :mod:`suggestions.nlp.pinyin`): ``"auto"`` (default) indexes pinyin keys
+        of suggestions with Chinese characters, and completes Latin input on
+        them, on every backend that declares ``supports_pinyin`` (tantivy,
+        Elasticsearch); ``"on"`` does the same and makes a backend without the
+        capability a configuration error (system check
+        ``shop_suggestions.E040``); ``"off"`` indexes and matches no pinyin.
+        Suggestions without Chinese characters get no keys, so an English shop
+        is served exactly as with ``"off"``."""
+        return str(self._get("PINYIN", "auto")).lower()
+
 app_settings = AppSettings()

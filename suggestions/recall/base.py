@@ -108,6 +108,9 @@ class BaseRecallBackend:
     supports_vectors: bool = False
     #: The engine is an external service (may be down; network timeouts apply).
     is_remote: bool = False
+    #: The engine indexes pinyin keys of Chinese suggestions and completes
+    #: Latin input on them (:mod:`suggestions.nlp.pinyin`, ``SUGGESTIONS_PINYIN``).
+    supports_pinyin: bool = False
 
     def __init__(self, alias: str, options: dict[str, Any]):
         self.alias = alias
@@ -154,7 +157,12 @@ class BaseRecallBackend:
         """Suggestions whose normalised text starts with ``prefix``, highest weight
         first. With ``fuzzy=True``, also those starting with a string one edit
         (insert, delete, substitute, transpose) away from ``prefix``, marked
-        ``fuzzy=True`` and ranked after exact-prefix matches."""
+        ``fuzzy=True`` and ranked after exact-prefix matches.
+
+        Backends with ``supports_pinyin`` (while ``SUGGESTIONS_PINYIN`` is not
+        ``"off"``) also complete the typed text converted by
+        :func:`suggestions.nlp.pinyin.typed_key` on the suggestions' pinyin
+        keys, in the order of :func:`pinyin_order`, before one-edit matches."""
         raise NotImplementedError
 
     # -- health -------------------------------------------------------------
@@ -164,3 +172,34 @@ class BaseRecallBackend:
 
     def close(self) -> None:
         """Release clients and file handles."""
+
+
+def pinyin_order(limit: int, text_prefix: list[SuggestionHit], full_equal: list[SuggestionHit],
+                 full_prefix: list[SuggestionHit], initials_equal: list[SuggestionHit],
+                 initials_prefix: list[SuggestionHit]) -> list[SuggestionHit]:
+    """The order of exact-prefix and pinyin hits, shared by every backend:
+
+    1. suggestions whose full pinyin is the typed key itself (the shopper
+       spelled out the whole query: "paoxie" → 跑鞋 before 跑鞋男), by weight;
+    2. text-prefix and full-pinyin-prefix matches together, by weight;
+    3. suggestions whose initials are the typed key ("px" → 跑鞋), by weight;
+    4. initials-prefix matches, by weight.
+
+    Each tier is ordered highest weight first, equal weights alphabetically; a
+    text appears once, in its first tier. Without pinyin hits this is
+    ``text_prefix`` unchanged.
+    """
+    def by_weight(hits: list[SuggestionHit]) -> list[SuggestionHit]:
+        return sorted(hits, key=lambda hit: (-hit.weight, hit.text))
+
+    out: list[SuggestionHit] = []
+    seen: set[str] = set()
+    for tier in (by_weight(full_equal), by_weight(text_prefix + full_prefix), by_weight(initials_equal),
+                 by_weight(initials_prefix)):
+        for hit in tier:
+            if hit.text not in seen:
+                seen.add(hit.text)
+                out.append(hit)
+                if len(out) >= limit:
+                    return out
+    return out

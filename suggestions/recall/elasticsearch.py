@@ -26,6 +26,12 @@ Contracts (on top of :class:`~suggestions.recall.base.BaseRecallBackend`):
   1000)`` clamped to ``[0, 2**31 - 1]``. Exact-prefix hits come first, then
   (``fuzzy=True``) one-edit hits minus the exact ones; each tier is ordered by
   the float weight, highest first. An empty prefix returns nothing.
+  Suggestions with Chinese characters also get their full-pinyin and initials
+  keys, as completion inputs (``suggest_pinyin``, ``suggest_initials``) and as
+  keywords (``pinyin``, ``initials``); Latin input runs two more completion
+  suggesters and one term query for keys equal to it in the same request, in
+  the order of :func:`~suggestions.recall.base.pinyin_order`. An index built
+  before these fields existed is answered without them.
 * **Failures.** Connection errors, timeouts and error responses raise
   :class:`RecallUnavailable` (a missing alias reads as an empty index).
   Retries are off by default on timeouts: this is the request path.
@@ -51,6 +57,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from ..adapter import ProductDocument
 from ..conf import app_settings
+from ..nlp.pinyin import index_keys, pinyin_enabled, typed_key
 from ..text import facet_key as _key
 from ..text import normalize_prefix, normalize_query
 from .base import (
@@ -64,6 +71,7 @@ from .base import (
     SuggestionEntry,
     SuggestionHit,
     has_searchable_text,
+    pinyin_order,
 )
 
 PRODUCTS = "products"
@@ -155,6 +163,13 @@ SUGGESTIONS_MAPPING: dict[str, Any] = {
         "text": {"type": "keyword"},
         "source": {"type": "keyword"},
         "weight": {"type": "float"},
+        # Pinyin keys of suggestions with Chinese characters (lists).
+        "suggest_pinyin": {"type": "completion", "analyzer": "sg_completion",
+                           "search_analyzer": "sg_completion", "max_input_length": MAX_KEY_LENGTH},
+        "suggest_initials": {"type": "completion", "analyzer": "sg_completion",
+                             "search_analyzer": "sg_completion", "max_input_length": MAX_KEY_LENGTH},
+        "pinyin": {"type": "keyword"},
+        "initials": {"type": "keyword"},
     },
 }
 
@@ -183,6 +198,7 @@ class ElasticsearchRecallBackend(BaseRecallBackend):
     supports_fuzzy = True
     supports_vectors = False
     is_remote = True
+    supports_pinyin = True
 
     def __init__(self, alias: str, options: dict[str, Any]):
         super().__init__(alias, options)
@@ -494,19 +510,25 @@ class ElasticsearchRecallBackend(BaseRecallBackend):
             key = normalize_query(entry.text)
             if key and (key not in best or entry.weight > best[key].weight):
                 best[key] = entry
-        actions = (
-            {
-                "_source": {
-                    "suggest": {"input": [key], "weight": _completion_weight(entry.weight)},
-                    "key": key,
-                    "text": entry.text,
-                    "source": entry.source or "",
-                    "weight": float(entry.weight),
-                }
+        with_pinyin = pinyin_enabled(self)
+
+        def source(key: str, entry: SuggestionEntry) -> dict[str, Any]:
+            doc = {
+                "suggest": {"input": [key], "weight": _completion_weight(entry.weight)},
+                "key": key,
+                "text": entry.text,
+                "source": entry.source or "",
+                "weight": float(entry.weight),
             }
-            for key, entry in best.items()
-        )
-        self._replace(SUGGESTIONS, actions)
+            keys = index_keys(key) if with_pinyin else None
+            if keys:
+                weight = _completion_weight(entry.weight)
+                doc["suggest_pinyin"] = {"input": list(keys.full), "weight": weight}
+                doc["suggest_initials"] = {"input": list(keys.initials), "weight": weight}
+                doc["pinyin"], doc["initials"] = list(keys.full), list(keys.initials)
+            return doc
+
+        self._replace(SUGGESTIONS, ({"_source": source(key, entry)} for key, entry in best.items()))
 
     def suggest(self, prefix: str, limit: int = 10, fuzzy: bool = False) -> list[SuggestionHit]:
         key = normalize_prefix(prefix)
@@ -531,23 +553,34 @@ class ElasticsearchRecallBackend(BaseRecallBackend):
                     },
                 },
             }
+        typed = typed_key(key) if pinyin_enabled(self) else ""
+        pinyin_search: dict[str, Any] = {}
+        if typed:
+            # No skip_duplicates: homophones share a key but are distinct suggestions.
+            for name, field in (("pinyin", "suggest_pinyin"), ("initials", "suggest_initials")):
+                suggesters[name] = {"prefix": typed, "completion": {"field": field, "size": limit}}
+            pinyin_search = {
+                "query": {"bool": {"should": [{"term": {"pinyin": typed}}, {"term": {"initials": typed}}]}},
+                "size": 2 * limit,
+                "sort": [{"weight": "desc"}],
+            }
         with self._guard("suggest"):
             try:
-                response = self._client.search(
-                    index=self.alias_name(SUGGESTIONS),
-                    suggest=suggesters,
-                    size=0,
-                    source=["key", "text", "source", "weight"],
-                )
+                response = self._suggest_request(suggesters, pinyin_search)
             except self._es.NotFoundError:
                 return []
         exact = sorted(
             (_suggestion_hit(option, fuzzy=False) for option in _options(response, "exact")),
             key=_by_weight,
         )[:limit]
+        exact_ids = {option["_id"] for option in _options(response, "exact")}
+        if typed:
+            exact = self._with_pinyin(response, typed, exact, limit)
+            exact_ids |= {option["_id"] for name in ("pinyin", "initials") for option in _options(response, name)}
+            exact_ids |= {hit["_id"] for hit in response.get("hits", {}).get("hits", [])}
         if not fuzzy or len(exact) >= limit:
             return exact
-        exact_ids = {option["_id"] for option in _options(response, "exact")}
+        shown = {hit.text for hit in exact}
         near = sorted(
             (
                 _suggestion_hit(option, fuzzy=True)
@@ -556,10 +589,39 @@ class ElasticsearchRecallBackend(BaseRecallBackend):
                 # that starts with the prefix (cut off by its size).
                 if option["_id"] not in exact_ids
                 and not option.get("_source", {}).get("key", "").startswith(key)
+                and option.get("_source", {}).get("text", option.get("text", "")) not in shown
             ),
             key=_by_weight,
         )
         return exact + near[: limit - len(exact)]
+
+    def _suggest_request(self, suggesters: dict[str, Any], pinyin_search: dict[str, Any]) -> dict[str, Any]:
+        index = self.alias_name(SUGGESTIONS)
+        fields = ["key", "text", "source", "weight"]
+        if not pinyin_search:
+            return self._client.search(index=index, suggest=suggesters, size=0, source=fields)
+        try:
+            return self._client.search(index=index, suggest=suggesters, source=[*fields, "pinyin", "initials"],
+                                       **pinyin_search)
+        except self._es.BadRequestError:
+            # An index built before the pinyin fields existed: ask without them.
+            plain = {name: body for name, body in suggesters.items() if name not in ("pinyin", "initials")}
+            return self._client.search(index=index, suggest=plain, size=0, source=fields)
+
+    @staticmethod
+    def _with_pinyin(response: dict[str, Any], typed: str, text_hits: list[SuggestionHit],
+                     limit: int) -> list[SuggestionHit]:
+        full_equal, initials_equal = [], []
+        for hit in response.get("hits", {}).get("hits", []):
+            source = hit.get("_source", {})
+            found = _suggestion_hit(hit, fuzzy=False)
+            if typed in (source.get("pinyin") or ()):
+                full_equal.append(found)
+            if typed in (source.get("initials") or ()):
+                initials_equal.append(found)
+        prefixed = {name: [_suggestion_hit(option, fuzzy=False) for option in _options(response, name)]
+                    for name in ("pinyin", "initials")}
+        return pinyin_order(limit, text_hits, full_equal, prefixed["pinyin"], initials_equal, prefixed["initials"])
 
     # -- health -------------------------------------------------------------
     def ping(self) -> bool:

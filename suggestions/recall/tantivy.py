@@ -29,6 +29,10 @@ Contracts (on top of :class:`~suggestions.recall.base.BaseRecallBackend`):
   entry text, indexed untokenised. Exact-prefix matches come first, then (with
   ``fuzzy=True``) keys whose prefix is one edit away; each tier is ordered by
   weight, highest first. An empty prefix returns no suggestions.
+  Suggestions with Chinese characters also get their full-pinyin and initials
+  keys (multi-valued raw fields ``pinyin``, ``initials``); Latin input is
+  completed on them as well (term and prefix queries), in the order of
+  :func:`~suggestions.recall.base.pinyin_order`, before one-edit matches.
 
 Every tantivy or file-system failure surfaces as :class:`RecallUnavailable`.
 
@@ -56,6 +60,7 @@ from tantivy import Occur, Query
 
 from ..adapter import ProductDocument
 from ..conf import app_settings
+from ..nlp.pinyin import index_keys, pinyin_enabled, typed_key
 from ..text import facet_key as _key
 from ..text import normalize_prefix, normalize_query
 from .base import (
@@ -68,6 +73,7 @@ from .base import (
     SearchResult,
     SuggestionEntry,
     SuggestionHit,
+    pinyin_order,
 )
 
 try:  # POSIX advisory locks serialise rebuilds across processes.
@@ -156,6 +162,10 @@ def _suggestions_schema() -> tantivy.Schema:
     sb.add_text_field("text", stored=True, tokenizer_name="raw", index_option="basic")
     sb.add_text_field("source", stored=True, tokenizer_name="raw", index_option="basic")
     sb.add_float_field("weight", stored=True, fast=True)
+    # Pinyin keys of suggestions with Chinese characters (several values per
+    # document); last, so older indexes keep their field ids.
+    sb.add_text_field("pinyin", tokenizer_name="raw", index_option="basic")
+    sb.add_text_field("initials", tokenizer_name="raw", index_option="basic")
     return sb.build()
 
 
@@ -395,6 +405,7 @@ class TantivyRecallBackend(BaseRecallBackend):
     supports_fuzzy = True
     supports_vectors = False
     is_remote = False
+    supports_pinyin = True
 
     def __init__(self, alias: str, options: dict[str, Any]):
         super().__init__(alias, options)
@@ -556,6 +567,7 @@ class TantivyRecallBackend(BaseRecallBackend):
             key = normalize_query(entry.text)
             if key and (key not in best or entry.weight > best[key].weight):
                 best[key] = entry
+        with_pinyin = pinyin_enabled(self)
 
         def fill(writer: tantivy.IndexWriter) -> None:
             for key, entry in best.items():
@@ -564,6 +576,12 @@ class TantivyRecallBackend(BaseRecallBackend):
                 doc.add_text("text", entry.text)
                 doc.add_text("source", entry.source or "")
                 doc.add_float("weight", float(entry.weight))
+                if with_pinyin:
+                    keys = index_keys(key)
+                    for value in keys.full:
+                        doc.add_text("pinyin", value)
+                    for value in keys.initials:
+                        doc.add_text("initials", value)
                 writer.add_document(doc)
 
         index_set = self._set(SUGGESTIONS)
@@ -585,15 +603,37 @@ class TantivyRecallBackend(BaseRecallBackend):
         try:
             exact = Query.fuzzy_term_query(schema, "key", key, distance=0, prefix=True)
             hits = self._suggest_tier(searcher, exact, limit, fuzzy=False)
+            typed = typed_key(key) if pinyin_enabled(self) else ""
+            if typed:
+                # The index's own schema: one built before the pinyin fields
+                # existed must fail to build the query (ValueError), not be
+                # asked for a field id it lacks (a panic inside tantivy).
+                hits = self._with_pinyin(searcher, live.index.schema, typed, hits, limit)
             if fuzzy and len(hits) < limit:
                 near = Query.fuzzy_term_query(
                     schema, "key", key, distance=1, transposition_cost_one=True, prefix=True
                 )
                 only_near = Query.boolean_query([(Occur.Must, near), (Occur.MustNot, exact)])
-                hits += self._suggest_tier(searcher, only_near, limit - len(hits), fuzzy=True)
+                seen = {hit.text for hit in hits}
+                hits += [hit for hit in self._suggest_tier(searcher, only_near, limit, fuzzy=True)
+                         if hit.text not in seen][: limit - len(hits)]
         except (ValueError, OSError) as exc:
             raise RecallUnavailable(f"tantivy suggest failed: {exc}") from exc
         return hits
+
+    def _with_pinyin(self, searcher: tantivy.Searcher, schema: tantivy.Schema, typed: str,
+                     text_hits: list[SuggestionHit], limit: int) -> list[SuggestionHit]:
+        tiers = []
+        for field in ("pinyin", "initials"):
+            try:
+                equal = Query.term_query(schema, field, typed)
+                prefix = Query.fuzzy_term_query(schema, field, typed, distance=0, prefix=True)
+            except ValueError:
+                # An index built before pinyin keys existed: none to match.
+                return text_hits
+            tiers.append(self._suggest_tier(searcher, equal, limit, fuzzy=False))
+            tiers.append(self._suggest_tier(searcher, prefix, limit, fuzzy=False))
+        return pinyin_order(limit, text_hits, *tiers)
 
     @staticmethod
     def _suggest_tier(
