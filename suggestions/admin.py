@@ -792,4 +792,7 @@ class QueryLabelAdmin(admin.ModelAdmin):
 
 
 # --- experiments (suggestions/admin_experiments.py) ---
-from . import admin_experiments  # noqa: E402, F401  (registers the experiment admin)
+from . import admin_experiments  # noqa: E402, F401, I001  (registers the experiment admin)
+
+# --- synonyms (suggestions/admin_synonyms.py) ---
+from . import admin_synonyms  # noqa: E402, F401, I001  (registers the synonym admin)

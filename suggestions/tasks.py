@@ -138,3 +138,15 @@ def prepare_experiment(experiment_id: int) -> int:
     from . import services
 
     return services.prepare_experiment(experiment_id)
+
+
+# --- synonyms ---
+
+
+@shared_task(name="suggestions.synonyms.mine", **LIMITS)
+def mine_synonyms() -> dict:
+    """Propose pending synonyms from co-clicks of gated queries (idempotent:
+    decisions are kept, evidence refreshed)."""
+    from . import services
+
+    return services.mine_synonyms()
