@@ -207,7 +207,7 @@ def test_storefront_shows_the_did_you_mean_line_and_the_exact_link(shop, client)
     html = response.content.decode()
     assert response.status_code == 200
     assert "Showing results for <strong><q>printer</q></strong>; search instead for" in html
-    assert 'href="?q=prnter&amp;exact=1"' in html
+    assert '<a class="did-you-mean-exact" href="?q=prnter&amp;exact=1">prnter</a>' in html
     assert "HP LaserJet Pro M400 Laser Printer" in html
     exact = client.get(STOREFRONT, {"q": "prnter", "exact": "1"}).content.decode()
     assert "Showing results for" not in exact and "Nothing matches" in exact
