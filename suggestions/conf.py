@@ -402,6 +402,15 @@ class AppSettings:
         return int(self._get("DIDYOUMEAN_MAX_RESULTS", 0))
 
     @property
+    def DIDYOUMEAN_UNMATCHED_WORDS(self) -> bool:
+        """Also correct the words of a query with more results that match no
+        product at all ("hp prnter" finds HP products through "hp" only): such a
+        word is misspelt or unknown to the shop, and its correction widens the
+        results. Costs one count per such word, only for words the spelling
+        dictionary does not know."""
+        return bool(self._get("DIDYOUMEAN_UNMATCHED_WORDS", True))
+
+    @property
     def SYNONYMS(self) -> bool:
         """Expand searches with approved synonyms ("laptop" also finds "notebook")."""
         return bool(self._get("SYNONYMS", True))

@@ -210,7 +210,8 @@ def search(query: str, *, filters: SearchFilters | None = None, page: int = 1, p
 
     Approved synonyms widen the query (``SUGGESTIONS_SYNONYMS``). A query that
     finds at most ``SUGGESTIONS_DIDYOUMEAN_MAX_RESULTS`` products is
-    spell-corrected from the shop's vocabulary unless ``exact``; the corrected
+    spell-corrected from the shop's vocabulary unless ``exact`` (so are words
+    of a query that match no product at all); the corrected
     search's results are shown, with ``corrected_query`` set, only when it
     finds more. History records the query as typed, with its own count.
     """
@@ -235,8 +236,8 @@ def search(query: str, *, filters: SearchFilters | None = None, page: int = 1, p
         result = backend.search_products(text, effective_filters, offset=offset, limit=page_size, boosts=boosts,
                                          **_synonym_argument(text))
         recorded_total = result.total
-        if normalized and not exact and app_settings.DIDYOUMEAN and result.total <= app_settings.DIDYOUMEAN_MAX_RESULTS:
-            better, corrected = _spelling_fallback(backend, text, normalized, result.total, effective_filters,
+        if normalized and not exact and app_settings.DIDYOUMEAN:
+            better, corrected = _spelling_fallback(backend, text, normalized, result, effective_filters,
                                                    offset, page_size, boosts)
             result = better or result
         results = [ProductResult(h.document, h.score, offset + i) for i, h in enumerate(result.hits)]
@@ -289,12 +290,24 @@ def _synonym_argument(text: str) -> dict:
     return {"synonyms": found} if found else {}
 
 
-def _spelling_fallback(backend, text: str, normalized: str, total: int, filters: SearchFilters, offset: int,
+def _spelling_fallback(backend, text: str, normalized: str, original, filters: SearchFilters, offset: int,
                        limit: int, boosts: SearchBoosts):
-    """The corrected search and the corrected query when a correction finds
-    more than ``total`` products, else ``(None, "")``."""
+    """The corrected search and the corrected query, else ``(None, "")``.
+
+    A query with at most ``DIDYOUMEAN_MAX_RESULTS`` results has its unknown
+    words corrected; a query with more (``DIDYOUMEAN_UNMATCHED_WORDS``) only
+    the words that match no product at all ("hp prnter" finds HP products
+    through "hp", none through "prnter"): one count per such word, and only
+    for words the spelling dictionary does not know. The correction is shown
+    when the corrected search finds more products (for corrected words of a
+    query with results: at least as many, ranked differently).
+    """
     from . import spelling
 
+    total = original.total
+    few = total <= app_settings.DIDYOUMEAN_MAX_RESULTS
+    if not few and not app_settings.DIDYOUMEAN_UNMATCHED_WORDS:
+        return None, ""
     try:
         correction = spelling.correct(text)
     except Exception:  # noqa: BLE001 - correction is an enhancement, never a failure
@@ -302,9 +315,17 @@ def _spelling_fallback(backend, text: str, normalized: str, total: int, filters:
         return None, ""
     if correction is None:
         return None, ""
+    if not few:
+        words = {w: fixed for w, fixed in correction.words.items()
+                 if backend.search_products(w, limit=0).total == 0}
+        if not words:
+            return None, ""
+        correction = spelling.Correction(spelling.replace_words(text, words), words)
     better = backend.search_products(correction.text, filters, offset=offset, limit=limit, boosts=boosts,
                                      **_synonym_argument(correction.text))
-    if better.total <= total:
+    if few and better.total <= total:
+        return None, ""
+    if not few and (better.total < total or [h.id for h in better.hits] == [h.id for h in original.hits]):
         return None, ""
     return better, normalize_query(spelling.replace_words(normalized, correction.words))
 

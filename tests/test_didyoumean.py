@@ -360,3 +360,25 @@ def test_query_variants():
     assert query_variants("laptops", {"laptop": ("notebook",)}) == ["laptops"]  # whole words only
     many = query_variants("a b", {"a": tuple("cdefghij"), "b": tuple("klmnop")})
     assert len(many) == 8 and many[0] == "a b"
+
+
+def test_a_word_matching_no_product_is_corrected_in_a_query_with_results(shop):
+    page = services.search("canon prnter")
+    assert page.corrected_query == "canon printer"
+    assert page.results[0].document.title == "Canon PIXMA Inkjet Printer"
+    assert page.total == 4  # Canon's and every printer
+
+
+def test_unmatched_word_correction_is_a_setting(shop, settings):
+    settings.SUGGESTIONS_DIDYOUMEAN_UNMATCHED_WORDS = False
+    page = services.search("canon prnter")
+    assert page.corrected_query == "" and page.total == 1
+
+
+def test_a_word_some_product_has_is_never_corrected(shop):
+    ProductFactory(brand="HP", product_type="toner cartridge", title="HP Color Toner")
+    services.rebuild_index()
+    services.build_suggestions()
+    # "colour" is one edit from the dictionary's "color", but a description has it.
+    assert spelling.correct("colour").text == "color"
+    assert services.search("canon colour").corrected_query == ""
