@@ -34,8 +34,8 @@ def shop() -> None:
     services.build_suggestions()  # writes the spelling dictionary
 
 
-def cards(page) -> list[str]:
-    return [t.strip() for t in page.locator(".product-title").all_text_contents()]
+def cards(tab) -> list[str]:
+    return [t.strip() for t in tab.locator(".product-title").all_text_contents()]
 
 
 def test_misspelt_search_shows_printers_with_a_did_you_mean_line(page, shop):  # noqa: F811
