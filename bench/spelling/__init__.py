@@ -111,7 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     rng = random.Random(args.seed)
     typos = {q: inject_typo(q, rng) for q in judgments}
     clock = Stopwatch()
-    with django_environment(keep=args.keep_tmp):
+    # The throttles out of the way (bench.fuzz.settings): the endpoint is timed request after request.
+    with django_environment(keep=args.keep_tmp, settings_module="bench.fuzz.settings"):
         from io import StringIO
 
         from django.core.management import call_command
@@ -174,6 +175,25 @@ def main(argv: Sequence[str] | None = None) -> int:
                     spelling.correct(normalize_query(row["typo"]))
                     lookup_us.append((time.perf_counter() - t0) * 1e6)
             direct = [spelling.correct(normalize_query(r["typo"])) for r in rows]
+        with clock.phase("endpoint"):
+            # search/ at the Django test client, warm: every clean and misspelt
+            # query, with did-you-mean and synonyms (one approved pair) and without.
+            from django.test import Client
+            from django.urls import reverse
+
+            services.add_synonym("laptop", "notebook")
+            client, url = Client(), reverse("suggestions:search")
+            texts = [r["query"] for r in rows] + [r["typo"] for r in rows]
+            endpoint_ms: dict[str, list[float]] = {"on": [], "off": []}
+            for _round in range(3):
+                for mode, flags in (("on", {}), ("off", {"SUGGESTIONS_DIDYOUMEAN": False,
+                                                         "SUGGESTIONS_SYNONYMS": False})):
+                    with override_settings(**flags):
+                        for text in texts:
+                            t0 = time.perf_counter()
+                            response = client.get(url, {"q": text, "page_size": 20})
+                            endpoint_ms[mode].append((time.perf_counter() - t0) * 1000)
+                            assert response.status_code == 200, response.content[:200]
         with clock.phase("bootstrap"):
             ci0 = paired_bootstrap_ci([r["dym"] for r in rows], [r["exact"] for r in rows],
                                       resamples=args.resamples, seed=args.seed)
@@ -225,6 +245,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"services.search of a misspelt query: median {statistics.median(search_ms['exact']):.2f} ms exact, "
           f"{statistics.median(search_ms['dym']):.2f} ms with did-you-mean "
           f"(ratio {statistics.median(search_ms['dym']) / statistics.median(search_ms['exact']):.2f})\n")
+    on, off = endpoint_ms["on"], endpoint_ms["off"]
+    print(f"search/ at the Django test client ({len(on):,} requests each, clean and misspelt queries, warm): "
+          f"median {statistics.median(on):.2f} ms, p95 {statistics.quantiles(on, n=20)[18]:.2f} ms with "
+          f"did-you-mean and synonyms; median {statistics.median(off):.2f} ms, p95 "
+          f"{statistics.quantiles(off, n=20)[18]:.2f} ms without (ratio of medians "
+          f"{statistics.median(on) / statistics.median(off):.2f})\n")
     examples = [[r["typo"], r["dym_fix"] or r["low_fix"] or "—", r["query"]] for r in rows][:12]
     print(markdown_table(["misspelt", "corrected to", "clean"], examples))
     print(f"\nwall time: {clock.summary()}")
