@@ -237,6 +237,8 @@ CELERY_BEAT_SCHEDULE = {
                                               "schedule": crontab(hour=3, minute=30)},
     "suggestions-retrain-understanding": {"task": "suggestions.ml.retrain", "args": ["understanding"],
                                           "schedule": crontab(hour=4, minute=30)},
+    # Pending synonyms from co-clicks, for a merchandiser to approve in the admin.
+    "suggestions-mine-synonyms": {"task": "suggestions.synonyms.mine", "schedule": crontab(hour=3, minute=15)},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 

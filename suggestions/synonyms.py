@@ -13,7 +13,11 @@ Contracts:
   spellings of each other (at most two edits: plurals, typos) or where one side
   is empty are left out. Pairs land as ``pending`` with their evidence; a
   mining run never changes a decision (approved or rejected pairs keep their
-  status, only their evidence is refreshed).
+  status, only their evidence is refreshed); pending pairs it no longer finds
+  are dropped.
+* **Embeddings.** Pairs proposed from query embeddings (``mined_embedding``)
+  would come from the dense-recall embedder on the worker and go through
+  :func:`store_pairs` the same way; that miner is not written yet.
 * **Privacy.** A pair holds only gated query text, so it holds no shopper's
   own words and is kept when a shopper's history is erased.
 * **Serving.** :func:`approved_synonyms` is the approved pairs as a symmetric
@@ -133,10 +137,16 @@ def mine_coclick_pairs(*, progress: Callable[[int], None] | None = None) -> dict
 
 def store_pairs(pairs: dict[tuple[str, str], dict], source: str = SynonymSource.MINED_COCLICK) -> tuple[int, int]:
     """Upsert mined pairs: new ones pending, existing ones keep their status
-    (and a merchandiser's own pairs their source). Returns ``(created, updated)``."""
+    (and a merchandiser's own pairs their source). Pending pairs of ``source``
+    that this run no longer finds (their queries fell below the gate, e.g.
+    after an erasure) are dropped. Returns ``(created, updated)``."""
     existing = {(s.term, s.synonym): s for s in Synonym.objects.filter(term__in={t for t, _ in pairs})}
     created = updated = 0
     with transaction.atomic():
+        stale = [pk for pk, term, synonym in Synonym.objects.filter(
+            source=source, status=SynonymStatus.PENDING).values_list("pk", "term", "synonym")
+            if (term, synonym) not in pairs]
+        Synonym.objects.filter(pk__in=stale).delete()
         for (term, synonym), evidence in sorted(pairs.items()):
             row = existing.get((term, synonym))
             score = float(evidence.get("jaccard", 0.0))

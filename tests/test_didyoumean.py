@@ -382,3 +382,29 @@ def test_a_word_some_product_has_is_never_corrected(shop):
     # "colour" is one edit from the dictionary's "color", but a description has it.
     assert spelling.correct("colour").text == "color"
     assert services.search("canon colour").corrected_query == ""
+
+
+def test_mine_task_runs_the_service(settings):
+    from suggestions import tasks
+
+    settings.SUGGESTIONS_MIN_DISTINCT_USERS = settings.SUGGESTIONS_SYNONYM_MIN_CLICKERS = 2
+    clicks("laptop", ["1", "2"], 2)
+    clicks("notebook", ["1", "2"], 2)
+    assert tasks.mine_synonyms.name == "suggestions.synonyms.mine"
+    assert tasks.mine_synonyms() == {"pairs": 1, "created": 1, "updated": 0}
+    assert tasks.mine_synonyms() == {"pairs": 1, "created": 0, "updated": 1}  # idempotent
+
+
+def test_pending_pairs_no_longer_found_are_dropped(settings):
+    settings.SUGGESTIONS_MIN_DISTINCT_USERS = settings.SUGGESTIONS_SYNONYM_MIN_CLICKERS = 2
+    clicks("laptop", ["1", "2"], 2)
+    clicks("notebook", ["1", "2"], 2)
+    clicks("tablet", ["5"], 2)
+    clicks("slate", ["5"], 2)
+    services.mine_synonyms()
+    services.set_synonym_status(Synonym.objects.filter(term="slate"), SynonymStatus.APPROVED)
+    # Erasure takes a shopper of each query below the gate.
+    for query in ("laptop", "slate"):
+        services.erase_history(session_key=f"{query}-0")
+    services.mine_synonyms()
+    assert [(s.term, s.status) for s in Synonym.objects.all()] == [("slate", SynonymStatus.APPROVED)]
