@@ -316,8 +316,10 @@ def _spelling_fallback(backend, text: str, normalized: str, original, filters: S
     if correction is None:
         return None, ""
     if not few:
+        # A synonym's term is a word of the shop, whatever the catalog says.
+        terms = {w for term in _synonym_argument(text).get("synonyms", {}) for w in term.split()}
         words = {w: fixed for w, fixed in correction.words.items()
-                 if backend.search_products(w, limit=0).total == 0}
+                 if w not in terms and backend.search_products(w, limit=0).total == 0}
         if not words:
             return None, ""
         correction = spelling.Correction(spelling.replace_words(text, words), words)

@@ -408,3 +408,14 @@ def test_pending_pairs_no_longer_found_are_dropped(settings):
         services.erase_history(session_key=f"{query}-0")
     services.mine_synonyms()
     assert [(s.term, s.status) for s in Synonym.objects.all()] == [("slate", SynonymStatus.APPROVED)]
+
+
+def test_a_synonym_term_is_not_corrected(shop):
+    ProductFactory(brand="Acme", product_type="gadget", title="Acme Lapdesk")
+    services.rebuild_index()
+    services.build_suggestions()
+    assert spelling.correct("lapdisk") is not None  # the corrector would touch it
+    services.add_synonym("lapdisk", "notebook")
+    page = services.search("lenovo lapdisk")
+    assert page.corrected_query == ""
+    assert [r.document.title for r in page.results] == ["Lenovo ThinkPad X1 Carbon Notebook"]
