@@ -57,6 +57,7 @@ warmup: install
 	@until $(PY) -c "import urllib.request; urllib.request.urlopen('http://$(HOST):$(PORT)/', timeout=2)" 2>/dev/null; do sleep 1; done
 	$(PY) manage.py catalog_simulate_traffic --shoppers $(DEMO_SHOPPERS) --base-url http://$(HOST):$(PORT) --quiet
 	$(PY) manage.py suggestions_build --no-progress
+	$(PY) manage.py suggestions_mine_synonyms --no-progress
 	$(PY) manage.py suggestions_retrain suggestion_ranker --in-worker
 	$(PY) manage.py suggestions_retrain understanding --in-worker --options '$(DEMO_UNDERSTANDING_OPTIONS)'
 

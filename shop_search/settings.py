@@ -242,6 +242,8 @@ CELERY_BEAT_SCHEDULE = {
     # Search analytics for the admin's analytics page: yesterday and today,
     # rebuilt every hour (nightly is the least a host should schedule).
     "suggestions-analytics-rollup": {"task": "suggestions.analytics.rollup", "schedule": crontab(minute=10)},
+    # Pending synonyms from co-clicks, for a merchandiser to approve in the admin.
+    "suggestions-mine-synonyms": {"task": "suggestions.synonyms.mine", "schedule": crontab(hour=3, minute=15)},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 

@@ -23,7 +23,7 @@ PAGE_SIZE = 12
 #: Brands listed before "More brands".
 TOP_BRANDS = 12
 #: Parameters that describe a search (kept in facet and page links).
-_SEARCH_PARAMS = ("q", "brand", "product_type", "min_price", "max_price")
+_SEARCH_PARAMS = ("q", "brand", "product_type", "min_price", "max_price", "exact")
 
 
 def _actor(request: HttpRequest) -> dict:
@@ -87,6 +87,7 @@ def results(request: HttpRequest) -> HttpResponse:
         page=v["page"],
         page_size=PAGE_SIZE,
         origin=v["origin"],
+        exact=v["exact"],
         **_actor(request),
     )
     # Links keep the search and its filters; they never carry `origin`
@@ -127,6 +128,8 @@ def results(request: HttpRequest) -> HttpResponse:
             "pages": _pages(page.page, last_page, kept),
             "prev_url": _link(kept, page=str(page.page - 1)) if page.page > 1 else "",
             "next_url": _link(kept, page=str(page.page + 1)) if page.page < last_page else "",
+            # Did-you-mean: the same search of the text as typed, never corrected.
+            "exact_url": _link(kept, page="", exact="1") if page.corrected_query else "",
         },
     )
 

@@ -791,5 +791,5 @@ class QueryLabelAdmin(admin.ModelAdmin):
         return highlight_entities(obj.query, obj.entities or [])
 
 
-# --- pages in their own modules: experiments, search analytics ---
-from . import admin_experiments, analytics_admin  # noqa: E402, F401  (each registers its admin)
+# --- pages in their own modules: experiments, search analytics, synonyms ---
+from . import admin_experiments, admin_synonyms, analytics_admin  # noqa: E402, F401  (each registers its admin)

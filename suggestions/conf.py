@@ -407,4 +407,53 @@ class AppSettings:
         is served exactly as with ``"off"``."""
         return str(self._get("PINYIN", "auto")).lower()
 
+    # --- did-you-mean and synonyms (suggestions/spelling.py, suggestions/synonyms.py) ---
+
+    @property
+    def DIDYOUMEAN(self) -> bool:
+        """Correct the spelling of searches that find (almost) nothing, from the
+        catalog's and the gated history's words ("prnter" shows printers, with
+        "Showing results for printer; search instead for prnter")."""
+        return bool(self._get("DIDYOUMEAN", True))
+
+    @property
+    def DIDYOUMEAN_MAX_RESULTS(self) -> int:
+        """A search is corrected only when it finds at most this many products
+        (0: only searches with no result), and the correction is shown only
+        when the corrected search finds more."""
+        return int(self._get("DIDYOUMEAN_MAX_RESULTS", 0))
+
+    @property
+    def DIDYOUMEAN_UNMATCHED_WORDS(self) -> bool:
+        """Also correct the words of a query with more results that match no
+        product at all ("hp prnter" finds HP products through "hp" only): such a
+        word is misspelt or unknown to the shop, and its correction widens the
+        results. Costs one count per such word, only for words the spelling
+        dictionary does not know."""
+        return bool(self._get("DIDYOUMEAN_UNMATCHED_WORDS", True))
+
+    @property
+    def SYNONYMS(self) -> bool:
+        """Expand searches with approved synonyms ("laptop" also finds "notebook")."""
+        return bool(self._get("SYNONYMS", True))
+
+    @property
+    def SYNONYM_MIN_JACCARD(self) -> float:
+        """Mining: two queries become a pending synonym pair when the sets of
+        products clicked after them overlap at least this much (Jaccard index)."""
+        return float(self._get("SYNONYM_MIN_JACCARD", 0.3))
+
+    @property
+    def SYNONYM_MIN_CLICKERS(self) -> int:
+        """Mining: each query of a pair needs clicks from at least this many
+        distinct shoppers (besides passing the k-anonymity gate as a search)."""
+        return int(self._get("SYNONYM_MIN_CLICKERS", 3))
+
+    @property
+    def SYNONYM_CACHE_TIMEOUT(self) -> int:
+        """Seconds a web process keeps the approved synonyms before reading them
+        again (approving or rejecting clears the shared cache at once)."""
+        return int(self._get("SYNONYM_CACHE_TIMEOUT", 60))
+
+
 app_settings = AppSettings()

@@ -232,6 +232,7 @@ class BuildReport:
     updated: int
     removed: int
     gazetteer_phrases: int = 0
+    spelling_words: int = 0
 
 
 def merge_candidates(history: dict[str, Candidate], catalog: dict[str, Candidate]) -> dict[str, Candidate]:

@@ -594,3 +594,46 @@ class AnalyticsPositionDay(models.Model):
 
     def __str__(self) -> str:
         return f"{self.date} #{self.position}"
+
+
+# --- synonyms (suggestions/synonyms.py) ---
+
+
+class SynonymStatus(models.TextChoices):
+    PENDING = "pending", _("Pending review")
+    APPROVED = "approved", _("Approved")
+    REJECTED = "rejected", _("Rejected")
+
+
+class SynonymSource(models.TextChoices):
+    MINED_COCLICK = "mined_coclick", _("Mined from co-clicks")
+    MINED_EMBEDDING = "mined_embedding", _("Mined from embeddings")
+    MANUAL = "manual", _("Added by a merchandiser")
+
+
+class Synonym(models.Model):
+    """Two search terms that mean the same to shoppers ("laptop" and "notebook").
+    Approved pairs expand searches both ways; mined pairs start pending. Terms
+    hold only text that passed the k-anonymity gate or a merchandiser typed."""
+
+    term = models.CharField(max_length=100, help_text=_("One term of the pair (normalised; the alphabetically first)."))
+    synonym = models.CharField(max_length=100, help_text=_("The other term (normalised). A search for either also finds products matching the other."))
+    status = models.CharField(max_length=16, choices=SynonymStatus.choices, default=SynonymStatus.PENDING, db_index=True, help_text=_("Only approved pairs change searches; mining never changes a decision."))
+    source = models.CharField(max_length=16, choices=SynonymSource.choices, default=SynonymSource.MANUAL, db_index=True, help_text=_("Where the pair came from."))
+    evidence = models.JSONField(default=dict, blank=True, help_text=_("Why it was proposed: overlap of clicked products, shoppers per term."))
+    score = models.FloatField(default=0.0, help_text=_("Strength of the evidence (Jaccard index of clicked products for co-clicks); higher first."))
+    decided_at = models.DateTimeField(null=True, blank=True, help_text=_("When it was last approved or rejected."))
+    created_at = models.DateTimeField(auto_now_add=True, help_text=_("When it was first proposed or added."))
+    updated_at = models.DateTimeField(auto_now=True, help_text=_("Last changed."))
+
+    class Meta:
+        verbose_name = _("synonym")
+        ordering = ["-score", "term"]
+        constraints = [models.UniqueConstraint(fields=["term", "synonym"], name="sugg_synonym_pair_uniq")]
+
+    def __str__(self) -> str:
+        return f"{self.term} ↔ {self.synonym}"
+
+    def save(self, *args, **kwargs):
+        self.term, self.synonym = sorted((normalize_query(self.term), normalize_query(self.synonym)))
+        super().save(*args, **kwargs)

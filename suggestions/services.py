@@ -147,6 +147,9 @@ class SearchPage:
     #: from the database fallback) and/or ``"task_queue"`` (the broker was
     #: down: the query's understanding is caught up later, see suggestions/broker.py).
     degraded_reasons: tuple[str, ...] = ()
+    #: The spelling correction the results are for ("printer" for "prnter"),
+    #: empty when they are for ``query`` itself (see suggestions/spelling.py).
+    corrected_query: str = ""
 
 
 _PRICE_RE = re.compile(r"^(?:(<=|>=)\s*(\d+(?:\.\d+)?)|(\d+(?:\.\d+)?)\s*-\s*(\d+(?:\.\d+)?))$")
@@ -194,7 +197,7 @@ def apply_understanding(understood: Understanding, filters: SearchFilters) -> tu
 
 def search(query: str, *, filters: SearchFilters | None = None, page: int = 1, page_size: int = 20,
            origin: str = SearchOrigin.TYPED, user=None, session_key: str | None = None,
-           backend_alias: str = "default") -> SearchPage:
+           backend_alias: str = "default", exact: bool = False) -> SearchPage:
     """Search the catalog and record the search in history.
 
     When the recall backend is down, falls back to the adapter's database search
@@ -204,6 +207,13 @@ def search(query: str, *, filters: SearchFilters | None = None, page: int = 1, p
     A query that normalises to nothing (``"!!!"``) goes to the backend as typed,
     so that, per the backend contract, it matches nothing (or, with filters, is
     a filter-only search) instead of listing the whole catalog.
+
+    Approved synonyms widen the query (``SUGGESTIONS_SYNONYMS``). A query that
+    finds at most ``SUGGESTIONS_DIDYOUMEAN_MAX_RESULTS`` products is
+    spell-corrected from the shop's vocabulary unless ``exact`` (so are words
+    of a query that match no product at all); the corrected
+    search's results are shown, with ``corrected_query`` set, only when it
+    finds more. History records the query as typed, with its own count.
     """
     filters = filters or SearchFilters()
     normalized = normalize_query(query)
@@ -220,9 +230,16 @@ def search(query: str, *, filters: SearchFilters | None = None, page: int = 1, p
             logger.warning("suggestions: understanding failed for a search", exc_info=True)
         if understood is not None:
             text, effective_filters, boosts = apply_understanding(understood, filters)
+    corrected = ""
     try:
-        result = get_backend(backend_alias).search_products(text, effective_filters, offset=offset,
-                                                            limit=page_size, boosts=boosts)
+        backend = get_backend(backend_alias)
+        result = backend.search_products(text, effective_filters, offset=offset, limit=page_size, boosts=boosts,
+                                         **_synonym_argument(text))
+        recorded_total = result.total
+        if normalized and not exact and app_settings.DIDYOUMEAN:
+            better, corrected = _spelling_fallback(backend, text, normalized, result, effective_filters,
+                                                   offset, page_size, boosts)
+            result = better or result
         results = [ProductResult(h.document, h.score, offset + i) for i, h in enumerate(result.hits)]
         total, brand_counts = result.total, result.brand_counts
     except RecallUnavailable:
@@ -231,9 +248,10 @@ def search(query: str, *, filters: SearchFilters | None = None, page: int = 1, p
         docs = get_adapter().fallback_search(query.strip(), page_size) if page == 1 and normalized else []
         results = [ProductResult(d, 0.0, i) for i, d in enumerate(docs)]
         total, brand_counts = len(docs), {}
+        recorded_total = total
     if normalized:
         signals.query_submitted.send(
-            sender=search, query=query.strip(), normalized_query=normalized, results_count=total,
+            sender=search, query=query.strip(), normalized_query=normalized, results_count=recorded_total,
             origin=origin, request_id=request_id, user=user, session_key=session_key,
             filters={k: v for k, v in {
                 "brands": list(filters.brands), "product_types": list(filters.product_types),
@@ -243,7 +261,75 @@ def search(query: str, *, filters: SearchFilters | None = None, page: int = 1, p
         if broker.unavailable():
             reasons.append(broker.REASON)
     return SearchPage(normalized, request_id, total, page, page_size, results, brand_counts, bool(reasons),
-                      understood, tuple(reasons))
+                      understood, tuple(reasons), corrected)
+
+
+# -- did-you-mean and synonyms (see suggestions/spelling.py, suggestions/synonyms.py) ----
+
+from .synonyms import (  # noqa: E402, F401
+    add_synonym,
+    delete_synonyms,
+    mine_synonyms,
+    save_synonym,
+    set_synonym_status,
+)
+
+
+def _synonym_argument(text: str) -> dict:
+    """``{"synonyms": ...}`` for the backend when approved synonyms apply to
+    ``text`` (nothing otherwise, so backends without the argument still work)."""
+    if not app_settings.SYNONYMS:
+        return {}
+    from . import synonyms
+
+    try:
+        found = synonyms.synonyms_for(text)
+    except Exception:  # noqa: BLE001 - synonyms are an enhancement, never a failure
+        logger.warning("suggestions: synonyms unavailable for a search", exc_info=True)
+        return {}
+    return {"synonyms": found} if found else {}
+
+
+def _spelling_fallback(backend, text: str, normalized: str, original, filters: SearchFilters, offset: int,
+                       limit: int, boosts: SearchBoosts):
+    """The corrected search and the corrected query, else ``(None, "")``.
+
+    A query with at most ``DIDYOUMEAN_MAX_RESULTS`` results has its unknown
+    words corrected; a query with more (``DIDYOUMEAN_UNMATCHED_WORDS``) only
+    the words that match no product at all ("hp prnter" finds HP products
+    through "hp", none through "prnter"): one count per such word, and only
+    for words the spelling dictionary does not know. The correction is shown
+    when the corrected search finds more products (for corrected words of a
+    query with results: at least as many, ranked differently).
+    """
+    from . import spelling
+
+    total = original.total
+    few = total <= app_settings.DIDYOUMEAN_MAX_RESULTS
+    if not few and not app_settings.DIDYOUMEAN_UNMATCHED_WORDS:
+        return None, ""
+    try:
+        correction = spelling.correct(text)
+    except Exception:  # noqa: BLE001 - correction is an enhancement, never a failure
+        logger.warning("suggestions: spelling correction failed", exc_info=True)
+        return None, ""
+    if correction is None:
+        return None, ""
+    if not few:
+        # A synonym's term is a word of the shop, whatever the catalog says.
+        terms = {w for term in _synonym_argument(text).get("synonyms", {}) for w in term.split()}
+        words = {w: fixed for w, fixed in correction.words.items()
+                 if w not in terms and backend.search_products(w, limit=0).total == 0}
+        if not words:
+            return None, ""
+        correction = spelling.Correction(spelling.replace_words(text, words), words)
+    better = backend.search_products(correction.text, filters, offset=offset, limit=limit, boosts=boosts,
+                                     **_synonym_argument(correction.text))
+    if few and better.total <= total:
+        return None, ""
+    if not few and (better.total < total or [h.id for h in better.hits] == [h.id for h in original.hits]):
+        return None, ""
+    return better, normalize_query(spelling.replace_words(normalized, correction.words))
 
 
 # -- events -----------------------------------------------------------------------------
@@ -359,11 +445,18 @@ def build_suggestions(*, progress: Callable[[int], None] | None = None, include_
         from .nlp.gazetteer import build_gazetteer
 
         gazetteer_phrases = len(build_gazetteer(save=True))
+    spelling_words = 0
+    if include_catalog and app_settings.ADAPTER:
+        # Did-you-mean corrects from the catalog's and the gated history's words.
+        from .spelling import build_dictionary
+
+        spelling_words = len(build_dictionary(
+            get_adapter().iter_documents(batch_size=app_settings.INDEX_BATCH_SIZE), stats))
     if publish:
         publish_suggestions()
     signals.suggestions_built.send(sender=build_suggestions)
     return BuildReport(history=len(history), catalog=len(catalog), created=created, updated=updated, removed=removed,
-                       gazetteer_phrases=gazetteer_phrases)
+                       gazetteer_phrases=gazetteer_phrases, spelling_words=spelling_words)
 
 
 def add_manual_suggestion(text: str, *, weight: float = 1.0, pinned_prefix: str = "") -> Suggestion:
@@ -387,6 +480,7 @@ __all__ = [
     "publish_suggestions", "rebuild_index", "record_events", "remove_products", "request_actor", "retire", "reunderstand",
     "rollback", "save_label", "save_suggestion", "search", "set_suggestion_status", "suggest",
     "trending", "understand", "understand_pending", "unpin_suggestions",
+    "add_synonym", "mine_synonyms", "set_synonym_status",
 ]
 
 

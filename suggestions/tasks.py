@@ -150,3 +150,15 @@ def rollup_analytics(days_back: int = 1) -> dict:
     from . import services
 
     return services.rollup_analytics(days_back=days_back).as_dict()
+
+
+# --- synonyms ---
+
+
+@shared_task(name="suggestions.synonyms.mine", **LIMITS)
+def mine_synonyms() -> dict:
+    """Propose pending synonyms from co-clicks of gated queries (idempotent:
+    decisions are kept, evidence refreshed)."""
+    from . import services
+
+    return services.mine_synonyms()

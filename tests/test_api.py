@@ -305,6 +305,7 @@ def test_search_returns_results_facets_and_records_history(api, products):
         "degraded",
         "degraded_reasons",
         "understanding",
+        "corrected_query",
     }
     assert body["query"] == "usb cable"
     assert uuid.UUID(body["request_id"])
@@ -893,6 +894,7 @@ def test_openapi_schema_lists_the_endpoints(api):
         "min_price",
         "max_price",
         "origin",
+        "exact",
     }
     event = schema["components"]["schemas"]["Event"]
     assert event["discriminator"]["propertyName"] == "type"

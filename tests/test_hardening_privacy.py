@@ -421,6 +421,13 @@ QUERY_TEXT_COVERAGE = {
     ("ExperimentEvent", "actor_hash"): NO_TEXT,
     ("ExperimentEvent", "team"): NO_TEXT,
     ("ExperimentEvent", "teams"): PUBLIC,
+    # Synonyms: mined from queries past the k-gate (pending ones no longer found
+    # are dropped by the next mining run) or typed by merchandisers.
+    ("Synonym", "term"): PUBLIC,
+    ("Synonym", "synonym"): PUBLIC,
+    ("Synonym", "evidence"): PUBLIC,
+    ("Synonym", "source"): NO_TEXT,
+    ("Synonym", "status"): NO_TEXT,
 }
 
 

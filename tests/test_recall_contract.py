@@ -550,6 +550,44 @@ def test_suggest_fractional_weights_keep_their_order(backend):
     assert hits[0].weight == pytest.approx(0.0057)
 
 
+# -- products: synonyms ------------------------------------------------------
+def test_synonyms_widen_a_query_to_the_alternatives(loaded):
+    # No document says "cord"; the approved synonym "cable" finds the cables.
+    assert loaded.search_products("cord").total == 0
+    result = loaded.search_products("cord", synonyms={"cord": ("cable",)})
+    assert set(ids(result)) == {"8", "9"}
+    assert result.total == 2
+
+
+def test_synonyms_keep_the_original_matches(loaded):
+    plain = set(ids(loaded.search_products("mouse")))
+    widened = set(ids(loaded.search_products("mouse", synonyms={"mouse": ("monitor",)})))
+    assert plain == {"11"}
+    assert widened == {"11", "12"}
+
+
+def test_synonym_variant_matching_every_word_ranks_first(loaded):
+    # "usb cord": the variant "usb cable" matches every word of the USB cable.
+    result = loaded.search_products("usb cord", synonyms={"cord": ("cable",)})
+    assert ids(result)[0] == "8"
+
+
+def test_multi_word_synonyms(loaded):
+    result = loaded.search_products("mono printer", synonyms={"mono printer": ("monochrome laser printer",)})
+    assert ids(result)[0] == "1"
+
+
+def test_synonyms_of_absent_terms_change_nothing(loaded):
+    plain = loaded.search_products("toner")
+    same = loaded.search_products("toner", synonyms={"cord": ("cable",)})
+    assert ids(same) == ids(plain) and same.total == plain.total
+
+
+def test_synonyms_with_filters(loaded):
+    result = loaded.search_products("cord", SearchFilters(max_price=13.0), synonyms={"cord": ("cable",)})
+    assert ids(result) == ["9"]
+
+
 # -- tantivy only -----------------------------------------------------------
 @pytest.fixture
 def tantivy_backend(settings):

@@ -233,6 +233,14 @@ class SearchQuerySerializer(serializers.Serializer):
                 default=SearchOrigin.TYPED,
                 help_text="How the search was started (recorded in history).",
             ),
+            "exact": serializers.BooleanField(
+                required=False,
+                default=False,
+                help_text=(
+                    "Search the text exactly as typed: no spelling correction "
+                    "(the \"search instead for …\" link of a did-you-mean answer)."
+                ),
+            ),
         }
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -343,6 +351,13 @@ class SearchResponseSerializer(serializers.Serializer):
     )
     understanding = UnderstandingSerializer(
         allow_null=True, help_text="How the query was understood (price filters and boosts come from it)."
+    )
+    corrected_query = serializers.CharField(
+        allow_blank=True,
+        help_text="Did-you-mean: when not empty, `query` found (almost) nothing and the results are for "
+        "this spelling correction of it (show \"Showing results for <corrected_query>; search instead for "
+        "<query>\", the latter linking to the same search with `exact=true`). Empty when the results are "
+        "for `query` itself.",
     )
 
     @extend_schema_field(FacetsSerializer)

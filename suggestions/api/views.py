@@ -126,6 +126,7 @@ class SearchView(APIView):
             page=data["page"],
             page_size=data["page_size"],
             origin=data["origin"],
+            exact=data["exact"],
             **_actor(request),
         )
         services.count_degraded("search", page.degraded_reasons)

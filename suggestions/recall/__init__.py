@@ -31,6 +31,7 @@ from .base import (
     SearchResult,
     SuggestionEntry,
     SuggestionHit,
+    query_variants,
 )
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "SuggestionEntry",
     "SuggestionHit",
     "get_backend",
+    "query_variants",
     "reset_backends",
 ]
 

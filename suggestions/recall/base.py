@@ -16,7 +16,8 @@ instead of failing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +59,34 @@ class SearchBoosts:
 
     def __bool__(self) -> bool:
         return bool(self.brands or self.product_types)
+
+
+#: Most alternative texts a query expands to through synonyms.
+MAX_QUERY_VARIANTS = 8
+
+
+def query_variants(query: str, synonyms: Mapping[str, Sequence[str]] | None,
+                   limit: int = MAX_QUERY_VARIANTS) -> list[str]:
+    """``query`` followed by its rewrites through ``synonyms`` (term →
+    alternatives; terms and alternatives are normalised words or phrases):
+    every occurrence of a term, as whole words, replaced by each alternative,
+    terms combined, at most ``limit`` texts in all. The backends search the
+    union of the variants (see :meth:`BaseRecallBackend.search_products`)."""
+    variants = [query]
+    if not synonyms or not query.strip():
+        return variants
+    lowered = " ".join(query.lower().split())
+    for term in sorted(synonyms, key=lambda t: (-len(t), t)):
+        alternatives = [a for a in synonyms[term] if a and a != term]
+        pattern = re.compile(r"(?<![^\W_])" + re.escape(term) + r"(?![^\W_])")
+        if not alternatives or not pattern.search(lowered):
+            continue
+        for base in list(variants):
+            for alternative in alternatives:
+                rewritten = pattern.sub(alternative, " ".join(base.lower().split()))
+                if rewritten not in variants and len(variants) < limit:
+                    variants.append(rewritten)
+    return variants
 
 
 @dataclass(frozen=True)
@@ -133,7 +162,8 @@ class BaseRecallBackend:
         raise NotImplementedError
 
     def search_products(self, query: str, filters: SearchFilters | None = None, offset: int = 0, limit: int = 20,
-                        boosts: SearchBoosts | None = None) -> SearchResult:
+                        boosts: SearchBoosts | None = None,
+                        synonyms: Mapping[str, Sequence[str]] | None = None) -> SearchResult:
         """BM25 search over title (boosted), brand, product type, model number and
         description; all query words should match for top results. An empty
         (or blank) query lists every product, with filters the filtered ones.
@@ -141,7 +171,11 @@ class BaseRecallBackend:
         see :func:`has_searchable_text`) matches nothing without filters, and
         with filters is a filter-only search. ``boosts`` add a constant
         to the score of documents of the given brands / product types
-        (case-insensitive) without filtering."""
+        (case-insensitive) without filtering. ``synonyms`` (term →
+        alternatives, from approved synonyms) widen the query to the union of
+        its :func:`query_variants`: a document matching any variant matches,
+        and one matching every word of a variant ranks as high as one
+        matching every word of the query."""
         raise NotImplementedError
 
     def count_products(self) -> int:

@@ -49,7 +49,7 @@ from __future__ import annotations
 import contextlib
 import re
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import islice
 from typing import Any
 
@@ -72,6 +72,7 @@ from .base import (
     SuggestionHit,
     has_searchable_text,
     pinyin_order,
+    query_variants,
 )
 
 PRODUCTS = "products"
@@ -418,6 +419,7 @@ class ElasticsearchRecallBackend(BaseRecallBackend):
         offset: int = 0,
         limit: int = 20,
         boosts: SearchBoosts | None = None,
+        synonyms: Mapping[str, Sequence[str]] | None = None,
     ) -> SearchResult:
         filters = filters or SearchFilters()
         boosts = boosts or SearchBoosts()
@@ -428,7 +430,18 @@ class ElasticsearchRecallBackend(BaseRecallBackend):
                 # cluster would say so too, zero_terms_query "none"; no round trip).
                 return SearchResult(hits=[], total=0, brand_counts={})
             query = ""  # with filters: a filter-only search
-        if query.strip():
+        if query.strip() and synonyms:
+            # Synonyms: the union of the query's variants; each variant's
+            # every-word clause counts as the query's own.
+            variants = query_variants(query, synonyms)
+            common = {"type": "cross_fields", "fields": SEARCH_FIELDS}
+            bool_query["must"] = [{"bool": {"should": [
+                {"multi_match": {**common, "query": v, "operator": "or"}} for v in variants],
+                "minimum_should_match": 1}}]
+            bool_query["should"] = [{"dis_max": {"queries": [
+                {"multi_match": {**common, "query": v, "operator": "and"}} for v in variants],
+                "boost": ALL_WORDS_BOOST}}]
+        elif query.strip():
             common = {"query": query, "type": "cross_fields", "fields": SEARCH_FIELDS}
             bool_query["must"] = [{"multi_match": {**common, "operator": "or"}}]
             bool_query["should"] = [

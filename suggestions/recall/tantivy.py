@@ -51,7 +51,7 @@ import re
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,6 +74,7 @@ from .base import (
     SuggestionEntry,
     SuggestionHit,
     pinyin_order,
+    query_variants,
 )
 
 try:  # POSIX advisory locks serialise rebuilds across processes.
@@ -513,13 +514,14 @@ class TantivyRecallBackend(BaseRecallBackend):
         offset: int = 0,
         limit: int = 20,
         boosts: SearchBoosts | None = None,
+        synonyms: Mapping[str, Sequence[str]] | None = None,
     ) -> SearchResult:
         live = self._set(PRODUCTS).live()
         if live is None:
             return SearchResult(hits=[], total=0, brand_counts={})
         schema = _SCHEMAS[PRODUCTS]
         tantivy_query = _build_product_query(
-            schema, query, filters or SearchFilters(), boosts or SearchBoosts()
+            schema, query, filters or SearchFilters(), boosts or SearchBoosts(), synonyms
         )
         searcher = live.searcher
         try:
@@ -710,8 +712,27 @@ def _product_to_tantivy(doc: ProductDocument) -> tantivy.Document:
     return out
 
 
+def _word_query(schema: tantivy.Schema, token: str) -> tantivy.Query:
+    return Query.disjunction_max_query(
+        [
+            Query.boost_query(Query.term_query(schema, field, token, index_option="freq"), boost)
+            for field, boost in SEARCH_FIELDS
+        ]
+        + [
+            Query.boost_query(Query.term_query(schema, field, stem, index_option="freq"), boost)
+            for field, _source, boost in STEM_FIELDS
+            for stem in _STEMMER.analyze(token)[:1]
+        ],
+        tie_breaker=FIELD_TIE_BREAKER,
+    )
+
+
 def _build_product_query(
-    schema: tantivy.Schema, text: str, filters: SearchFilters, boosts: SearchBoosts
+    schema: tantivy.Schema,
+    text: str,
+    filters: SearchFilters,
+    boosts: SearchBoosts,
+    synonyms: Mapping[str, Sequence[str]] | None = None,
 ) -> tantivy.Query:
     clauses: list[tuple[Occur, tantivy.Query]] = []
     for field, values in (("brand_key", boosts.brands), ("product_type_key", boosts.product_types)):
@@ -724,26 +745,28 @@ def _build_product_query(
         # Only punctuation: nothing can match (as Elasticsearch's
         # zero_terms_query "none"); with filters it is a filter-only search.
         return Query.empty_query()
-    if tokens:
-        per_word = [
-            Query.disjunction_max_query(
-                [
-                    Query.boost_query(
-                        Query.term_query(schema, field, token, index_option="freq"), boost
-                    )
-                    for field, boost in SEARCH_FIELDS
-                ]
-                + [
-                    Query.boost_query(
-                        Query.term_query(schema, field, stem, index_option="freq"), boost
-                    )
-                    for field, _source, boost in STEM_FIELDS
-                    for stem in _STEMMER.analyze(token)[:1]
-                ],
-                tie_breaker=FIELD_TIE_BREAKER,
-            )
-            for token in tokens
+    if tokens and synonyms:
+        # Synonyms: the union of the query's variants; each variant's
+        # every-word clause counts as the query's own.
+        variants = [v for v in (_query_tokens(t) for t in query_variants(text, synonyms)) if v]
+        any_word = Query.boolean_query(
+            [(Occur.Should, _word_query(schema, t)) for t in dict.fromkeys(t for v in variants for t in v)]
+        )
+        clauses.append((Occur.Must, any_word))
+        every = [
+            Query.boolean_query([(Occur.Must, _word_query(schema, t)) for t in v])
+            for v in variants
+            if len(v) > 1
         ]
+        if every:
+            clauses.append(
+                (
+                    Occur.Should,
+                    Query.boost_query(Query.disjunction_max_query(every), ALL_WORDS_BOOST),
+                )
+            )
+    elif tokens:
+        per_word = [_word_query(schema, token) for token in tokens]
         if len(per_word) == 1:
             clauses.append((Occur.Must, per_word[0]))
         else:

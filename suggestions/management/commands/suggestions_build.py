@@ -32,4 +32,5 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(
             f"Built suggestions: {report.history} from history, {report.catalog} from the catalog; "
             f"{report.created} created, {report.updated} updated, {report.removed} stale removed; "
-            f"understanding gazetteer: {report.gazetteer_phrases} catalog phrases."))
+            f"understanding gazetteer: {report.gazetteer_phrases} catalog phrases; "
+            f"spelling dictionary: {report.spelling_words} words."))
