@@ -40,6 +40,8 @@ serve: install
 	@echo "  API docs:         http://$(HOST):$(PORT)/api/suggestions/docs/"
 	@echo "  Admin:            http://$(HOST):$(PORT)/admin/  (login: demo / demo-password)"
 	@echo "  Learning:         http://$(HOST):$(PORT)/admin/shop_suggestions/retrainrun/  (the first models train in a few minutes)"
+	@echo "  Analytics:        http://$(HOST):$(PORT)/admin/shop_suggestions/analyticsday/  (rolled up hourly; now: manage.py suggestions_rollup)"
+	@echo "  Metrics:          http://$(HOST):$(PORT)/api/suggestions/metrics/  (Prometheus; staff login or METRICS_TOKEN)"
 	@echo ""
 	@# On Ctrl-C (or when the server stops) the workers and the warm-up stop too.
 	@# The trap clears itself first and signals only this recipe's own jobs:
