@@ -76,6 +76,7 @@ def results(request: HttpRequest) -> HttpResponse:
             status=400,
         )
     v = params.validated_data
+    actor = _actor(request)
     page = services.search(
         v["q"],
         filters=SearchFilters(
@@ -88,7 +89,7 @@ def results(request: HttpRequest) -> HttpResponse:
         page_size=PAGE_SIZE,
         origin=v["origin"],
         exact=v["exact"],
-        **_actor(request),
+        **actor,
     )
     # Links keep the search and its filters; they never carry `origin`
     # (paging or filtering is not a new way of starting a search).
@@ -113,7 +114,7 @@ def results(request: HttpRequest) -> HttpResponse:
     last_page = max(
         1, min(math.ceil(page.total / PAGE_SIZE), MAX_SEARCH_RESULT_WINDOW // PAGE_SIZE)
     )
-    return render(
+    response = render(
         request,
         "storefront/results.html",
         {
@@ -132,6 +133,9 @@ def results(request: HttpRequest) -> HttpResponse:
             "exact_url": _link(kept, page="", exact="1") if page.corrected_query else "",
         },
     )
+    # The typeahead offers it back as one of "your recent searches".
+    services.remember_recent(request, response, page.query, **actor)
+    return response
 
 
 def _pages(current: int, last: int, kept: list[tuple[str, str]]) -> list[dict]:

@@ -326,6 +326,18 @@ class AppSettings:
         follows the session cookie's ``Secure``, ``SameSite`` and domain settings."""
         return str(self._get("SHOPPER_COOKIE_NAME", "shop_suggestions_shopper"))
 
+    @property
+    def RECENT_COOKIE_NAME(self) -> str:
+        """Cookie holding the shopper's own recent searches, signed and bound to
+        the shopper (:mod:`suggestions.recent`), so the suggest path reads no
+        database for them. Deleted by ``DELETE history/``."""
+        return str(self._get("RECENT_COOKIE_NAME", "shop_suggestions_recent"))
+
+    @property
+    def RECENT_COOKIE_SIZE(self) -> int:
+        """Distinct recent searches the cookie keeps (newest first)."""
+        return int(self._get("RECENT_COOKIE_SIZE", 10))
+
 
     # -- the API's edges ---------------------------------------------------------------
 

@@ -28,7 +28,7 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from . import broker, metrics, signals
+from . import broker, metrics, recent, signals
 from .adapter import ProductDocument, get_adapter
 from .conf import app_settings
 
@@ -112,6 +112,14 @@ from .text import normalize_query
 # Query understanding (see suggestions/understanding.py): understand() never loads a model;
 # the workers' understand_pending() and reunderstand() run the active one.
 from .understanding import reunderstand, save_label, understand, understand_pending  # noqa: F401
+
+# The shopper's recent searches in a signed cookie (see suggestions/recent.py): the
+# views read and write it, so the suggest path reads no history per keystroke.
+recent_from_cookie = recent.read
+recent_from_history = recent.load
+write_recent_cookie = recent.write
+remember_recent = recent.remember
+forget_recent_cookie = recent.forget
 
 # Prometheus metrics (see suggestions/metrics.py): the views time themselves
 # with ``observed`` and report degraded answers; ``metrics_page`` is the scrape.
@@ -472,7 +480,8 @@ def add_manual_suggestion(text: str, *, weight: float = 1.0, pinned_prefix: str 
 
 
 __all__ = [
-    "BuildReport", "Entity", "count_degraded", "metrics_page", "observed", "HistoryEntry", "ImportReport", "ImportedSearch", "ProductResult",
+    "BuildReport", "Entity", "count_degraded", "forget_recent_cookie", "metrics_page", "observed",
+    "recent_from_cookie", "recent_from_history", "remember_recent", "write_recent_cookie", "HistoryEntry", "ImportReport", "ImportedSearch", "ProductResult",
     "RecallUnavailable", "SearchFilters", "SearchPage", "SuggestResult", "SuggestionItem", "TrendingItem",
     "Understanding", "add_manual_suggestion", "apply_understanding", "block_suggestions", "build_suggestions",
     "enqueue_product_change", "erase_history", "garbage_collect", "import_search_history", "index_products",

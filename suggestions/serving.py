@@ -405,8 +405,12 @@ def _dedupe(items: list[SuggestionItem], blocked: BlockedTermMatcher, limit: int
 
 
 def suggest(prefix: str, *, limit: int, user=None, session_key: str | None = None,
-            backend_alias: str = "default") -> SuggestResult:
-    """Suggestions for what the shopper has typed so far. See the module contract."""
+            backend_alias: str = "default", recent: list[str] | None = None) -> SuggestResult:
+    """Suggestions for what the shopper has typed so far. See the module contract.
+
+    ``recent``: the shopper's recent queries, newest first, when the caller has
+    them (the API reads them from the shopper's cookie, :mod:`suggestions.recent`);
+    ``None`` reads them from the history."""
     normalized = normalize_prefix(prefix)
     request_id = uuid.uuid4().hex
     if not normalized.strip():
@@ -450,8 +454,9 @@ def suggest(prefix: str, *, limit: int, user=None, session_key: str | None = Non
             except Exception:  # noqa: BLE001
                 if "cache" not in reasons:
                     reasons.append("cache")
-    recents = [SuggestionItem(text, "recent", "recent")
-               for text in recent_queries(normalized, user=user, session_key=session_key,
-                                          limit=min(app_settings.RECENT_SEARCHES_LIMIT, limit))]
+    wanted = min(app_settings.RECENT_SEARCHES_LIMIT, limit)
+    texts = ([t for t in recent if t.startswith(normalized)][:wanted] if recent is not None
+             else recent_queries(normalized, user=user, session_key=session_key, limit=wanted))
+    recents = [SuggestionItem(text, "recent", "recent") for text in texts]
     items = _dedupe(recents + shared, blocked, limit)
     return SuggestResult(normalized, request_id, items, bool(reasons), tuple(reasons))

@@ -68,13 +68,21 @@ class SuggestView(APIView):
     def get(self, request: Request) -> Response:
         params = s.SuggestQuerySerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
+        actor = _actor(request)
+        # The shopper's recent searches come from their cookie; without one, from
+        # the history once, and this answer sets the cookie (suggestions/recent.py).
+        entries = services.recent_from_cookie(request, **actor)
+        loaded = entries is None and (actor["user"] is not None or actor["session_key"] is not None)
+        if loaded:
+            entries = services.recent_from_history(**actor)
         result = services.suggest(
-            params.validated_data["q"], limit=params.validated_data["limit"], **_actor(request)
+            params.validated_data["q"], limit=params.validated_data["limit"],
+            recent=[text for text, _day in entries] if entries is not None else [], **actor
         )
         services.count_degraded("suggest", result.degraded_reasons)
         # Built by hand: this runs on every keystroke, and the nested response
         # serializer (which documents this shape) costs more than the answer.
-        return Response({
+        response = Response({
             "query": result.prefix,
             "request_id": result.request_id,
             "suggestions": [
@@ -83,6 +91,9 @@ class SuggestView(APIView):
             "degraded": result.degraded,
             "degraded_reasons": list(result.degraded_reasons),
         })
+        if loaded:
+            services.write_recent_cookie(response, entries, **actor)
+        return response
 
 
 class SearchView(APIView):
@@ -120,6 +131,7 @@ class SearchView(APIView):
             min_price=data["min_price"],
             max_price=data["max_price"],
         )
+        actor = _actor(request)
         page = services.search(
             data["q"],
             filters=filters,
@@ -127,10 +139,12 @@ class SearchView(APIView):
             page_size=data["page_size"],
             origin=data["origin"],
             exact=data["exact"],
-            **_actor(request),
+            **actor,
         )
         services.count_degraded("search", page.degraded_reasons)
-        return Response(s.SearchResponseSerializer(page).data)
+        response = Response(s.SearchResponseSerializer(page).data)
+        services.remember_recent(request, response, page.query, **actor)
+        return response
 
 
 class EventsView(APIView):
@@ -212,7 +226,9 @@ class HistoryView(APIView):
     )
     def delete(self, request: Request) -> Response:
         deleted = services.erase_history(**_actor(request))
-        return Response({"deleted": deleted})
+        response = Response({"deleted": deleted})
+        services.forget_recent_cookie(response)
+        return response
 
 
 class TrendingView(APIView):
