@@ -13,9 +13,9 @@ analytics``). It reads only the rollups (:mod:`suggestions.analytics`, through
   spreadsheet would run as a formula (a query typed as ``=cmd|…``) are
   prefixed with ``'``.
 * Rows of queries without results carry actions: add a suggestion (needs
-  ``add_suggestion``), block the text (needs ``add_blockedterm``), and review
-  how the query is understood. The app has no synonyms; the understanding
-  review is what changes what a query searches for.
+  ``add_suggestion``), block the text (needs ``add_blockedterm``), add a
+  synonym (the synonym form with the query filled in; needs ``add_synonym``),
+  and review how the query is understood.
 """
 
 from __future__ import annotations
@@ -187,6 +187,8 @@ class AnalyticsAdmin(admin.ModelAdmin):
             "can_block": user.has_perm("shop_suggestions.add_blockedterm"),
             "can_review": user.has_perm("shop_suggestions.view_queryunderstanding"),
             "understanding_url": reverse("admin:shop_suggestions_queryunderstanding_changelist"),
+            "can_add_synonym": user.has_perm("shop_suggestions.add_synonym"),
+            "synonym_add_url": reverse("admin:shop_suggestions_synonym_add"),
             "csv_urls": {name.replace("-", "_"): reverse("admin:shop_suggestions_analytics_csv", args=[name])
                          for name in ("days", "top-queries", "zero-result-queries", "positions")},
             "act_url": reverse("admin:shop_suggestions_analytics_act"),

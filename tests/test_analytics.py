@@ -408,6 +408,17 @@ def test_zero_result_actions_add_a_suggestion_and_block(client, merchandiser, re
     assert client.get(ACT).status_code == 405
 
 
+def test_zero_result_rows_offer_a_synonym_prefilled(client, merchandiser, replay):
+    client.force_login(merchandiser)
+    assert "Add a synonym" not in client.get(PAGE, {"period": "7"}).content.decode()
+    grant(merchandiser, "add_synonym", "view_synonym")
+    html = client.get(PAGE, {"period": "7"}).content.decode()
+    link = reverse("admin:shop_suggestions_synonym_add") + "?term=cabel"
+    assert f'href="{link}"' in html
+    form = client.get(link)
+    assert form.status_code == 200 and form.context["adminform"].form.initial["term"] == "cabel"
+
+
 def test_blocking_a_text_that_is_a_suggestion_blocks_the_suggestion():
     Suggestion.objects.create(text="monster jam", source="history")
     services.block_text("Monster Jam")
