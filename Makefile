@@ -46,7 +46,7 @@ serve: install
 	@# On Ctrl-C (or when the server stops) the workers and the warm-up stop too.
 	@# The trap clears itself first and signals only this recipe's own jobs:
 	@# a trap that signalled its own process group would re-enter itself.
-	trap 'trap - INT TERM EXIT; kill $$pids 2>/dev/null; wait' INT TERM EXIT; \
+	@trap 'trap - INT TERM EXIT; kill $$pids 2>/dev/null; wait' INT TERM EXIT; \
 	$(VENV)/bin/celery -A shop_search worker -Q default --pool solo --loglevel warning -n default@%h & pids="$$!"; \
 	$(VENV)/bin/celery -A shop_search worker -Q gpu --pool solo --loglevel warning -n gpu@%h & pids="$$pids $$!"; \
 	$(MAKE) --no-print-directory warmup & pids="$$pids $$!"; \
