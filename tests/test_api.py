@@ -902,6 +902,8 @@ def test_openapi_schema_lists_the_endpoints(api):
         "impression",
         "suggestion_click",
         "product_click",
+        "refinement_impression",
+        "refinement_click",
     }
 
 
