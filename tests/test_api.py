@@ -306,6 +306,7 @@ def test_search_returns_results_facets_and_records_history(api, products):
         "degraded_reasons",
         "understanding",
         "corrected_query",
+        "refinements",
     }
     assert body["query"] == "usb cable"
     assert uuid.UUID(body["request_id"])

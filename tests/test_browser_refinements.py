@@ -1,0 +1,100 @@
+"""Refinement chips in headless Chromium, on the demo storefront: a generated
+refinement approved by a merchandiser appears at once as a chip above the
+results (saved as ``docs/screenshots/refinement-chips.png``) and as a
+completion in the typeahead; choosing the chip searches it with
+``origin=refinement`` and reports the impression and the click through
+``events/``. Needs what tests/test_browser.py needs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from suggestions import services
+from suggestions.models import SearchEvent, Suggestion, SuggestionClick, SuggestionImpression
+from tests.factories import ProductFactory
+from tests.test_browser import (  # noqa: F401  (fixtures)
+    browser,
+    eventually,
+    option_texts,
+    page,
+    query_of,
+    type_in_search,
+    wait_for_list,
+)
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "screenshots" / "refinement-chips.png"
+
+
+@pytest.fixture
+def shop() -> None:
+    for title, brand in [("Nike Pegasus 40 running shoes men", "Nike"), ("Nike Vomero 17 running shoes women", "Nike"),
+                         ("Asics Gel-Kayano waterproof running shoes", "Asics"),
+                         ("Asics Trabuco trail running shoes", "Asics"), ("Falke RU4 running socks", "Falke")]:
+        ProductFactory(title=title, brand=brand, product_type="running shoes", description="")
+    services.rebuild_index()
+    for text, source, weight in [("running shoes", "history", 90), ("running shoes men", "history", 60),
+                                 ("nike running shoes", "catalog", 70), ("running socks", "history", 80)]:
+        Suggestion.objects.create(text=text, source=source, status="approved", weight=weight)
+    # What the generator stores for review (suggestions.ml.generate_refinements).
+    Suggestion.objects.create(text="running shoes waterproof", source="generated", status="pending", weight=75,
+                              provenance={"seed_query": "running shoes", "results": 3, "score": 0.91,
+                                          "model_version": "generator-test"})
+    services.publish_suggestions()
+
+
+def chips(tab) -> list[str]:
+    return [t.strip() for t in tab.locator(".refinements .refinement-chip").all_text_contents()]
+
+
+def test_an_approved_generated_refinement_is_a_chip_and_a_completion_at_once(page, shop):  # noqa: F811
+    page.goto("/search/?q=running+shoes")
+    assert chips(page) == ["nike running shoes", "running shoes men"]
+
+    # The merchandiser approves it (the admin's action calls this service).
+    services.set_suggestion_status(Suggestion.objects.filter(text="running shoes waterproof"), "approved")
+
+    page.goto("/search/?q=running+shoes")
+    assert chips(page) == ["running shoes waterproof", "nike running shoes", "running shoes men"]
+    assert page.locator('.refinement-chip[data-generated="true"]').inner_text() == "running shoes waterproof"
+    # The chips were reported as one impression, with this answer's request id.
+    impression = eventually(lambda: SuggestionImpression.objects.filter(surface="refinements").last())
+    assert impression.suggestions == ["running shoes waterproof", "nike running shoes", "running shoes men"]
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+    with page.expect_navigation():
+        page.locator(".refinement-chip", has_text="running shoes waterproof").click()
+    assert query_of(page.url)["q"] == ["running shoes waterproof"]
+    click = eventually(lambda: SuggestionClick.objects.filter(surface="refinements").first())
+    assert (click.prefix, click.suggestion, click.position) == ("running shoes", "running shoes waterproof", 0)
+    assert str(click.request_id).replace("-", "") == str(impression.request_id).replace("-", "")
+    search = SearchEvent.objects.filter(normalized_query="running shoes waterproof").get()
+    assert search.origin == "refinement"
+
+    # And it completes what a shopper types.
+    page.goto("/")
+    type_in_search(page, "running shoes w", delay=40)
+    wait_for_list(page, "running shoes w")
+    assert "running shoes waterproof" in option_texts(page)
+    assert page.errors == []
+
+
+def test_a_search_that_finds_nothing_offers_rewrites_that_work_without_script(browser, server, shop):  # noqa: F811
+    services.build_suggestions()  # the spelling dictionary
+    context = browser.new_context(base_url=server.url, java_script_enabled=False)
+    try:
+        tab = context.new_page()
+        tab.goto("/search/?q=runing+shoez&exact=1")
+        line = " ".join(tab.locator(".rewrites").inner_text().split())
+        assert line.startswith("No results for runing shoez; try ")
+        assert "running shoes" in [t.strip() for t in tab.locator(".rewrites a").all_text_contents()]
+        with tab.expect_navigation():
+            tab.locator(".rewrites a", has_text="running shoes").first.click()
+        assert query_of(tab.url)["origin"] == ["refinement"]
+        assert tab.locator(".product-card").count() > 0
+    finally:
+        context.close()
