@@ -25,9 +25,9 @@ Contracts:
 * Answers are cached per cache version, like suggest answers
   (:mod:`suggestions.serving`): in process memory and in the shared cache, so
   a moderation change (which gives the cache a new version) shows in the next
-  answer, and a repeated search costs no query. Candidates come from one
-  database query; a rewrite costs one count per candidate, only for searches
-  with no result, once per version.
+  answer, and a repeated search costs no query. Candidates come from two
+  database queries (see :func:`_candidates`); a rewrite costs one count per
+  candidate, only for searches with no result, once per version.
 * A chip chosen by a shopper starts a search with ``origin="refinement"``.
   That search is what the suggestion ranker learns from (the searched text is
   the positive of its prefixes, :mod:`suggestions.ml.suggestion_ranker`), so
@@ -45,11 +45,18 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db.models import Case, IntegerField, Q, Value, When
+from django.db.models import Q
 from django.utils import timezone
 
 from .conf import app_settings
-from .models import EventSurface, Suggestion, SuggestionClick, SuggestionImpression, SuggestionSource, SuggestionStatus
+from .models import (
+    EventSurface,
+    Suggestion,
+    SuggestionClick,
+    SuggestionImpression,
+    SuggestionSource,
+    SuggestionStatus,
+)
 from .recall import RecallUnavailable, get_backend
 from .text import normalize_query
 
@@ -146,27 +153,28 @@ def _refines(text: str, words: list[str]) -> bool:
     return len(own) > len(words) and all(w in own for w in words)
 
 
-def _candidates(normalized: str, want: int) -> list[tuple[str, str, bool, float]]:
-    """Approved suggestions generated for the query or holding all its words,
-    generated-for-the-query first, then by weight: ``(text, source, generated
-    for the query, score)``. One query."""
-    words = list(dict.fromkeys(_words(normalized)))
-    seeded = Q(source=SuggestionSource.GENERATED, provenance__seed_query=normalized)
+def _candidates(normalized: str, want: int) -> list[tuple[str, str, bool]]:
+    """Approved suggestions generated for the query (by the generator's score),
+    then approved suggestions holding all its words (by weight): ``(text,
+    source, generated for the query)``. Two queries: the generated ones
+    through the index on ``source``, the others in one scan of the texts
+    (``LIKE`` per word)."""
+    # Filtered on the source alone (its index), the status checked here: given
+    # both, planners without statistics scan every approved row instead.
+    seeded = (Suggestion.objects.filter(source=SuggestionSource.GENERATED, provenance__seed_query=normalized)
+              .exclude(text=normalized).order_by().values_list("text", "source", "status", "provenance"))
+    out = [(text, source, True, (prov or {}).get("score")) for text, source, status, prov in seeded
+           if status == SuggestionStatus.APPROVED][:want]
+    out.sort(key=lambda r: -(float(r[3]) if isinstance(r[3], int | float) else 0.0))
     every_word = Q()
-    for word in words:
+    for word in dict.fromkeys(_words(normalized)):
         every_word &= Q(text__contains=word)
-    rows = (Suggestion.objects.filter(status=SuggestionStatus.APPROVED).filter(seeded | every_word)
-            .exclude(text=normalized)
-            .annotate(for_query=Case(When(seeded, then=Value(1)), default=Value(0), output_field=IntegerField()))
-            .order_by("-for_query", "-weight", "text")
-            .values_list("text", "source", "for_query", "weight", "provenance")[:want])
-    out = []
-    for text, source, for_query, weight, provenance in rows:
-        score = (provenance or {}).get("score") if for_query else weight
-        out.append((text, source, bool(for_query), float(score) if isinstance(score, int | float) else 0.0))
-    # Generated for the query: by the generator's score; the rest keep the weight order.
-    seeded_rows = sorted((r for r in out if r[2]), key=lambda r: -r[3])
-    return seeded_rows + [r for r in out if not r[2]]
+    # The status is checked here too: through its index (nearly every row is
+    # approved) the scan costs three times a plain one.
+    rows = (Suggestion.objects.filter(every_word).exclude(text=normalized)
+            .order_by("-weight", "text").values_list("text", "source", "status")[: want * 2])
+    mined = [(t, s, False) for t, s, status in rows if status == SuggestionStatus.APPROVED][:want]
+    return [(t, s, True) for t, s, _seeded, _score in out] + mined
 
 
 def _compute(normalized: str, limit: int, zero: bool, backend_alias: str) -> tuple[list[tuple[str, str, str]], bool]:
@@ -175,7 +183,7 @@ def _compute(normalized: str, limit: int, zero: bool, backend_alias: str) -> tup
     words = _words(normalized)
     candidates = _candidates(normalized, limit * CANDIDATES_PER_SLOT)
     if not zero:
-        rows = [(text, source, REFINEMENT) for text, source, for_query, _s in candidates
+        rows = [(text, source, REFINEMENT) for text, source, for_query in candidates
                 if for_query or _refines(text, words)]
         return _unique(rows)[: limit * 2], True
     return _rewrites(normalized, words, candidates, limit, backend_alias)
@@ -185,7 +193,7 @@ def _rewrites(normalized: str, words: list[str], candidates, limit: int,
               backend_alias: str) -> tuple[list[tuple[str, str, str]], bool]:
     from . import spelling
 
-    proposed: list[tuple[str, str]] = [(text, source) for text, source, for_query, _s in candidates if for_query]
+    proposed: list[tuple[str, str]] = [(text, source) for text, source, for_query in candidates if for_query]
     correction = None
     try:
         correction = spelling.correct(normalized)
