@@ -1,5 +1,5 @@
 """Refinement chips in headless Chromium, on the demo storefront: a generated
-refinement approved by a merchandiser appears at once as a chip above the
+refinement approved by a merchandiser in the admin appears at once as a chip above the
 results (saved as ``docs/screenshots/refinement-chips.png``) and as a
 completion in the typeahead; choosing the chip searches it with
 ``origin=refinement`` and reports the impression and the click through
@@ -7,7 +7,9 @@ completion in the typeahead; choosing the chip searches it with
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -50,12 +52,36 @@ def chips(tab) -> list[str]:
     return [t.strip() for t in tab.locator(".refinements .refinement-chip").all_text_contents()]
 
 
-def test_an_approved_generated_refinement_is_a_chip_and_a_completion_at_once(page, shop):  # noqa: F811
+def approve_in_the_admin(browser, base_url: str, text: str) -> None:  # noqa: F811
+    """A merchandiser signs in, ticks the pending suggestion and runs "Approve"."""
+    from django.contrib.auth import get_user_model
+
+    get_user_model().objects.create_superuser("merchandiser", "m@example.com", "review-password")
+    context = browser.new_context(base_url=base_url)
+    try:
+        admin = context.new_page()
+        admin.goto("/admin/login/")
+        admin.fill("input[name=username]", "merchandiser")
+        admin.fill("input[name=password]", "review-password")
+        admin.locator("input[type=submit], button[type=submit]").first.click()
+        admin.wait_for_url(re.compile(r"/admin/$"))
+        admin.goto(f"/admin/shop_suggestions/suggestion/?q={quote(text)}")
+        admin.locator("#result_list tr", has_text=text).locator("input.action-select").check()
+        admin.select_option("select[name=action]", "approve")
+        admin.locator("button[name=index], input[name=index]").first.click()
+        assert "approved" in admin.locator(".messagelist").inner_text()
+        # Every request of the admin answered before the database is flushed (SQLite's shared connection).
+        admin.wait_for_load_state("networkidle")
+    finally:
+        context.close()
+
+
+def test_an_approved_generated_refinement_is_a_chip_and_a_completion_at_once(browser, server, page, shop):  # noqa: F811
     page.goto("/search/?q=running+shoes")
     assert chips(page) == ["nike running shoes", "running shoes men"]
 
-    # The merchandiser approves it (the admin's action calls this service).
-    services.set_suggestion_status(Suggestion.objects.filter(text="running shoes waterproof"), "approved")
+    approve_in_the_admin(browser, server.url, "running shoes waterproof")
+    assert Suggestion.objects.get(text="running shoes waterproof").status == "approved"
 
     page.goto("/search/?q=running+shoes")
     assert chips(page) == ["running shoes waterproof", "nike running shoes", "running shoes men"]
@@ -99,5 +125,6 @@ def test_a_search_that_finds_nothing_offers_rewrites_that_work_without_script(br
             tab.locator(".rewrites a", has_text="running shoes").first.click()
         assert query_of(tab.url)["origin"] == ["refinement"]
         assert tab.locator(".product-card").count() > 0
+        tab.wait_for_load_state("networkidle")
     finally:
         context.close()
