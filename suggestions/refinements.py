@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -147,10 +148,17 @@ def _words(text: str) -> list[str]:
     return text.split()
 
 
+#: Chinese (and other Han) text is written without spaces between words.
+_HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+
+
 def _refines(text: str, words: list[str]) -> bool:
-    """Whether ``text`` holds every word of the query and at least one more."""
+    """Whether ``text`` holds every word of the query and at least one more.
+    A word in Han characters may be part of a longer one ("跑鞋" in "跑鞋男")."""
     own = _words(text)
-    return len(own) > len(words) and all(w in own for w in words)
+    if not all(w in own or (_HAN.search(w) and w in text) for w in words):
+        return False
+    return len(own) > len(words) or (bool(_HAN.search(text)) and len(text) > len(" ".join(words)))
 
 
 def _candidates(normalized: str, want: int) -> list[tuple[str, str, bool]]:

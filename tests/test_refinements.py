@@ -124,6 +124,14 @@ def test_refinements_follow_approval_and_blocked_terms_at_once(client, shop, dja
     assert "running shoes waterproof" not in [r["text"] for r in refinements(client, "running shoes")]
 
 
+def test_chinese_refinements_need_no_spaces(client, shop):
+    for text, weight in [("跑鞋男", 30), ("跑鞋 透气", 20), ("跑步机", 40), ("男跑鞋", 10)]:
+        SuggestionFactory(text=text, source="history", weight=weight)
+    services.invalidate_cache()
+    assert [r.text for r in refinements_for("跑鞋", found=3)] == ["跑鞋男", "跑鞋 透气", "男跑鞋"]
+    assert [r.text for r in refinements_for("跑鞋男", found=3)] == []  # the same words, nothing more
+
+
 def test_refinements_are_cached_per_version_and_cost_no_query_when_repeated(shop, django_assert_num_queries):
     first = refinements_for("running shoes", found=4)
     with django_assert_num_queries(0):
