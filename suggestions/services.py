@@ -217,6 +217,9 @@ def search(query: str, *, filters: SearchFilters | None = None, page: int = 1, p
     of a query that match no product at all); the corrected
     search's results are shown, with ``corrected_query`` set, only when it
     finds more. History records the query as typed, with its own count.
+
+    ``refinements`` are the chips to offer with the results, or the rewrites
+    of a query that finds nothing (:mod:`suggestions.refinements`).
     """
     filters = filters or SearchFilters()
     normalized = normalize_query(query)
