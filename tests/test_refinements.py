@@ -347,3 +347,30 @@ def test_searches_started_from_a_chip_label_generated_candidates_for_the_ranker(
     x, y, groups = training_groups(older + chip, lambda part: kind.stats(part, kind.catalog()),
                                    TrainParams(feature_share=0.5))
     assert groups and int(y.sum()) == len(groups)  # one positive per group: the chip's text
+
+
+# -- outages -----------------------------------------------------------------------------------
+
+
+def test_refinements_are_answered_while_the_cache_is_down(shop, settings):
+    settings.CACHES = {"default": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": "redis://127.0.0.1:1/0",
+                                   "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.2, "SOCKET_TIMEOUT": 0.2}}}
+    texts = [r.text for r in refinements_for("running shoes", found=4)]
+    assert texts[:2] == ["running shoes waterproof", "asics running shoes trail"]
+
+
+def test_a_search_with_the_engine_down_keeps_its_mined_refinements_and_offers_no_rewrite(shop, monkeypatch):
+    from suggestions.recall import RecallUnavailable, get_backend
+
+    backend = get_backend()
+
+    def down(*args, **kwargs):
+        raise RecallUnavailable("down")
+
+    monkeypatch.setattr(backend, "search_products", down)
+    monkeypatch.setattr(backend, "suggest", down)
+    assert "nike running shoes" in [r.text for r in refinements_for("running shoes", found=2)]
+    assert refinements_for("runnin", found=0) == []
+    monkeypatch.undo()
+    # Not cached while down: the rewrites come back with the engine.
+    assert refinements_for("runnin", found=0) != []
