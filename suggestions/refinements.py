@@ -25,7 +25,9 @@ Contracts:
 * Answers are cached per cache version, like suggest answers
   (:mod:`suggestions.serving`): in process memory and in the shared cache, so
   a moderation change (which gives the cache a new version) shows in the next
-  answer, and a repeated search costs no query. Candidates come from two
+  answer, and a repeated search costs no query. Rewrites made of the
+  shopper's own words (the query less a word, its spelling correction) are
+  kept in process memory only, never in the shared cache. Candidates come from two
   database queries (see :func:`_candidates`); a rewrite costs one count per
   candidate, only for searches with no result, once per version.
 * A chip chosen by a shopper starts a search with ``origin="refinement"``.
@@ -136,10 +138,13 @@ def refinements_for(query: str, *, found: int, limit: int | None = None,
             return []
         if key is not None and complete:
             serving._local.put_answer(key, rows)
-            try:
-                serving._cache().set(key, rows, app_settings.CACHE_TIMEOUT)
-            except Exception:  # noqa: BLE001
-                pass
+            # Rewrites made of the shopper's own words (the query less a word, its
+            # spelling correction) stay in this process's memo, out of the shared cache.
+            if not any(row[1] in (SOURCE_QUERY, SOURCE_SPELLING) for row in rows):
+                try:
+                    serving._cache().set(key, rows, app_settings.CACHE_TIMEOUT)
+                except Exception:  # noqa: BLE001
+                    pass
     blocked = serving.blocked_matcher(version)
     return [Refinement(*row) for row in rows if not blocked.search(row[0])][:limit]
 

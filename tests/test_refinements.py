@@ -142,6 +142,22 @@ def test_refinements_are_cached_per_version_and_cost_no_query_when_repeated(shop
     assert "running shoes men" not in [r.text for r in refinements_for("running shoes", found=4)]
 
 
+def test_rewrites_of_the_shoppers_own_words_stay_out_of_the_shared_cache(shop):
+    import hashlib
+
+    from django.core.cache import cache
+
+    def key(query: str, zero: bool) -> str:
+        digest = hashlib.blake2b(query.encode(), digest_size=16).hexdigest()
+        return f"shop_suggestions:{serving._current_version()}:refinements:default:8:{int(zero)}:{digest}"
+
+    refinements_for("socks qqq", found=0)
+    refinements_for("running shoes", found=4)
+    assert cache.get(key("socks qqq", True)) is None
+    assert ("running shoes men", "history", "refinement") in [tuple(r) for r in cache.get(key("running shoes", False))]
+    assert ("socks", "query", "rewrite") in [(r.text, r.source, r.kind) for r in refinements_for("socks qqq", found=0)]
+
+
 def test_refinements_limit_and_switch(client, shop, settings):
     settings.SUGGESTIONS_REFINEMENTS_LIMIT = 2
     assert [r["text"] for r in refinements(client, "running shoes")] == [
