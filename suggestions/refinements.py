@@ -166,7 +166,7 @@ def _refines(text: str, words: list[str]) -> bool:
     return len(own) > len(words) or (bool(_HAN.search(text)) and len(text) > len(" ".join(words)))
 
 
-def _candidates(normalized: str, want: int) -> list[tuple[str, str, bool]]:
+def _candidates(normalized: str, want: int, *, mined: bool = True) -> list[tuple[str, str, bool]]:
     """Approved suggestions generated for the query (by the generator's score),
     then approved suggestions holding all its words (by weight): ``(text,
     source, generated for the query)``. Two queries: the generated ones
@@ -177,8 +177,11 @@ def _candidates(normalized: str, want: int) -> list[tuple[str, str, bool]]:
     seeded = (Suggestion.objects.filter(source=SuggestionSource.GENERATED, provenance__seed_query=normalized)
               .exclude(text=normalized).order_by().values_list("text", "source", "status", "provenance"))
     out = [(text, source, True, (prov or {}).get("score")) for text, source, status, prov in seeded
-           if status == SuggestionStatus.APPROVED][:want]
+           if status == SuggestionStatus.APPROVED]
     out.sort(key=lambda r: -(float(r[3]) if isinstance(r[3], int | float) else 0.0))
+    generated = [(t, s, True) for t, s, _seeded, _score in out[:want]]
+    if not mined:
+        return generated
     every_word = Q()
     for word in dict.fromkeys(_words(normalized)):
         every_word &= Q(text__contains=word)
@@ -186,15 +189,15 @@ def _candidates(normalized: str, want: int) -> list[tuple[str, str, bool]]:
     # approved) the scan costs three times a plain one.
     rows = (Suggestion.objects.filter(every_word).exclude(text=normalized)
             .order_by("-weight", "text").values_list("text", "source", "status")[: want * 2])
-    mined = [(t, s, False) for t, s, status in rows if status == SuggestionStatus.APPROVED][:want]
-    return [(t, s, True) for t, s, _seeded, _score in out] + mined
+    return generated + [(t, s, False) for t, s, status in rows if status == SuggestionStatus.APPROVED][:want]
 
 
 def _compute(normalized: str, limit: int, zero: bool, backend_alias: str) -> tuple[list[tuple[str, str, str]], bool]:
     """``([(text, source, kind)], complete)``; not complete (so not cached)
     when the backend was down for a rewrite's count."""
     words = _words(normalized)
-    candidates = _candidates(normalized, limit * CANDIDATES_PER_SLOT)
+    # A query that finds nothing gets rewrites, never texts holding all its words.
+    candidates = _candidates(normalized, limit * CANDIDATES_PER_SLOT, mined=not zero)
     if not zero:
         rows = [(text, source, REFINEMENT) for text, source, for_query in candidates
                 if for_query or _refines(text, words)]

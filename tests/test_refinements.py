@@ -158,6 +158,18 @@ def test_rewrites_of_the_shoppers_own_words_stay_out_of_the_shared_cache(shop):
     assert ("socks", "query", "rewrite") in [(r.text, r.source, r.kind) for r in refinements_for("socks qqq", found=0)]
 
 
+def test_the_best_scored_generated_refinement_leads_however_many_there_are(shop):
+    for n in range(12):
+        generated(f"running shoes size {40 + n}", "running shoes", score=n / 100)
+    services.invalidate_cache()
+    assert [r.text for r in refinements_for("running shoes", found=4, limit=1)] == ["running shoes waterproof"]
+    Suggestion.objects.filter(text="running shoes waterproof").update(status="rejected")
+    Suggestion.objects.filter(text="asics running shoes trail").update(status="rejected")
+    services.invalidate_cache()
+    assert [r.text for r in refinements_for("running shoes", found=4, limit=2)] == [
+        "running shoes size 51", "running shoes size 50"]
+
+
 def test_refinements_limit_and_switch(client, shop, settings):
     settings.SUGGESTIONS_REFINEMENTS_LIMIT = 2
     assert [r["text"] for r in refinements(client, "running shoes")] == [
