@@ -131,6 +131,13 @@ def results(request: HttpRequest) -> HttpResponse:
             "next_url": _link(kept, page=str(page.page + 1)) if page.page < last_page else "",
             # Did-you-mean: the same search of the text as typed, never corrected.
             "exact_url": _link(kept, page="", exact="1") if page.corrected_query else "",
+            # Refinement chips (with results) or rewrites (without): plain links
+            # that search the text anew; the widget reports them as events.
+            "refinements": [
+                {"text": r.text, "kind": r.kind, "source": r.source, "position": i,
+                 "url": _link([], q=r.text, origin=SearchOrigin.REFINEMENT)}
+                for i, r in enumerate(page.refinements)
+            ],
         },
     )
     # The typeahead offers it back as one of "your recent searches".

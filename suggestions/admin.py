@@ -85,6 +85,7 @@ class SearchEventAdmin(ReadOnlyLogAdmin):
 @admin.register(SuggestionImpression)
 class SuggestionImpressionAdmin(ReadOnlyLogAdmin):
     list_display = ["prefix", "shown", "created_at"]
+    list_filter = ["surface"]  # the typeahead, or a results page's refinement chips
     search_fields = ["prefix"]
 
     @admin.display(description=_("suggestions shown"))
@@ -95,6 +96,7 @@ class SuggestionImpressionAdmin(ReadOnlyLogAdmin):
 @admin.register(SuggestionClick)
 class SuggestionClickAdmin(ReadOnlyLogAdmin):
     list_display = ["prefix", "suggestion", "position", "created_at"]
+    list_filter = ["surface"]
     search_fields = ["prefix", "suggestion"]
 
 

@@ -54,6 +54,7 @@ from .models import (
     AnalyticsPositionDay,
     AnalyticsQueryDay,
     BlockedTerm,
+    EventSurface,
     ProductClick,
     SearchEvent,
     SearchOrigin,
@@ -141,10 +142,11 @@ def _rollup_day(day: date) -> DayRollup:
             history_searches=Count("id", filter=Q(origin=SearchOrigin.HISTORY)),
         )
         # Lists by length: a list of n suggestions shows positions 0 .. n-1.
-        lengths = dict(SuggestionImpression.objects.filter(**window)
+        # The typeahead's lists only: refinement chips are counted apart (suggestions/refinements.py).
+        lengths = dict(SuggestionImpression.objects.filter(**window, surface=EventSurface.TYPEAHEAD)
                        .annotate(n=JSONArrayLength("suggestions")).values("n")
                        .annotate(lists=Count("id")).values_list("n", "lists"))
-        clicks = SuggestionClick.objects.filter(**window)
+        clicks = SuggestionClick.objects.filter(**window, surface=EventSurface.TYPEAHEAD)
         click_totals = clicks.aggregate(
             n=Count("id"), accepted=Sum(Length("suggestion")),
             saved=Sum(Greatest(Length("suggestion") - Length("prefix"), Value(0))),

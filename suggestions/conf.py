@@ -467,5 +467,19 @@ class AppSettings:
         again (approving or rejecting clears the shared cache at once)."""
         return int(self._get("SYNONYM_CACHE_TIMEOUT", 60))
 
+    # -- refinement chips (suggestions/refinements.py) --
+
+    @property
+    def REFINEMENTS(self) -> bool:
+        """Answer searches with refinements of the query (approved generated
+        suggestions for it and approved suggestions holding all its words plus
+        more), and a query that finds nothing with rewrites that find products."""
+        return bool(self._get("REFINEMENTS", True))
+
+    @property
+    def REFINEMENTS_LIMIT(self) -> int:
+        """Most refinements (or rewrites) returned with one search."""
+        return int(self._get("REFINEMENTS_LIMIT", 8))
+
 
 app_settings = AppSettings()

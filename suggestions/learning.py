@@ -782,7 +782,13 @@ class SuggestionRankerKind(ModelKind):
         from .models import Suggestion, SuggestionSource, SuggestionStatus
 
         rows = Suggestion.objects.filter(source=SuggestionSource.CATALOG, status=SuggestionStatus.APPROVED)
-        return {text: int((prov or {}).get("products") or 1) for text, prov in rows.values_list("text", "provenance")}
+        found = {text: int((prov or {}).get("products") or 1) for text, prov in rows.values_list("text", "provenance")}
+        # Approved generated refinements are candidates like catalog phrases (their products: the
+        # result count the generator's gate saw); a search started from their chip is their label.
+        generated = Suggestion.objects.filter(source=SuggestionSource.GENERATED, status=SuggestionStatus.APPROVED)
+        for text, prov in generated.values_list("text", "provenance"):
+            found.setdefault(text, int((prov or {}).get("results") or 1))
+        return found
 
     def catalog_weights(self) -> dict[str, float]:
         """The build's first-stage weight of each catalog phrase (rule score × scale)."""
@@ -790,8 +796,13 @@ class SuggestionRankerKind(ModelKind):
         from .models import Suggestion, SuggestionSource, SuggestionStatus
 
         rows = Suggestion.objects.filter(source=SuggestionSource.CATALOG, status=SuggestionStatus.APPROVED)
-        return {text: float(prov["score"]) * CATALOG_WEIGHT_SCALE
-                for text, prov in rows.values_list("text", "provenance") if isinstance((prov or {}).get("score"), float)}
+        weights = {text: float(prov["score"]) * CATALOG_WEIGHT_SCALE
+                   for text, prov in rows.values_list("text", "provenance") if isinstance((prov or {}).get("score"), float)}
+        # Generated ones: the weight they are published with (what the engine orders by).
+        generated = Suggestion.objects.filter(source=SuggestionSource.GENERATED, status=SuggestionStatus.APPROVED)
+        for text, weight in generated.values_list("text", "weight"):
+            weights.setdefault(text, float(weight))
+        return weights
 
     def stats(self, searches, catalog: dict[str, int], served: set[str] | None = None):
         """Candidate statistics of a window, gated, filtered and weighted as the build does."""

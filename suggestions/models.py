@@ -25,6 +25,14 @@ class SearchOrigin(models.TextChoices):
     TYPED = "typed", _("Typed")
     SUGGESTION = "suggestion", _("Chosen from suggestions")
     HISTORY = "history", _("Chosen from own recent searches")
+    REFINEMENT = "refinement", _("Chosen from refinement chips")
+
+
+class EventSurface(models.TextChoices):
+    """Where a suggestion list was shown (impressions and clicks)."""
+
+    TYPEAHEAD = "typeahead", _("Typeahead")
+    REFINEMENTS = "refinements", _("Refinement chips of a results page")
 
 
 class SearchEvent(models.Model):
@@ -62,6 +70,7 @@ class SuggestionImpression(models.Model):
     suggestions = models.JSONField(default=list, help_text=_("Suggestion texts in the order shown."))
     actor_hash = models.CharField(max_length=64, db_index=True, blank=True, help_text=_("Salted hash of the user id or session key."))
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+", help_text=_("Signed-in shopper, if any."))
+    surface = models.CharField(max_length=16, choices=EventSurface.choices, default=EventSurface.TYPEAHEAD, help_text=_("Where the list was shown: the typeahead (prefix: what was typed) or the refinement chips of a results page (prefix: the searched query)."))
 
     class Meta:
         verbose_name = _("suggestion impression")
@@ -81,6 +90,7 @@ class SuggestionClick(models.Model):
     position = models.PositiveSmallIntegerField(help_text=_("0-based position in the shown list."))
     actor_hash = models.CharField(max_length=64, db_index=True, blank=True, help_text=_("Salted hash of the user id or session key."))
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+", help_text=_("Signed-in shopper, if any."))
+    surface = models.CharField(max_length=16, choices=EventSurface.choices, default=EventSurface.TYPEAHEAD, help_text=_("Where the suggestion was chosen: the typeahead or a refinement chip of a results page."))
 
     class Meta:
         verbose_name = _("suggestion click")

@@ -121,3 +121,9 @@ def connect() -> None:
     signals.experiment_changed.connect(_prepare_experiment_on_commit, dispatch_uid="shop_suggestions.prepare_experiment")
     signals.suggestions_built.connect(_prepare_experiments_after_build,
                                       dispatch_uid="shop_suggestions.prepare_experiments_after_build")
+    # Refinement chips: stored as suggestion impressions and clicks of the "refinements" surface.
+    from . import refinements
+
+    signals.refinements_shown.connect(refinements.record_impression,
+                                      dispatch_uid="shop_suggestions.record_refinement_impression")
+    signals.refinement_clicked.connect(refinements.record_click, dispatch_uid="shop_suggestions.record_refinement_click")

@@ -158,6 +158,9 @@ class SearchPage:
     #: The spelling correction the results are for ("printer" for "prnter"),
     #: empty when they are for ``query`` itself (see suggestions/spelling.py).
     corrected_query: str = ""
+    #: Refinements of the query (with results) or rewrites of it (without),
+    #: best first (:class:`suggestions.refinements.Refinement`).
+    refinements: tuple = ()
 
 
 _PRICE_RE = re.compile(r"^(?:(<=|>=)\s*(\d+(?:\.\d+)?)|(\d+(?:\.\d+)?)\s*-\s*(\d+(?:\.\d+)?))$")
@@ -222,6 +225,9 @@ def search(query: str, *, filters: SearchFilters | None = None, page: int = 1, p
     of a query that match no product at all); the corrected
     search's results are shown, with ``corrected_query`` set, only when it
     finds more. History records the query as typed, with its own count.
+
+    ``refinements`` are the chips to offer with the results, or the rewrites
+    of a query that finds nothing (:mod:`suggestions.refinements`).
     """
     filters = filters or SearchFilters()
     normalized = normalize_query(query)
@@ -268,8 +274,9 @@ def search(query: str, *, filters: SearchFilters | None = None, page: int = 1, p
         # The receivers enqueued understanding (or the breaker skipped it).
         if broker.unavailable():
             reasons.append(broker.REASON)
+    refined = _refinements(corrected or normalized, total, backend_alias) if normalized else ()
     return SearchPage(normalized, request_id, total, page, page_size, results, brand_counts, bool(reasons),
-                      understood, tuple(reasons), corrected)
+                      understood, tuple(reasons), corrected, refined)
 
 
 # -- did-you-mean and synonyms (see suggestions/spelling.py, suggestions/synonyms.py) ----
@@ -346,6 +353,8 @@ _EVENT_SIGNALS = {
     "impression": signals.suggestions_shown,
     "suggestion_click": signals.suggestion_clicked,
     "product_click": signals.product_clicked,
+    "refinement_impression": signals.refinements_shown,
+    "refinement_click": signals.refinement_clicked,
 }
 
 
@@ -501,3 +510,17 @@ from .analytics import rollup as rollup_analytics  # noqa: E402,F401
 from .moderation import block_text  # noqa: E402,F401
 
 __all__ += ["AnalyticsReport", "RollupReport", "analytics_report", "block_text", "rollup_analytics"]
+
+
+# -- refinement chips (see suggestions/refinements.py) -----------------------------------
+
+from .refinements import ChipStats, Refinement, chip_stats  # noqa: E402,F401
+
+
+def _refinements(query: str, found: int, backend_alias: str) -> tuple:
+    from .refinements import refinements_for
+
+    return tuple(refinements_for(query, found=found, backend_alias=backend_alias))
+
+
+__all__ += ["ChipStats", "Refinement", "chip_stats"]

@@ -62,3 +62,12 @@ retrain_requested = Signal()
 #: app's receiver sends ``suggestions.ml.prepare_experiment`` once the transaction commits.
 #: kwargs: ``experiment_id`` (int).
 experiment_changed = Signal()
+
+#: Refinement chips were shown with a search answer (reported by the client). kwargs:
+#: ``request_id`` (of the search answer), ``query``, ``refinements`` (list of str),
+#: ``user``, ``session_key``.
+refinements_shown = Signal()
+
+#: A refinement chip was chosen. kwargs: ``request_id`` (of the search answer),
+#: ``query``, ``refinement``, ``position`` (0-based), ``user``, ``session_key``.
+refinement_clicked = Signal()

@@ -306,6 +306,7 @@ def test_search_returns_results_facets_and_records_history(api, products):
         "degraded_reasons",
         "understanding",
         "corrected_query",
+        "refinements",
     }
     assert body["query"] == "usb cable"
     assert uuid.UUID(body["request_id"])
@@ -902,6 +903,8 @@ def test_openapi_schema_lists_the_endpoints(api):
         "impression",
         "suggestion_click",
         "product_click",
+        "refinement_impression",
+        "refinement_click",
     }
 
 

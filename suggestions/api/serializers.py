@@ -330,6 +330,20 @@ class UnderstandQuerySerializer(serializers.Serializer):
         return value
 
 
+class RefinementSerializer(serializers.Serializer):
+    text = serializers.CharField(help_text="The search to offer (normalised).")
+    source = serializers.ChoiceField(
+        choices=["generated", "history", "catalog", "manual", "spelling", "query"],
+        help_text="Where it comes from: an approved suggestion's source (`generated`: proposed by the "
+        "generator and approved by a merchandiser), `spelling` (the spelling correction of the query) or "
+        "`query` (the query less one word).",
+    )
+    kind = serializers.ChoiceField(
+        choices=["refinement", "rewrite"],
+        help_text="`refinement`: narrows a query that found products; `rewrite`: replaces a query that found none.",
+    )
+
+
 class SearchResponseSerializer(serializers.Serializer):
     query = serializers.CharField()
     request_id = serializers.CharField(
@@ -358,6 +372,15 @@ class SearchResponseSerializer(serializers.Serializer):
         "this spelling correction of it (show \"Showing results for <corrected_query>; search instead for "
         "<query>\", the latter linking to the same search with `exact=true`). Empty when the results are "
         "for `query` itself.",
+    )
+
+    refinements = RefinementSerializer(
+        many=True,
+        help_text="Searches to offer with this answer, best first (at most `SUGGESTIONS_REFINEMENTS_LIMIT`). "
+        "With results: refinements of the query, shown as chips above them (`kind` `refinement`). Without: "
+        "rewrites that find products (\"No results for <query>; try …\", `kind` `rewrite`). A chosen one "
+        "is searched with `origin=refinement`; report the list with a `refinement_impression` event and the "
+        "choice with a `refinement_click`, both with this answer's `request_id`.",
     )
 
     @extend_schema_field(FacetsSerializer)
@@ -429,11 +452,44 @@ class ProductClickEventSerializer(_EventSerializer):
         return fields
 
 
+class RefinementImpressionEventSerializer(_EventSerializer):
+    """Refinement chips (or rewrites) of a search answer were shown."""
+
+    type = serializers.ChoiceField(choices=["refinement_impression"])
+    refinements = BoundedListField(
+        child=TextField(max_length=MAX_TEXT_LENGTH),
+        max_length=MAX_IMPRESSION_SUGGESTIONS,
+        help_text="`refinements[].text` of the search answer, in the order shown.",
+    )
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        fields["query"] = query_field(help_text="`query` of the search answer.")
+        return fields
+
+
+class RefinementClickEventSerializer(_EventSerializer):
+    """A refinement chip (or rewrite) was chosen."""
+
+    type = serializers.ChoiceField(choices=["refinement_click"])
+    refinement = TextField(max_length=MAX_TEXT_LENGTH, help_text="The chosen refinement's text.")
+    position = serializers.IntegerField(
+        min_value=0, max_value=MAX_POSITION, help_text="0-based position among the refinements shown."
+    )
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        fields["query"] = query_field(help_text="`query` of the search answer.")
+        return fields
+
+
 #: Event serializers by the value of the ``type`` discriminator.
 EVENT_SERIALIZERS: dict[str, type[serializers.Serializer]] = {
     "impression": ImpressionEventSerializer,
     "suggestion_click": SuggestionClickEventSerializer,
     "product_click": ProductClickEventSerializer,
+    "refinement_impression": RefinementImpressionEventSerializer,
+    "refinement_click": RefinementClickEventSerializer,
 }
 
 

@@ -116,7 +116,8 @@ class SearchView(APIView):
             "At least one of `q`, `brand`, `product_type`, `min_price` and `max_price` is "
             "required (400 otherwise). Text with no letters or digits matches nothing. "
             "`degraded` is true, with its causes in `degraded_reasons`, when the search "
-            "engine or the task queue was unavailable."
+            "engine or the task queue was unavailable. `refinements` are searches to offer "
+            "with the results (chips), or instead of them when nothing was found."
         ),
         parameters=[s.SearchQuerySerializer],
         responses={200: s.SearchResponseSerializer, 400: _BAD_REQUEST, 429: _THROTTLED},

@@ -620,13 +620,61 @@
     }
   }
 
+  // -- refinement chips ------------------------------------------------------
+
+  /**
+   * Reports the refinement chips (or rewrites) of a results page: one
+   * `refinement_impression` when attached, a `refinement_click` when a chip is
+   * chosen. `root` carries data-request-id, data-query and
+   * data-events-endpoint (and data-use-beacon="false" for signed-in
+   * shoppers); each chip is an `a[data-refinement]` with data-position. The
+   * chips are plain links (searches with origin=refinement): without this
+   * script they still work, and the search they start is recorded.
+   */
+  function trackRefinements(root) {
+    if (!root || root.__ssRefinements) return;
+    root.__ssRefinements = true;
+    var endpoint = root.getAttribute("data-events-endpoint") || DEFAULTS.eventsEndpoint;
+    var base = { request_id: root.getAttribute("data-request-id"), query: root.getAttribute("data-query") || "" };
+    if (!endpoint || !base.request_id || !base.query) return;
+    var beacon = root.getAttribute("data-use-beacon") !== "false";
+    var chips = root.querySelectorAll("a[data-refinement]");
+    var texts = [];
+    for (var i = 0; i < chips.length; i++) texts.push(chips[i].getAttribute("data-refinement"));
+    if (texts.length) {
+      sendEvents(endpoint, [{ type: "refinement_impression", request_id: base.request_id, query: base.query,
+                              refinements: texts }], { beacon: beacon });
+    }
+    function report(event) {
+      var chip = event.target.closest && event.target.closest("a[data-refinement]");
+      if (!chip || !root.contains(chip)) return;
+      sendEvents(endpoint, [{ type: "refinement_click", request_id: base.request_id, query: base.query,
+                              refinement: chip.getAttribute("data-refinement"),
+                              position: Number(chip.getAttribute("data-position")) }], { beacon: beacon });
+    }
+    root.addEventListener("click", report);
+    root.addEventListener("auxclick", function (event) {
+      if (event.button === 1) report(event);
+    });
+  }
+
+  function autoTrackRefinements(root) {
+    var lists = (root || document).querySelectorAll("[data-shop-refinements]");
+    for (var i = 0; i < lists.length; i++) trackRefinements(lists[i]);
+  }
+
   window.ShopSuggestions = {
     attach: attach,
     autoAttach: autoAttach,
     sendEvents: sendEvents,
+    trackRefinements: trackRefinements,
     defaults: DEFAULTS,
   };
 
-  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", function () { autoAttach(); });
-  else autoAttach();
+  function start() {
+    autoAttach();
+    autoTrackRefinements();
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
 })(window, document);
