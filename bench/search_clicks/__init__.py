@@ -229,6 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                        scored(click_prior(history))}
             with override_settings(SUGGESTIONS_SEARCH_RANKER=False):
                 results["search without the ranker"] = scored(ours)
+        min_users = app_settings.MIN_DISTINCT_USERS
         with clock.phase("retrain"):
             report = services.retrain("search_ranker")
         with clock.phase("ours"):
@@ -270,6 +271,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         base_rr[name] = rr
         table.append([name, _f(mean(rr)), _f(mean([v[1] for v in values])), _f(mean([v[2] for v in values]))])
     print(markdown_table(["system", "MRR@10", "MAP@5", "hit@3"], table))
+    print()
+    shoppers: dict[str, set[str]] = defaultdict(set)
+    for c in history:
+        shoppers[c.query].add(c.user)
+    known = [len(shoppers.get(c.query, ())) >= min_users for c in test]
+    print(f"MRR@10 by test query: searched in the history by at least {min_users} shoppers (the k-gate) "
+          f"or not\n")
+    print(markdown_table(
+        ["system", f"gated queries ({sum(known):,})", f"other queries ({len(known) - sum(known):,})"],
+        [[name, _f(mean([r for r, k in zip(rr, known, strict=True) if k])),
+          _f(mean([r for r, k in zip(rr, known, strict=True) if not k]))] for name, rr in base_rr.items()]))
     print()
     for name, rr in base_rr.items():
         if name == ours_key:

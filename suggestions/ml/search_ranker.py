@@ -50,11 +50,16 @@ CLICK_RECALL = 10
 #: Ranks counted by the metric.
 TOP_K = 10
 #: Largest inverse-propensity weight of one click.
-MAX_IPS_WEIGHT = 20.0
+MAX_IPS_WEIGHT = 10.0
 #: Smoothing strength (in searches) of the query-product click rates.
 SMOOTHING = 5.0
 #: Half-life (days) of the recent-popularity (freshness) features.
 RECENT_HALF_LIFE = 7.0
+#: Similar gated queries (rapidfuzz WRatio at least this) lend their clicks to a query.
+NEIGHBOUR_SCORE = 80.0
+#: At most this many similar queries, from at most :data:`NEIGHBOUR_POOL` sharing a word or a 3-letter start.
+NEIGHBOURS = 5
+NEIGHBOUR_POOL = 2000
 
 FEATURE_NAMES = (
     "recall_score", "recall_rank", "score_vs_top", "from_click_recall",
@@ -62,7 +67,8 @@ FEATURE_NAMES = (
     "brand_match", "type_match", "price_in_range",
     "product_popularity", "product_recent", "product_trend", "days_since_click",
     "query_known", "query_searches", "qp_rate", "qp_share", "qp_recent_share", "qp_rank",
-    "word_share_mean", "word_share_max",
+    "word_share_mean", "word_share_max", "neighbour_share", "neighbour_similarity",
+    "qp_share_raw", "product_popularity_raw",
 )
 
 
@@ -180,6 +186,9 @@ class ClickStats:
     query_searches: dict[str, int] = field(default_factory=dict)
     query_products: dict[str, dict[str, float]] = field(default_factory=dict)
     query_recent: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: Clicks as counted, without the position correction (the model weighs both).
+    query_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    product_counts: dict[str, int] = field(default_factory=dict)
     word_products: dict[str, dict[str, float]] = field(default_factory=dict)
     total_weight: float = 0.0
     total_recent: float = 0.0
@@ -206,7 +215,10 @@ class ClickStats:
         last: dict[str, float] = {}
         qp: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         qr: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        qc: dict[str, Counter[str]] = defaultdict(Counter)
+        pc: Counter[str] = Counter()
         for c in self.clicks:
+            pc[c.product] += 1
             w = ips_weight(c.position, self.eta)
             age = max((self.reference - c.time).total_seconds() / 86400.0, 0.0)
             decay = 0.5 ** (age / RECENT_HALF_LIFE)
@@ -216,6 +228,7 @@ class ClickStats:
             if c.query in gated:
                 qp[c.query][c.product] += w
                 qr[c.query][c.product] += w * decay
+                qc[c.query][c.product] += 1
         wp: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         for q, products in qp.items():
             for word in set(words(q)):
@@ -224,13 +237,15 @@ class ClickStats:
         self.product, self.product_recent, self.product_last = dict(product), dict(recent), last
         self.query_products = {q: dict(v) for q, v in qp.items()}
         self.query_recent = {q: dict(v) for q, v in qr.items()}
+        self.query_counts = {q: dict(v) for q, v in qc.items()}
+        self.product_counts = dict(pc)
         self.word_products = {w: dict(v) for w, v in wp.items()}
         self.total_weight = max(sum(product.values()), 1e-9)
         self.total_recent = max(sum(recent.values()), 1e-9)
 
     # -- serialisation (the serving copy of a version) --
     _FIELDS = ("eta", "min_users", "product", "product_recent", "product_last", "query_searches",
-               "query_products", "query_recent", "word_products", "total_weight", "total_recent", "total_searches")
+               "query_products", "query_recent", "query_counts", "product_counts", "word_products", "total_weight", "total_recent", "total_searches")
 
     def to_dict(self) -> dict[str, Any]:
         out = {name: getattr(self, name) for name in self._FIELDS}
@@ -267,9 +282,57 @@ class ClickStats:
         return (self.product.get(product, 0.0) + 0.1) / (self.total_searches + 1.0)
 
     def clicked_for(self, query: str, limit: int = CLICK_RECALL) -> list[str]:
-        """The gated query's most clicked products (position-corrected), best first."""
-        table = self.query_products.get(query) or {}
+        """The gated query's most clicked products (position-corrected), best
+        first; for a query not in the table, its similar queries' (:meth:`neighbours`)."""
+        table = self.query_products.get(query)
+        if table is None:
+            table, _similarity = self.neighbours(query)
         return [p for p, _w in sorted(table.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
+
+    def _neighbour_index(self) -> dict[str, list[str]]:
+        index = getattr(self, "_index", None)
+        if index is None:
+            index = defaultdict(list)
+            for q in sorted(self.query_products):
+                for key in {*words(q), "^" + q[:3]}:
+                    index[key].append(q)
+            self._index = index
+        return index
+
+    def neighbours(self, query: str) -> tuple[dict[str, float], float]:
+        """Product shares lent by the gated queries most like ``query`` (typos,
+        plurals, word order: "cal of duty" → "call of duty"), each weighted by
+        its similarity, and the best similarity (0..1). ``query`` itself is not
+        its own neighbour. Cached per query."""
+        cache = self.__dict__.setdefault("_neighbours", {})
+        if query in cache:
+            return cache[query]
+        from rapidfuzz import fuzz, process
+
+        index = self._neighbour_index()
+        pool: list[str] = []
+        seen = {query}
+        for key in ["^" + query[:3], *words(query)]:
+            for q in index.get(key, ()):
+                if q not in seen:
+                    seen.add(q)
+                    pool.append(q)
+            if len(pool) >= NEIGHBOUR_POOL:
+                break
+        shares: dict[str, float] = defaultdict(float)
+        best = 0.0
+        for other, score, _i in process.extract(query, pool[:NEIGHBOUR_POOL], scorer=fuzz.WRatio,
+                                                limit=NEIGHBOURS, score_cutoff=NEIGHBOUR_SCORE):
+            table = self.query_counts.get(other) or self.query_products[other]
+            total = sum(table.values()) or 1.0
+            best = max(best, score / 100.0)
+            for p, w in table.items():
+                shares[p] += score / 100.0 * w / total
+        result = (dict(shares), best)
+        if len(cache) > 10_000:
+            cache.clear()
+        cache[query] = result
+        return result
 
 
 def _brand_or_type_match(values: Sequence[str], field_value: str, query_words: set[str]) -> float:
@@ -307,6 +370,11 @@ def features(stats: ClickStats, context: QueryContext, candidates: Sequence[Cand
     q_weight = sum(table.values())
     q_recent = sum(recent_table.values())
     ranked = {p: i for i, p in enumerate(stats.clicked_for(query, limit=len(table)))} if known else {}
+    raw = stats.query_counts.get(query) or {}
+    raw_total = sum(raw.values())
+    raw_prior_total = sum(stats.product_counts.values())
+    near, near_similarity = stats.neighbours(query)
+    near_total = sum(near.values())
     word_tables = [(stats.word_products.get(w) or {}) for w in qset]
     word_totals = [sum(t.values()) for t in word_tables]
     rows = []
@@ -356,6 +424,11 @@ def features(stats: ClickStats, context: QueryContext, candidates: Sequence[Cand
             ranked.get(cand.id, CLICK_RECALL * 5) if known else CLICK_RECALL * 5,
             float(np.mean(np.log(wshares))) if wshares else 0.0,
             float(np.max(np.log(wshares))) if wshares else 0.0,
+            math.log((near.get(cand.id, 0.0) + 0.01 * share_prior) / (near_total + 0.01)),
+            near_similarity,
+            math.log((raw.get(cand.id, 0) + SMOOTHING * (stats.product_counts.get(cand.id, 0) + 0.1)
+                      / (raw_prior_total + 1.0)) / (raw_total + SMOOTHING)),
+            math.log((stats.product_counts.get(cand.id, 0) + 0.1) / (raw_prior_total + 1.0)),
         ))
     return np.asarray(rows, dtype=np.float32).reshape(len(rows), len(FEATURE_NAMES))
 
