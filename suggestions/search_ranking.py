@@ -341,10 +341,13 @@ def serving_depth(offset: int) -> int | None:
 
 
 def rerank(query: str, understood: Understanding | None, filters: SearchFilters, result: SearchResult, *,
-           offset: int, limit: int) -> SearchResult:
+           offset: int, limit: int, corrected: str = "") -> SearchResult:
     """``result`` (recall's first hits, from offset 0) reordered by the active
     ranker, sliced to the page at ``offset``. Without filters, products most
-    clicked after ``query`` that recall missed join the candidates."""
+    clicked after ``query`` that recall missed join the candidates. When the
+    results are for a spelling correction, the clicks of the query as typed
+    count if shoppers searched it often enough (they clicked what they meant),
+    else the correction's."""
     from dataclasses import replace
 
     from .recall import SearchHit
@@ -353,6 +356,8 @@ def rerank(query: str, understood: Understanding | None, filters: SearchFilters,
     hits = list(result.hits)
     if model is None or not query:
         return replace(result, hits=hits[offset:offset + limit])
+    if corrected and query not in model.stats.query_products:
+        query = corrected
     from .ml.search_ranker import with_click_recall
 
     recalled = [candidate(h.document, h.score) for h in hits]

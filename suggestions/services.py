@@ -246,8 +246,8 @@ def search(query: str, *, filters: SearchFilters | None = None, page: int = 1, p
                                                    fetch_offset, fetch_limit, boosts)
             result = better or result
         if depth:
-            result = search_ranking.rerank(corrected or normalized, understood, effective_filters, result,
-                                           offset=offset, limit=page_size)
+            result = search_ranking.rerank(normalized, understood, effective_filters, result,
+                                           offset=offset, limit=page_size, corrected=corrected)
         results = [ProductResult(h.document, h.score, offset + i) for i, h in enumerate(result.hits)]
         total, brand_counts = result.total, result.brand_counts
     except RecallUnavailable:

@@ -105,11 +105,16 @@ def test_training_features_never_see_their_own_label_click():
     def recall(query):
         return sr.QueryContext(query), [sr.Candidate("old", 2.0, "old thing"), sr.Candidate("new", 1.0, "new thing")]
 
-    x, y, groups = sr.training_groups(clicks, searches, recall, None, sr.TrainParams(), min_users=3)
+    x, y, groups = sr.training_groups(clicks, searches, recall, None, sr.TrainParams(feature_shares=(0.7,)),
+                                      min_users=3)
     assert groups == [2] * 30 and y.sum() == 30
     share = sr.FEATURE_NAMES.index("qp_share")
     positives, negatives = x[y == 1, share], x[y == 0, share]
     assert (positives < negatives).all()
+    # Two cuts: the clicks between them are labels of the first, features of the second, never both.
+    x, y, groups = sr.training_groups(clicks, searches, recall, None, sr.TrainParams(feature_shares=(0.5, 0.75)),
+                                      min_users=3)
+    assert len(groups) == 50
     # The statistics saved with a version round-trip.
     stats = sr.ClickStats(clicks, searches, min_users=3)
     again = sr.ClickStats.from_dict(stats.to_dict())

@@ -459,9 +459,9 @@ class TrainParams:
     num_leaves: int = 15
     min_child_samples: int = 20
     seed: int = 13
-    #: Share of the training window whose clicks give the features; the newer
-    #: rest gives the label clicks.
-    feature_share: float = 0.7
+    #: Cuts of the training window (shares of its clicks by time): each cut's
+    #: older clicks give the features of the label clicks up to the next cut.
+    feature_shares: tuple[float, ...] = (0.5, 0.75)
     max_groups: int = 100_000
 
     def as_dict(self) -> dict[str, Any]:
@@ -487,29 +487,31 @@ def training_groups(clicks: Sequence[Click], searches: Sequence[SearchCount], re
                     min_users: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
     """Learning-to-rank groups: each label click's candidates, the clicked product the positive.
 
-    Features come from the clicks and searches before the cut
-    (``feature_share`` of the clicks by time), labels from the clicks after it.
+    For each cut of ``params.feature_shares`` (shares of the clicks by time),
+    features come from the clicks and searches before the cut and labels from
+    the clicks between it and the next cut (or the window's end): a label
+    click is never in its own features.
     """
     ordered = sorted(clicks, key=lambda c: (c.time, c.actor, c.query, c.product))
-    cut = int(len(ordered) * params.feature_share)
-    if cut == 0 or cut == len(ordered):
-        return np.zeros((0, len(FEATURE_NAMES)), np.float32), np.zeros(0, np.int32), []
-    cut_time = ordered[cut].time
-    stats = ClickStats([c for c in ordered[:cut]], [s for s in searches if s.time < cut_time], min_users)
-    labels = [c for c in ordered[cut:] if c.query]
-    lists = candidate_lists(stats, (c.query for c in labels), recall, documents)
-    cache: dict[str, np.ndarray] = {}
+    cuts = sorted({int(len(ordered) * share) for share in params.feature_shares} - {0, len(ordered)})
     xs, ys, groups = [], [], []
-    for c in labels:
-        context, cands, recalled = lists[c.query]
-        ids = [x.id for x in cands]
-        if len(ids) < 2 or c.product not in ids:
-            continue
-        if c.query not in cache:
-            cache[c.query] = features(stats, context, cands, recalled)
-        xs.append(cache[c.query])
-        ys.append(np.fromiter((i == c.product for i in ids), dtype=np.int32, count=len(ids)))
-        groups.append(len(ids))
+    for n, cut in enumerate(cuts):
+        end = cuts[n + 1] if n + 1 < len(cuts) else len(ordered)
+        cut_time = ordered[cut].time
+        stats = ClickStats(ordered[:cut], [s for s in searches if s.time < cut_time], min_users)
+        labels = [c for c in ordered[cut:end] if c.query]
+        lists = candidate_lists(stats, (c.query for c in labels), recall, documents)
+        cache: dict[str, np.ndarray] = {}
+        for c in labels:
+            context, cands, recalled = lists[c.query]
+            ids = [x.id for x in cands]
+            if len(ids) < 2 or c.product not in ids:
+                continue
+            if c.query not in cache:
+                cache[c.query] = features(stats, context, cands, recalled)
+            xs.append(cache[c.query])
+            ys.append(np.fromiter((i == c.product for i in ids), dtype=np.int32, count=len(ids)))
+            groups.append(len(ids))
     if len(groups) > params.max_groups:
         rng = np.random.default_rng(params.seed)
         keep = np.sort(rng.choice(len(groups), params.max_groups, replace=False))
