@@ -237,6 +237,8 @@ class SearchRankerKind(ModelKind):
 
         def rank(q: str) -> list[str]:
             context, cands, recalled = lists[q]
+            if not stats.knows(q):  # as served: recall's order
+                return [c.id for c in cands[:recalled]]
             return [cands[i].id for i in model.order(context, cands, recalled, stats=stats)]
         return rank
 
@@ -358,6 +360,8 @@ def rerank(query: str, understood: Understanding | None, filters: SearchFilters,
         return replace(result, hits=hits[offset:offset + limit])
     if corrected and query not in model.stats.query_products:
         query = corrected
+    if not model.stats.knows(query):
+        return replace(result, hits=hits[offset:offset + limit])
     from .ml.search_ranker import with_click_recall
 
     recalled = [candidate(h.document, h.score) for h in hits]

@@ -95,6 +95,13 @@ def test_similar_gated_queries_lend_their_clicks():
     assert stats.neighbours("zelda")[0] == {}
 
 
+def test_only_queries_the_clicks_know_are_reranked():
+    clicks = [_click("call of duty", "cod", 0, f"s{i}") for i in range(5)]
+    stats = sr.ClickStats(clicks, _searches("call of duty", 5), min_users=3, eta=0.0)
+    assert stats.knows("call of duty") and stats.knows("cal of duty") and stats.knows("duty")
+    assert not stats.knows("toner cartridge")
+
+
 def test_training_features_never_see_their_own_label_click():
     # Older clicks of "q" go to "old"; the newer (label) clicks to "new". If
     # the features saw the labels, "new" would carry the query's click share.
@@ -231,6 +238,9 @@ def test_filters_keep_click_recalled_products_out(settings, tmp_path, django_cap
     assert str(favourite.pk) in {h.id for h in unfiltered.hits}  # joined from its clicks
     filtered = search_ranking.rerank("acme toner", None, SearchFilters(brands=("Acme",)), result, offset=0, limit=3)
     assert {h.id for h in filtered.hits} == {h.id for h in hits}
+    # A query the clicks know nothing about keeps recall's order.
+    unknown = search_ranking.rerank("zebra", None, SearchFilters(), result, offset=0, limit=3)
+    assert [h.id for h in unknown.hits] == [h.id for h in hits]
     assert model is not None
 
 

@@ -144,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--limit", type=int, default=0, help="Use only the first N clicks of the log (0: all).")
     parser.add_argument("--resamples", type=int, default=5000, help="Bootstrap resamples (default 5000).")
     parser.add_argument("--seed", type=int, default=0, help="Bootstrap seed (default 0).")
+    parser.add_argument("--save-ranker", type=Path, default=None,
+                        help="Copy the promoted ranker's folder (model and click statistics) here, e.g. for "
+                             "bench.search_quality --ranker.")
     parser.add_argument("--latency", type=int, default=200,
                         help="Test queries timed at the test client with the ranker on and off (0: skip).")
     return parser
@@ -232,6 +235,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         min_users = app_settings.MIN_DISTINCT_USERS
         with clock.phase("retrain"):
             report = services.retrain("search_ranker")
+        if args.save_ranker and report.promoted:
+            import shutil
+
+            shutil.copytree(report.version.artefact_uri, args.save_ranker, dirs_exist_ok=True)
+            served = search_ranking.serving_stats_path(report.version.version)
+            if served.exists():  # the whole history's statistics, as served
+                shutil.copy(served, Path(args.save_ranker) / "clicks.json.gz")
         with clock.phase("ours"):
             search_ranking.reset()
             results["ours: search with the ranker"] = scored(ours)
@@ -253,6 +263,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                             times.append((time.perf_counter() - started) * 1000)
                     times.sort()
                     latency[label] = (statistics.median(times), times[int(0.95 * (len(times) - 1))], len(times))
+                if report.promoted:
+                    # The rerank alone: features and one LightGBM call on recall's first 50.
+                    from suggestions.recall import SearchFilters, get_backend
+
+                    times = []
+                    for q in queries:
+                        found = get_backend().search_products(q, limit=app_settings.SEARCH_RANKER_DEPTH)
+                        started = time.perf_counter()
+                        search_ranking.rerank(q, None, SearchFilters(), found, offset=0, limit=TOP_K)
+                        times.append((time.perf_counter() - started) * 1000)
+                    times.sort()
+                    latency["rerank alone (features + LightGBM, 50 candidates)"] = (
+                        statistics.median(times), times[int(0.95 * (len(times) - 1))], len(times))
 
     ours_key = "ours: search with the ranker"
     print("# Search ranking from clicks: the Best Buy log (clicked product's rank)\n")

@@ -34,6 +34,7 @@ import gzip
 import json
 import math
 import os
+import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -115,18 +116,12 @@ class QueryContext:
     max_price: float | None = None
 
 
+_WORD = re.compile(r"[^\W_]+")
+
+
 def words(text: str) -> list[str]:
-    """Lower-cased words (letters and digits) of ``text``."""
-    out, cur = [], []
-    for ch in text.lower():
-        if ch.isalnum():
-            cur.append(ch)
-        elif cur:
-            out.append("".join(cur))
-            cur = []
-    if cur:
-        out.append("".join(cur))
-    return out
+    """Lower-cased words (runs of letters and digits) of ``text``."""
+    return _WORD.findall(text.lower())
 
 
 # -- position bias ------------------------------------------------------------------------
@@ -289,6 +284,15 @@ class ClickStats:
             table, _similarity = self.neighbours(query)
         return [p for p, _w in sorted(table.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
 
+    def knows(self, query: str) -> bool:
+        """Whether the clicks say anything about ``query``: it is a gated query,
+        a similar one is, or one of its words is a gated query's word. A query
+        they know nothing about keeps recall's order (the ranker's text
+        features alone do not beat recall's field-weighted BM25)."""
+        if query in self.query_products or any(w in self.word_products for w in words(query)):
+            return True
+        return bool(self.neighbours(query)[0])
+
     def _neighbour_index(self) -> dict[str, list[str]]:
         index = getattr(self, "_index", None)
         if index is None:
@@ -422,8 +426,8 @@ def features(stats: ClickStats, context: QueryContext, candidates: Sequence[Cand
             math.log(share),
             math.log(recent_share),
             ranked.get(cand.id, CLICK_RECALL * 5) if known else CLICK_RECALL * 5,
-            float(np.mean(np.log(wshares))) if wshares else 0.0,
-            float(np.max(np.log(wshares))) if wshares else 0.0,
+            (sum(math.log(w) for w in wshares) / len(wshares)) if wshares else 0.0,
+            math.log(max(wshares)) if wshares else 0.0,
             math.log((near.get(cand.id, 0.0) + 0.01 * share_prior) / (near_total + 0.01)),
             near_similarity,
             math.log((raw.get(cand.id, 0) + SMOOTHING * (stats.product_counts.get(cand.id, 0) + 0.1)
