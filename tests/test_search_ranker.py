@@ -278,3 +278,24 @@ def test_bench_search_clicks_runs_end_to_end_on_a_tiny_log(tmp_path):
     bm25 = float(next(line for line in out.splitlines() if line.startswith("| BM25")).split("|")[2])
     assert ours > bm25  # "cod", "bf3" and friends are learnt from clicks
     assert "median ratio on/off" in out
+
+
+def test_reranking_in_a_web_process_imports_no_torch(tmp_path):
+    code = (
+        "import sys, numpy as np;"
+        "from datetime import datetime;"
+        "from suggestions.ml import search_ranker as sr;"
+        "rng = np.random.default_rng(0); x = rng.random((40, len(sr.FEATURE_NAMES))).astype('float32');"
+        "y = np.tile([1, 0, 0, 0], 10); stats = sr.ClickStats([sr.Click('q', 'a', 0, 'u', datetime(2026, 1, 1))],"
+        " [sr.SearchCount('q', 'u', datetime(2026, 1, 1))], 1);"
+        "sr.SearchRankerModel.fit(x, y, [4] * 10, sr.TrainParams(n_estimators=5, min_child_samples=1), stats)"
+        f".save({str(tmp_path)!r});"
+        f"m = sr.SearchRankerModel.load({str(tmp_path)!r});"
+        "order = m.order(sr.QueryContext('q'), [sr.Candidate('a', 1.0, 'a'), sr.Candidate('b', 2.0, 'b')]);"
+        "assert sorted(order) == [0, 1];"
+        "print(','.join(m for m in ('torch', 'transformers') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parent.parent)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == ""
