@@ -299,3 +299,12 @@ def test_reranking_in_a_web_process_imports_no_torch(tmp_path):
                          cwd=Path(__file__).resolve().parent.parent)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == ""
+
+
+def test_bench_search_clicks_without_the_log_is_a_clear_error(tmp_path, capsys):
+    from bench import search_clicks
+
+    with pytest.raises(SystemExit) as exc:
+        search_clicks.main(["--data-dir", str(tmp_path)])
+    assert exc.value.code == 2
+    assert "Best Buy search log not found" in capsys.readouterr().err

@@ -35,10 +35,15 @@ How:
      history (its newest ``SUGGESTIONS_HELDOUT_DAYS`` held out for the gate),
      and, when promoted, ``services.search(q, page_size=10)`` reranks.
 
-5. Per system the mean over test searches, and the paired bootstrap 95 % CI
-   of ours minus each baseline (searches resampled). ``--latency N`` times
-   ``GET /api/suggestions/search/?q=`` at the Django test client for ``N``
-   test queries with the ranker on and off (median and p95, warm).
+5. Per system the mean over test searches, also split into queries that
+   passed the k-gate in the history and the others, and the paired bootstrap
+   95 % CI of ours minus each baseline (searches resampled). ``--latency N``
+   times ``GET /api/suggestions/search/?q=`` at the Django test client for
+   ``N`` test queries with the ranker on and off, and the rerank alone
+   (median and p95, warm).
+
+``--save-ranker DIR`` keeps the promoted version (model and the whole
+history's click statistics) for ``python -m bench.search_quality --ranker DIR``.
 """
 
 from __future__ import annotations
