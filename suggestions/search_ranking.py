@@ -374,8 +374,12 @@ def rerank(query: str, understood: Understanding | None, filters: SearchFilters,
             found = get_adapter().get_documents(ids)
             docs.update({d.id: d for d in found})
             return {d.id: candidate(d, 0.0) for d in found}
-    cands = with_click_recall(model.stats, query, recalled, lookup)
-    order = model.order(context_of(query, understood, filters), cands, len(recalled))
+    try:
+        cands = with_click_recall(model.stats, query, recalled, lookup)
+        order = model.order(context_of(query, understood, filters), cands, len(recalled))
+    except Exception:  # noqa: BLE001 - the ranker is an enhancement, never a failure
+        logger.warning("suggestions: search ranker failed; recall's order is served", exc_info=True)
+        return replace(result, hits=hits[offset:offset + limit])
     scores = {h.id: h.score for h in hits}
     ranked = [SearchHit(cands[i].id, scores.get(cands[i].id, 0.0), docs[cands[i].id]) for i in order]
     return replace(result, hits=ranked[offset:offset + limit], total=result.total + len(cands) - len(recalled))

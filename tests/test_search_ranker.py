@@ -238,6 +238,11 @@ def test_filters_keep_click_recalled_products_out(settings, tmp_path, django_cap
     assert str(favourite.pk) in {h.id for h in unfiltered.hits}  # joined from its clicks
     filtered = search_ranking.rerank("acme toner", None, SearchFilters(brands=("Acme",)), result, offset=0, limit=3)
     assert {h.id for h in filtered.hits} == {h.id for h in hits}
+    # A failing model serves recall's order instead of an error.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(model, "scores", lambda _x: 1 / 0)
+        failed = search_ranking.rerank("acme toner", None, SearchFilters(), result, offset=0, limit=3)
+    assert [h.id for h in failed.hits] == [h.id for h in hits]
     # A query the clicks know nothing about keeps recall's order.
     unknown = search_ranking.rerank("zebra", None, SearchFilters(), result, offset=0, limit=3)
     assert [h.id for h in unknown.hits] == [h.id for h in hits]
