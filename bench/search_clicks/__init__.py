@@ -290,7 +290,9 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"({len({c.query for c in test}):,} distinct queries); catalog {len(names)} products")
     print(f"history click positions (simulated: rank in search without the ranker): "
           f"{sum(1 for r in rows if r.position < 10) / max(len(rows), 1):.1%} in the first 10")
-    print(f"ranker: {report.version.version if report.version else '-'}, "
+    trained = report.version.metrics.get("train", {}) if report.version else {}
+    print(f"ranker: {report.version.version if report.version else '-'}, {trained.get('groups', 0):,} training "
+          f"groups, position-bias eta {trained.get('position_bias_eta', 0)}, "
           f"{'promoted' if report.promoted else 'not promoted'}: {report.gate.reason if report.gate else ''}\n")
     table = []
     base_rr = {}
