@@ -244,6 +244,12 @@ CELERY_BEAT_SCHEDULE = {
     "suggestions-analytics-rollup": {"task": "suggestions.analytics.rollup", "schedule": crontab(minute=10)},
     # Pending synonyms from co-clicks, for a merchandiser to approve in the admin.
     "suggestions-mine-synonyms": {"task": "suggestions.synonyms.mine", "schedule": crontab(hour=3, minute=15)},
+    # The search ranker from product clicks (its click statistics are refreshed on promotion), and the
+    # active version's click statistics from the whole history (erasures and retention reach them).
+    "suggestions-retrain-search-ranker": {"task": "suggestions.ml.retrain", "args": ["search_ranker"],
+                                          "schedule": crontab(hour=5, minute=0)},
+    "suggestions-refresh-search-clicks": {"task": "suggestions.ml.refresh_search_clicks",
+                                          "schedule": crontab(hour=5, minute=30)},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 

@@ -482,4 +482,25 @@ class AppSettings:
         return int(self._get("REFINEMENTS_LIMIT", 8))
 
 
+    # -- search ranker (suggestions/search_ranking.py) --
+    @property
+    def SEARCH_RANKER(self) -> bool:
+        """Re-rank search results with the active ``search_ranker`` version (learnt
+        from product clicks). Off, or with no active version, search is unchanged."""
+        return bool(self._get("SEARCH_RANKER", True))
+
+    @property
+    def SEARCH_RANKER_DEPTH(self) -> int:
+        """How many of recall's top results the search ranker reorders (pages past
+        them keep recall's order)."""
+        return int(self._get("SEARCH_RANKER_DEPTH", 50))
+
+    @property
+    def SEARCH_RANKER_CLICK_RECALL(self) -> bool:
+        """The search ranker also considers the products most clicked after the
+        query (a query at least ``SUGGESTIONS_MIN_DISTINCT_USERS`` shoppers
+        searched) when recall missed them; only for searches without filters."""
+        return bool(self._get("SEARCH_RANKER_CLICK_RECALL", True))
+
+
 app_settings = AppSettings()

@@ -1041,3 +1041,8 @@ class UnderstandingKind(ModelKind):
 
 
 register_kind(UnderstandingKind())
+
+
+# -- search ranker (its kind lives in suggestions/search_ranking.py) ------------------------
+
+from . import search_ranking  # noqa: E402,F401  (registers the search_ranker kind)

@@ -43,6 +43,11 @@ def _reunderstand_on_model_change(*, kind: str, **_: object) -> None:
         from . import tasks
 
         transaction.on_commit(tasks.rank_prefixes.delay, robust=True)
+    elif kind == "search_ranker":
+        # The new active version serves click statistics of the whole history.
+        from . import tasks
+
+        transaction.on_commit(tasks.refresh_search_clicks.delay, robust=True)
 
 
 def _rank_prefixes_after_build(**_: object) -> None:

@@ -246,14 +246,22 @@ def search(query: str, *, filters: SearchFilters | None = None, page: int = 1, p
             text, effective_filters, boosts = apply_understanding(understood, filters)
     corrected = ""
     try:
+        from . import search_ranking  # serving; loads LightGBM only with an active version
+
         backend = get_backend(backend_alias)
-        result = backend.search_products(text, effective_filters, offset=offset, limit=page_size, boosts=boosts,
-                                         **_synonym_argument(text))
+        # The search ranker reorders recall's first results (None: off or no active version).
+        depth = search_ranking.serving_depth(offset) if normalized else None
+        fetch_offset, fetch_limit = (0, max(depth, offset + page_size)) if depth else (offset, page_size)
+        result = backend.search_products(text, effective_filters, offset=fetch_offset, limit=fetch_limit,
+                                         boosts=boosts, **_synonym_argument(text))
         recorded_total = result.total
         if normalized and not exact and app_settings.DIDYOUMEAN:
             better, corrected = _spelling_fallback(backend, text, normalized, result, effective_filters,
-                                                   offset, page_size, boosts)
+                                                   fetch_offset, fetch_limit, boosts)
             result = better or result
+        if depth:
+            result = search_ranking.rerank(normalized, understood, effective_filters, result,
+                                           offset=offset, limit=page_size, corrected=corrected)
         results = [ProductResult(h.document, h.score, offset + i) for i, h in enumerate(result.hits)]
         total, brand_counts = result.total, result.brand_counts
     except RecallUnavailable:
@@ -524,3 +532,9 @@ def _refinements(query: str, found: int, backend_alias: str) -> tuple:
 
 
 __all__ += ["ChipStats", "Refinement", "chip_stats"]
+
+# -- search ranker (see suggestions/search_ranking.py; its kind trains through retrain()) ---
+
+from .search_ranking import refresh_click_stats as refresh_search_clicks  # noqa: E402,F401
+
+__all__ += ["refresh_search_clicks"]

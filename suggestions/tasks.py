@@ -128,6 +128,16 @@ def rank_prefixes() -> int:
     return services.refresh_rankings()
 
 
+@shared_task(name="suggestions.ml.refresh_search_clicks", **LIMITS)
+def refresh_search_clicks() -> int:
+    """Recompute the active search ranker's click statistics from the whole
+    history (after a promotion or a rollback, and nightly); returns the gated
+    queries kept."""
+    from . import services
+
+    return services.refresh_search_clicks()
+
+
 # --- experiments (loads the rankers: GPU queue, "suggestions.ml.*") ---
 
 

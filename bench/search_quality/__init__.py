@@ -140,6 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resamples", type=int, default=10_000, help="Bootstrap resamples (default 10000).")
     parser.add_argument("--seed", type=int, default=0, help="Bootstrap seed (default 0).")
     parser.add_argument("--per-query", action="store_true", help="Also print every query's scores.")
+    parser.add_argument("--ranker", type=Path, default=None,
+                        help="Also measure search with this search ranker folder active (e.g. one saved by "
+                             "bench.search_clicks --save-ranker: learnt on another shop's clicks, it has none "
+                             "for these queries).")
     return parser
 
 
@@ -188,6 +192,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             with override_settings(SUGGESTIONS_SEARCH_USES_UNDERSTANDING=False):
                 plain = [ndcg_at_k(tuple(source_of.get(i, f"?{i}") for i in our_search(s.query)),
                                judgments[s.query], TOP_K) for s in scores]
+        ranked = None
+        if args.ranker:
+            from suggestions import learning, search_ranking
+
+            learning.promote(learning.register_version("search_ranker", artefact_uri=str(args.ranker), metrics={}))
+            search_ranking.reset()
+            ranked = [ndcg_at_k(tuple(source_of.get(i, f"?{i}") for i in our_search(s.query)),
+                                judgments[s.query], TOP_K) for s in scores]
         with clock.phase("bootstrap"):
             ours = [s.ours for s in scores]
             base = [s.baseline for s in scores]
@@ -207,6 +219,8 @@ def main(argv: Sequence[str] | None = None) -> int:
          _f(mean([s.ours for s in with_relevant]))],
         ["ours without query understanding", _f(mean(plain)),
          _f(mean([p for p, s in zip(plain, scores, strict=True) if s in with_relevant]))],
+        *([[f"ours + search ranker ({args.ranker.name}, no clicks for these queries)", _f(mean(ranked)),
+            _f(mean([p for p, s in zip(ranked, scores, strict=True) if s in with_relevant]))]] if ranked else []),
         ["plain BM25 over titles (same index)", _f(mean(base)),
          _f(mean([s.baseline for s in with_relevant]))],
         ["Δ ours − BM25", f"{mean(ours) - mean(base):+.4f}",
