@@ -1030,3 +1030,8 @@ class UnderstandingKind(ModelKind):
 
 
 register_kind(UnderstandingKind())
+
+
+# -- the refinement generator: its kind lives in suggestions/generation.py (registered on import) --
+
+from . import generation  # noqa: E402, F401

@@ -492,3 +492,15 @@ from .analytics import rollup as rollup_analytics  # noqa: E402,F401
 from .moderation import block_text  # noqa: E402,F401
 
 __all__ += ["AnalyticsReport", "RollupReport", "analytics_report", "block_text", "rollup_analytics"]
+
+
+# -- generated refinements (see suggestions/generation.py; generating loads the model) ------
+
+from .generation import (  # noqa: E402, F401
+    GenerationReport,
+    generate_refinements,
+    generation_seeds,
+    review_generated,
+)
+
+__all__ += ["GenerationReport", "generate_refinements", "generation_seeds", "review_generated"]
