@@ -119,20 +119,9 @@ def _catalog_phrases() -> dict[str, str]:
 def catalog_pairs(documents: Iterable | None = None) -> list:
     """Catalog pairs (see the module contract), from the approved catalog
     phrases and the documents' audience, size and colour attributes."""
-    from .ml.generator.pairs import Pair
+    from .ml.generator.pairs import Pair, catalog_phrase_pairs
 
-    phrases = _catalog_phrases()
-    types = {t for t, rule in phrases.items() if rule == "product_type"}
-    out: dict[tuple[str, str], Any] = {}
-    for text, rule in phrases.items():
-        if rule not in ("brand_type", "type_attribute"):
-            continue
-        words = text.split()
-        for n in range(1, len(words)):
-            seed = " ".join(words[n:])
-            if seed in types:
-                out[(seed, text)] = Pair(seed, text, "catalog")
-                break
+    out: dict[tuple[str, str], Any] = {(p.seed, p.target): p for p in catalog_phrase_pairs(_catalog_phrases())}
     if documents is None and app_settings.ADAPTER:
         from .adapter import get_adapter
 

@@ -136,3 +136,40 @@ def gated_pairs(evidence: dict[tuple[str, str], Evidence], *, min_shoppers: int,
            if len(ev.shoppers) >= min_shoppers and allowed(seed) and allowed(target)]
     out.sort(key=lambda p: (-p.weight, p.seed, p.target))
     return out
+
+
+def catalog_phrase_pairs(phrases: dict[str, str]) -> list[Pair]:
+    """Catalog pairs from mined catalog phrases (text → rule): product type →
+    brand + type and attribute + type (the longest product type a
+    ``brand_type`` / ``type_attribute`` phrase ends with)."""
+    types = {t for t, rule in phrases.items() if rule == "product_type"}
+    out: dict[tuple[str, str], Pair] = {}
+    for text, rule in phrases.items():
+        if rule not in ("brand_type", "type_attribute"):
+            continue
+        words = text.split()
+        for n in range(1, len(words)):
+            seed = " ".join(words[n:])
+            if seed in types:
+                out[(seed, text)] = Pair(seed, text, "catalog")
+                break
+    return sorted(out.values(), key=lambda p: (p.seed, p.target))
+
+
+def title_pairs(titles: Iterable[str], seeds: Iterable[str]) -> list[Pair]:
+    """Catalog pairs from product titles: a seed phrase (e.g. a mined catalog
+    phrase) that a normalised title starts with → the title's next one to
+    :data:`MAX_ADDED_WORDS` words ("dance central" → "dance central 2")."""
+    seeds = set(seeds)
+    out: dict[tuple[str, str], Pair] = {}
+    for title in titles:
+        words = title.split()
+        for n in range(1, len(words)):
+            seed = " ".join(words[:n])
+            if seed not in seeds:
+                continue
+            for m in range(1, MAX_ADDED_WORDS + 1):
+                if n + m <= len(words):
+                    target = " ".join(words[:n + m])
+                    out.setdefault((seed, target), Pair(seed, target, "catalog"))
+    return sorted(out.values(), key=lambda p: (p.seed, p.target))
