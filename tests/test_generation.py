@@ -126,17 +126,24 @@ def test_constrained_decoding_never_writes_an_unknown_word(tiny_base, tmp_path):
     model = GeneratorModel.fit(tiny_base, pairs, tmp_path / "v", TrainParams(steps=60, lora=False, lr=3e-3,
                                                                              batch_size=4))
     allowed = {"hp", "laptop", "bag", "laser", "printer", "running", "shoes", "men", "nike"}
-    free = model.generate(["laptop"], {"zebra", "unicorn", "spaceship", "acme", "rocket", "laptop"}, k=3)
+    free = model.generate(["laptop"], {"zebra", "unicorn", "spaceship", "acme", "rocket", "laptop"}, k=3,
+                          keep_seed=False)
     assert free[0] and free[0][0][0] == "zebra unicorn spaceship"  # what it learnt, when allowed
-    outputs = model.generate(["laptop", "printer", "running shoes"], allowed, k=6)
+    outputs = model.generate(["laptop", "printer", "running shoes"], allowed, k=6, keep_seed=False)
     assert all(outputs)
     for proposals in outputs:
         for text, score in proposals:
             assert set(text.split()) <= allowed, text
+            assert len(set(text.split())) == len(text.split())  # no word twice
             assert 0 < score <= 1
+    # By default a refinement keeps the seed's (known) words.
+    for seed, proposals in zip(["laptop", "running shoes"], model.generate(["laptop", "running shoes"], allowed, k=6),
+                               strict=True):
+        for text, _score in proposals:
+            assert set(seed.split()) < set(text.split()) and set(text.split()) <= allowed, text
     # Saved and reloaded, it answers the same.
     again = GeneratorModel.load(tmp_path / "v")
-    assert again.generate(["laptop"], allowed, k=6) == outputs[:1]
+    assert again.generate(["laptop", "printer", "running shoes"], allowed, k=6, keep_seed=False) == outputs
 
 
 def test_the_word_trie_continues_words_and_ends_only_after_a_whole_word(tiny_base):

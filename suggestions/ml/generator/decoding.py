@@ -44,12 +44,17 @@ class WordTrie:
             node[_END] = {}
             self.words.add(word)
         self._starts = [t for t in self.root if t != _END]
+        # Words of one token and no longer word after them: not started twice.
+        self._leaves = {t for t in self._starts if set(self.root[t]) == {_END}}
 
-    def allowed(self, generated: Sequence[int], banned: frozenset[tuple[int, ...]] = frozenset()) -> list[int]:
+    def allowed(self, generated: Sequence[int], banned: frozenset[tuple[int, ...]] = frozenset(),
+                required: frozenset[tuple[int, ...]] = frozenset()) -> list[int]:
         """Tokens allowed after ``generated`` (the tokens written after the prompt).
 
-        A word is not written twice, and the text may not end as one of
-        ``banned`` (token sequences: the seed itself)."""
+        A word is not written twice, the text may not end as one of ``banned``
+        (token sequences: the seed itself), nor before every word of
+        ``required`` (the seed's words the trie knows: a refinement keeps them)
+        is written."""
         node, done, current = self.root, [], []
         for token in generated:
             token = int(token)
@@ -68,16 +73,29 @@ class WordTrie:
             return list(self._starts)
         options = [t for t in node if t != _END]
         if _END in node and tuple(current) not in done:
-            if tuple(generated) not in banned:
+            if tuple(generated) not in banned and required <= {*done, tuple(current)}:
                 options.append(self.eos_id)
             if len(done) + 1 < self.max_words:
-                options.extend(self._starts)
+                used = {w[0] for w in (*done, tuple(current)) if len(w) == 1 and w[0] in self._leaves}
+                options.extend(t for t in self._starts if t not in used)
         return options or [self.eos_id]
 
-    def prefix_fn(self, prompt_length: int, banned: Sequence[frozenset[tuple[int, ...]]] = ()):
+    def known(self, tokens: tuple[int, ...]) -> bool:
+        """Whether ``tokens`` spell a whole word of the trie."""
+        node = self.root
+        for token in tokens:
+            if token not in node:
+                return False
+            node = node[token]
+        return _END in node
+
+    def prefix_fn(self, prompt_length: int, banned: Sequence[frozenset[tuple[int, ...]]] = (),
+                  required: Sequence[frozenset[tuple[int, ...]]] = ()):
         """A ``prefix_allowed_tokens_fn`` for prompts left-padded to
-        ``prompt_length``; ``banned[i]``: endings refused for the i-th prompt."""
+        ``prompt_length``; ``banned[i]`` / ``required[i]``: see :meth:`allowed`,
+        for the i-th prompt."""
         def allowed(batch_id: int, input_ids) -> list[int]:
             ban = banned[batch_id] if batch_id < len(banned) else frozenset()
-            return self.allowed(input_ids[prompt_length:].tolist(), ban)
+            need = required[batch_id] if batch_id < len(required) else frozenset()
+            return self.allowed(input_ids[prompt_length:].tolist(), ban, need)
         return allowed

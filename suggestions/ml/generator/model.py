@@ -205,9 +205,11 @@ class GeneratorModel:
 
     @torch.no_grad()
     def generate(self, seeds: Sequence[str], words: Iterable[str], *, k: int = 10, batch_size: int = 16,
-                 max_new_tokens: int = 12) -> list[list[tuple[str, float]]]:
+                 max_new_tokens: int = 8, keep_seed: bool = True) -> list[list[tuple[str, float]]]:
         """Up to ``k`` distinct refinements of each seed, best first, with a score
-        in (0, 1] (the beam's length-normalised probability). Only ``words`` are written."""
+        in (0, 1] (the beam's length-normalised probability). Only ``words`` are
+        written; with ``keep_seed``, every word of the seed that ``words`` holds
+        too, and ``max_new_tokens`` tokens more than the seed at most."""
         trie = self.trie(words)
         tok = self.tokenizer
         tok.padding_side = "left"
@@ -219,12 +221,22 @@ class GeneratorModel:
             length = enc["input_ids"].shape[1]
             # The seed itself is not a refinement of it.
             banned = [frozenset({tuple(tok.encode(" " + s, add_special_tokens=False))}) for s in chunk]
+            # A refinement keeps the seed's words (those the shop's vocabulary holds).
+            required = [frozenset(ids for ids in (tuple(tok.encode(" " + w, add_special_tokens=False))
+                                                  for w in s.split()) if trie.known(ids)) if keep_seed else frozenset()
+                        for s in chunk]
+            longest = max(len(b) for ban in banned for b in ban)
             beams = 2 * k
             result = self.model.generate(
-                **enc, num_beams=beams, num_return_sequences=beams, max_new_tokens=max_new_tokens, do_sample=False,
-                prefix_allowed_tokens_fn=trie.prefix_fn(length, banned), pad_token_id=tok.pad_token_id,
+                **enc, num_beams=beams, num_return_sequences=beams, max_new_tokens=longest + max_new_tokens,
+                do_sample=False, prefix_allowed_tokens_fn=trie.prefix_fn(length, banned, required),
+                pad_token_id=tok.pad_token_id,
                 eos_token_id=tok.eos_token_id, return_dict_in_generate=True, output_scores=True)
-            texts = tok.batch_decode(result.sequences[:, length:], skip_special_tokens=True)
+            written = result.sequences[:, length:]
+            texts = tok.batch_decode(written, skip_special_tokens=True)
+            # A beam cut off by max_new_tokens did not finish a text the constraint allows.
+            finished = (written == tok.eos_token_id).any(dim=1).tolist()
+            texts = [t if done else "" for t, done in zip(texts, finished, strict=True)]
             scores = result.sequences_scores.tolist() if getattr(result, "sequences_scores", None) is not None \
                 else [0.0] * len(texts)
             for i, seed in enumerate(chunk):
