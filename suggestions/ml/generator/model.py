@@ -240,12 +240,16 @@ class GeneratorModel:
             scores = result.sequences_scores.tolist() if getattr(result, "sequences_scores", None) is not None \
                 else [0.0] * len(texts)
             for i, seed in enumerate(chunk):
+                # What the constraint promises, checked on the text (a beam that
+                # hit a dead end of the trie was ended there).
+                keep = {w for w in seed.split() if w in trie.words} if keep_seed else set()
                 seen: dict[str, float] = {}
                 for text, score in zip(texts[i * beams:(i + 1) * beams], scores[i * beams:(i + 1) * beams],
                                        strict=True):
                     text = " ".join(text.split())
                     words = text.split()
-                    if text and text != seed and text not in seen and len(set(words)) == len(words):
+                    if (text and text != seed and text not in seen and len(set(words)) == len(words)
+                            and set(words) <= trie.words and keep <= set(words)):
                         seen[text] = round(math.exp(score), 6)
                 out.append(sorted(seen.items(), key=lambda kv: -kv[1])[:k])
         return out
