@@ -244,6 +244,13 @@ CELERY_BEAT_SCHEDULE = {
     "suggestions-analytics-rollup": {"task": "suggestions.analytics.rollup", "schedule": crontab(minute=10)},
     # Pending synonyms from co-clicks, for a merchandiser to approve in the admin.
     "suggestions-mine-synonyms": {"task": "suggestions.synonyms.mine", "schedule": crontab(hour=3, minute=15)},
+    # Generated refinements: retrain the generator (gated like every kind), then
+    # propose refinements of head, zero-result, new-type and thin-prefix searches
+    # for review under "Generated refinements" in the admin.
+    "suggestions-retrain-generator": {"task": "suggestions.ml.retrain", "args": ["generator"],
+                                      "schedule": crontab(hour=5, minute=0)},
+    "suggestions-generate-refinements": {"task": "suggestions.ml.generate_refinements",
+                                         "schedule": crontab(hour=6, minute=0)},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 

@@ -19,8 +19,10 @@ Contracts:
   ``catalog``
       Product type → brand + type and attribute + type (the approved catalog
       phrases, each returning at least ``SUGGESTIONS_CATALOG_PHRASE_MIN_PRODUCTS``
-      products), and type → type + audience / size / colour value where at
-      least 3 products of the type have it. Weight 1.
+      products), type → type + audience / size / colour value where at
+      least 3 products of the type have it, and a type, brand + type or model
+      family found in a product title → it and the title's next words.
+      Weight 1.
   ``approved``
       Generated refinements a merchandiser approved (weight
       ``SUGGESTIONS_GENERATOR_APPROVED_WEIGHT``). Rejected ones are never
@@ -119,7 +121,7 @@ def _catalog_phrases() -> dict[str, str]:
 def catalog_pairs(documents: Iterable | None = None) -> list:
     """Catalog pairs (see the module contract), from the approved catalog
     phrases and the documents' audience, size and colour attributes."""
-    from .ml.generator.pairs import Pair, catalog_phrase_pairs
+    from .ml.generator.pairs import Pair, catalog_phrase_pairs, title_pairs
 
     out: dict[tuple[str, str], Any] = {(p.seed, p.target): p for p in catalog_phrase_pairs(_catalog_phrases())}
     if documents is None and app_settings.ADAPTER:
@@ -127,7 +129,9 @@ def catalog_pairs(documents: Iterable | None = None) -> list:
 
         documents = get_adapter().iter_documents(batch_size=app_settings.INDEX_BATCH_SIZE)
     values: Counter = Counter()
+    titles: list[str] = []
     for doc in documents or ():
+        titles.append(normalize_query(doc.title))
         ptype = normalize_query(doc.product_type)
         if not ptype:
             continue
@@ -141,6 +145,11 @@ def catalog_pairs(documents: Iterable | None = None) -> list:
         target = f"{ptype} {value}"
         if n >= MIN_VALUE_PRODUCTS and history_text_allowed(target):
             out.setdefault((ptype, target), Pair(ptype, target, "catalog"))
+    # A phrase in a product title → it and the title's next words ("hp laserjet" → "hp laserjet pro").
+    phrases = {t for t, rule in _catalog_phrases().items() if rule in ("product_type", "model_family", "brand_type")}
+    for pair in title_pairs(titles, phrases):
+        if history_text_allowed(pair.target):
+            out.setdefault((pair.seed, pair.target), pair)
     return sorted(out.values(), key=lambda p: (p.seed, p.target))
 
 

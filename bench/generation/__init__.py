@@ -15,8 +15,8 @@ log) and ``bestbuy/sku_name.tsv`` (its products' names, the shop's catalog).
 * Ours: the served list, that baseline list first, then the generator's
   constrained refinements; "generator alone" is reported too. The generator
   is trained on the training days' gated history pairs and the catalog's
-  pairs (mined catalog phrases → longer product-title prefixes, and
-  type → brand/attribute + type), decoding constrained to catalog words and
+  pairs (a catalog phrase or gated query found in a product title → it and
+  the title's next words, and type → brand/attribute + type), decoding constrained to catalog words and
   gated query words. ``--model tiny`` (default): a config-built 2-layer GPT-2
   trained from scratch (seconds on a CPU); ``--model smollm2``: LoRA on
   SmolLM2-135M-Instruct (needs ``manage.py suggestions_prepare_generator``;
@@ -111,12 +111,12 @@ def _run(args, argv, log_file: Path, sku_file: Path) -> int:
         index.add(doc)
     phrases = {text: p.rule for text, p in mine_phrases(docs, min_products=3).items()}
     titles = [normalize_query(n) for n in names]
-    catalog = catalog_phrase_pairs(phrases) + title_pairs(titles, set(phrases) | {p.seed for p in history})
     shoppers: dict[str, set[str]] = {}
     for s in train:
         if s.actor:
             shoppers.setdefault(s.query, set()).add(s.actor)
     gated = {q for q, who in shoppers.items() if len(who) >= args.min_users and history_text_allowed(q)}
+    catalog = catalog_phrase_pairs(phrases) + title_pairs(titles, set(phrases) | gated)
     words = {w for t in list(phrases) + titles + sorted(gated) for w in t.split()}
     pairs = history + catalog
     baseline = CooccurrenceBaseline(history)

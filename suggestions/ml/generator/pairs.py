@@ -157,19 +157,22 @@ def catalog_phrase_pairs(phrases: dict[str, str]) -> list[Pair]:
 
 
 def title_pairs(titles: Iterable[str], seeds: Iterable[str]) -> list[Pair]:
-    """Catalog pairs from product titles: a seed phrase (e.g. a mined catalog
-    phrase) that a normalised title starts with → the title's next one to
-    :data:`MAX_ADDED_WORDS` words ("dance central" → "dance central 2")."""
+    """Catalog pairs from product titles: a seed phrase (a catalog phrase, a
+    gated query) found in a normalised title, as whole words → the seed and
+    the title's next one to :data:`MAX_ADDED_WORDS` words ("dance central" →
+    "dance central 2"; "modern warfare 3" → "modern warfare 3 hardened")."""
     seeds = set(seeds)
+    longest = max((len(s.split()) for s in seeds), default=0)
     out: dict[tuple[str, str], Pair] = {}
     for title in titles:
         words = title.split()
-        for n in range(1, len(words)):
-            seed = " ".join(words[:n])
-            if seed not in seeds:
-                continue
-            for m in range(1, MAX_ADDED_WORDS + 1):
-                if n + m <= len(words):
-                    target = " ".join(words[:n + m])
-                    out.setdefault((seed, target), Pair(seed, target, "catalog"))
+        for i in range(len(words)):
+            for j in range(i + 1, min(len(words), i + longest) + 1):
+                seed = " ".join(words[i:j])
+                if seed not in seeds:
+                    continue
+                for m in range(1, MAX_ADDED_WORDS + 1):
+                    if j + m <= len(words):
+                        target = " ".join(words[i:j + m])
+                        out.setdefault((seed, target), Pair(seed, target, "catalog"))
     return sorted(out.values(), key=lambda p: (p.seed, p.target))
