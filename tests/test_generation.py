@@ -12,7 +12,13 @@ from django.utils import timezone
 
 from suggestions import generation, services
 from suggestions.history import ImportedSearch, import_searches
-from suggestions.models import BlockedTerm, ModelVersion, Suggestion, SuggestionSource, SuggestionStatus
+from suggestions.models import (
+    BlockedTerm,
+    ModelVersion,
+    Suggestion,
+    SuggestionSource,
+    SuggestionStatus,
+)
 from tests.plugins.services import require_module
 
 pytestmark = pytest.mark.django_db

@@ -40,7 +40,13 @@ from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
-from bench.common import add_common_arguments, command_line, markdown_table, require_file, resolve_data_dir
+from bench.common import (
+    add_common_arguments,
+    command_line,
+    markdown_table,
+    require_file,
+    resolve_data_dir,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,9 +82,9 @@ def _run(args, argv, log_file: Path, sku_file: Path) -> int:
     import torch
 
     from bench.qac import read_searches
+    from suggestions.adapter import ProductDocument
     from suggestions.catalog_phrases import MatchIndex, mine_phrases
     from suggestions.learning import paired_bootstrap
-    from suggestions.adapter import ProductDocument
     from suggestions.mining import history_text_allowed
     from suggestions.ml.generator.baseline import CooccurrenceBaseline
     from suggestions.ml.generator.metrics import hit_units, merged

@@ -33,8 +33,8 @@ class WordTrie:
         self.words: set[str] = set()
         for word in words:
             word = word.strip()
-            if not word or " " in word:
-                continue
+            if not word or " " in word or not any(ch.isalnum() for ch in word):
+                continue  # punctuation ("-", "&") is no word to search for
             ids = tokenizer.encode(" " + word, add_special_tokens=False)
             if not ids or eos_id in ids:
                 continue
