@@ -304,6 +304,19 @@ class GeneratorKind(ModelKind):
                                    batch_size=app_settings.GENERATOR_BATCH_SIZE)
         return [merged(baseline.propose(seed), [t for t, _s in gen]) for seed, gen in zip(seeds, generated, strict=True)]
 
+    def changed_examples(self, snapshot: Snapshot, artefact: str, incumbent: str | None,
+                         limit: int = 5) -> list[dict[str, Any]]:
+        # Public seeds only: gated history seeds and catalog product types.
+        pairs = snapshot.train["pairs"]
+        seeds = list(dict.fromkeys([p.seed for p in pairs["history"]] + sorted({p.seed for p in pairs["catalog"]})))
+        seeds = seeds[: limit * 3]
+        if not seeds:
+            return []
+        before = self.proposals(incumbent, snapshot, seeds)
+        after = self.proposals(artefact, snapshot, seeds)
+        return [{"input": seed, "before": b[:3], "after": a[:3]}
+                for seed, b, a in zip(seeds, before, after, strict=True) if b[:3] != a[:3]][:limit]
+
     def evaluation_units(self, artefact: str | None, snapshot: Snapshot):
         import numpy as np
 

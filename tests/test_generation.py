@@ -353,6 +353,8 @@ def test_the_generator_kind_trains_evaluates_and_is_promoted_then_a_copy_is_reje
     assert report.promoted and version.status == "active", version.decision
     assert version.metrics["refinement_hit@10"] > version.baseline_metrics["refinement_hit@10"]
     assert version.metrics["snapshot"]["catalog_pairs"] > 0 and version.metrics["heldout_units"] == 4
+    examples = version.metrics["examples"]  # what the admin shows: public seeds whose answer changed
+    assert examples and all(e["before"] != e["after"] for e in examples)
     # The same data again: no better than the active version, so kept as rejected.
     again = services.retrain("generator", options={"tiny": True, "steps": 200})
     assert not again.promoted and again.version.status == "rejected"
@@ -366,3 +368,27 @@ def test_the_generator_kind_trains_evaluates_and_is_promoted_then_a_copy_is_reje
         assert set(row.text.split()) <= generation.vocabulary(
             Suggestion.objects.filter(source="history").values_list("text", flat=True))
         assert row.text.split()[-2:] == ["toner", "cartridge"] or row.text.startswith("toner cartridge ")
+
+
+def test_the_task_runs_through_services_and_answers_json(shop):
+    import json
+
+    from suggestions import tasks
+
+    out = tasks.generate_refinements.apply(kwargs={"seeds": {"laptop": "head"}}).get()
+    assert json.loads(json.dumps(out)) == out and out["stored"] == 0 and out["model_version"] is None
+    assert tasks.generate_refinements.name == "suggestions.ml.generate_refinements"
+
+
+def test_prepare_generator_leaves_a_named_base_alone(settings):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    settings.SUGGESTIONS_GENERATOR_BASE = "/models/my-base"
+    out = StringIO()
+    call_command("suggestions_prepare_generator", stdout=out)
+    assert "nothing to convert" in out.getvalue()
+    from suggestions.ml.generator.base import resolve_base
+
+    assert resolve_base() == "/models/my-base" and resolve_base("other") == "other"

@@ -173,7 +173,8 @@ def _run(args, argv, log_file: Path, sku_file: Path) -> int:
           f"{len(heldout):,} held out ({args.heldout_days:g} newest days)")
     print(f"training pairs: {len(history)} gated history (k={args.min_users}), {len(catalog)} catalog "
           f"({len(names)} products); vocabulary {len(words):,} words")
-    print(f"generator: {args.model} ({'config-built GPT-2, trained from scratch' if args.model == 'tiny' else base}), "
+    what = "config-built GPT-2, trained from scratch" if args.model == "tiny" else "SmolLM2-135M-Instruct, LoRA"
+    print(f"generator: {args.model} ({what}), "
           f"{params.steps} steps in {train_seconds:.1f} s on {'cuda' if torch.cuda.is_available() else 'cpu'}")
     print(f"held-out refinement pairs (units): {n}")
     print()
