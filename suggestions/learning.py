@@ -15,6 +15,8 @@ Sections:
   :func:`behaviour_examples`, :func:`correction_examples`,
   :func:`understanding_training_data`) and its kind (:class:`UnderstandingKind`).
 * **Suggestion ranker**: :class:`SuggestionRankerKind` and :func:`refresh_rankings`.
+* **Generator**: :class:`~suggestions.generation.GeneratorKind`, registered when
+  :mod:`suggestions.generation` is imported (at the end of this module).
 
 Contracts:
 
