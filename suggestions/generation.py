@@ -12,7 +12,8 @@ Contracts:
 
   ``history``
       A shopper's search followed within ``SUGGESTIONS_GENERATOR_SESSION_MINUTES``
-      by a narrower one (:func:`~suggestions.ml.generator.pairs.is_refinement`),
+      by a narrower one (:func:`~suggestions.ml.generator.pairs.is_refinement`;
+      product types read by :func:`product_type_reader`),
       kept when at least ``SUGGESTIONS_MIN_DISTINCT_USERS`` distinct
       *identified* shoppers made it and both texts pass
       :func:`~suggestions.mining.history_text_allowed`. Weight: its shoppers.
@@ -109,8 +110,26 @@ def history_pairs(searches: Iterable, *, min_users: int | None = None) -> list:
     from .ml.generator.pairs import gated_pairs, session_refinements
 
     k = app_settings.MIN_DISTINCT_USERS if min_users is None else min_users
-    evidence = session_refinements(searches, gap_minutes=app_settings.GENERATOR_SESSION_MINUTES)
+    evidence = session_refinements(searches, gap_minutes=app_settings.GENERATOR_SESSION_MINUTES,
+                                   product_type=product_type_reader())
     return gated_pairs(evidence, min_shoppers=k, allowed=history_text_allowed)
+
+
+def product_type_reader() -> Callable[[str], str]:
+    """The product type the rules understanding (the catalog's gazetteer) reads
+    in a query, "" when none; memoised for one mining run."""
+    from functools import lru_cache
+
+    from .understanding import rules_understanding
+
+    @lru_cache(maxsize=100_000)
+    def read(query: str) -> str:
+        try:
+            found = rules_understanding(query).entities_of("product_type")
+        except Exception:  # noqa: BLE001 - no gazetteer: only the word rule applies
+            return ""
+        return normalize_query(found[0].value or found[0].text) if found else ""
+    return read
 
 
 def _catalog_phrases() -> dict[str, str]:

@@ -61,9 +61,12 @@ def test_what_counts_as_a_refinement():
     assert not is_refinement("running shoes", "running")  # broader, not narrower
     assert not is_refinement("running shoes", "hiking boots women")
     assert not is_refinement("tv", "tv a b c d")  # too many added words
-    same_type = lambda q: "toner cartridge"  # noqa: E731
-    assert is_refinement("hp toner", "hp cartridge refill", product_type=same_type)
-    assert not is_refinement("hp toner", "hp cartridge refill")
+    types = {"laser printers": "laser printer", "hp laserjet printer": "laser printer"}.get
+    # Not the same words ("laser" is gone), but the same product type with a brand added.
+    assert not is_refinement("laser printers", "hp laserjet printer")
+    assert is_refinement("laser printers", "hp laserjet printer", product_type=lambda q: types(q, ""))
+    assert not is_refinement("canon toner", "hp toner cartridge xl", product_type=lambda q: "toner")
+    assert not is_refinement("hp ink", "hp toner cartridge xl", product_type=lambda q: types(q, ""))
     assert fold("boxes") == "box" and fold("glass") == "glass"
     assert word_key("shoes running") == word_key("running shoe")
 

@@ -6,7 +6,8 @@ database, ``bench/generation`` from the Best Buy log, and both mine pairs here.
 * :func:`is_refinement`: ``q2`` refines ``q1`` when it holds every word of
   ``q1`` (plurals folded, any order) and more words, at most
   :data:`MAX_ADDED_WORDS` more; or, given a product-type reader, when both
-  name the same product type and ``q2`` adds words (a brand, an attribute).
+  name the same product type, ``q2`` keeps ``q1``'s other words and adds
+  words (a brand, an attribute).
 * :func:`session_refinements`: per shopper, a search followed within
   ``gap_minutes`` by a refinement of it; evidence counts distinct shoppers,
   so the caller applies the k-anonymity gate on it.
@@ -87,7 +88,10 @@ def is_refinement(seed: str, target: str, product_type: Callable[[str], str] | N
         return True
     if product_type is not None:
         kind = product_type(seed)
-        return bool(kind) and kind == product_type(target) and len(set(a) & set(b)) >= 1
+        if not kind or kind != product_type(target):
+            return False
+        # The same product type (however spelt), with the seed's other words kept.
+        return set(a) - {fold(w) for w in kind.split()} <= set(b)
     return False
 
 
