@@ -155,6 +155,20 @@ def test_constrained_decoding_never_writes_an_unknown_word(tiny_base, tmp_path):
     assert again.generate(["laptop", "printer", "running shoes"], allowed, k=6, keep_seed=False) == outputs
 
 
+def test_lora_fine_tuning_saves_an_adapter_that_reloads_on_its_base(tiny_base, tmp_path):
+    require_module("peft")
+    from suggestions.ml.generator.model import GeneratorModel, TrainParams
+    from suggestions.ml.generator.pairs import Pair
+
+    pairs = [Pair("laptop", "hp laptop", "catalog"), Pair("laptop", "laptop bag", "catalog")]
+    model = GeneratorModel.fit(tiny_base, pairs, tmp_path / "v", TrainParams(steps=3, batch_size=2))
+    assert (tmp_path / "v" / "adapter").is_dir() and not (tmp_path / "v" / "model").exists()
+    assert model.meta["lora"] and model.meta["base"] == tiny_base
+    words = {"hp", "laptop", "bag"}
+    again = GeneratorModel.load(tmp_path / "v")
+    assert again.generate(["laptop"], words, k=3) == model.generate(["laptop"], words, k=3)
+
+
 def test_the_word_trie_continues_words_and_ends_only_after_a_whole_word(tiny_base):
     from transformers import AutoTokenizer
 
