@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import csv
 import random
+import shutil
 import tempfile
 import time
 from collections.abc import Sequence
@@ -74,10 +75,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bench.common import django_environment
 
     with django_environment(keep=args.keep_tmp):
-        return _run(args, argv, log_file, sku_file)
+        folder = Path(tempfile.mkdtemp(prefix="bench-generation-"))
+        try:
+            return _run(args, argv, log_file, sku_file, folder)
+        finally:
+            if args.keep_tmp:
+                print(f"models kept in {folder}")
+            else:
+                shutil.rmtree(folder, ignore_errors=True)
 
 
-def _run(args, argv, log_file: Path, sku_file: Path) -> int:
+def _run(args, argv, log_file: Path, sku_file: Path, folder: Path) -> int:
     import numpy as np
     import torch
 
@@ -129,7 +137,6 @@ def _run(args, argv, log_file: Path, sku_file: Path) -> int:
 
     torch.manual_seed(args.seed)
     random.seed(args.seed)
-    folder = Path(tempfile.mkdtemp(prefix="bench-generation-"))
     if args.model == "tiny":
         torch.set_num_threads(1)
         base = build_tiny_base([t for p in pairs for t in (p.seed, p.target)] + sorted(words), folder / "base",
