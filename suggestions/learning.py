@@ -15,6 +15,8 @@ Sections:
   :func:`behaviour_examples`, :func:`correction_examples`,
   :func:`understanding_training_data`) and its kind (:class:`UnderstandingKind`).
 * **Suggestion ranker**: :class:`SuggestionRankerKind` and :func:`refresh_rankings`.
+* **Generator**: :class:`~suggestions.generation.GeneratorKind`, registered when
+  :mod:`suggestions.generation` is imported (at the end of this module).
 
 Contracts:
 
@@ -1043,6 +1045,6 @@ class UnderstandingKind(ModelKind):
 register_kind(UnderstandingKind())
 
 
-# -- search ranker (its kind lives in suggestions/search_ranking.py) ------------------------
-
-from . import search_ranking  # noqa: E402,F401  (registers the search_ranker kind)
+# -- kinds in their own modules (each registers itself on import): the search ranker
+# (suggestions/search_ranking.py) and the refinement generator (suggestions/generation.py).
+from . import generation, search_ranking  # noqa: E402, F401

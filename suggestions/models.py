@@ -647,3 +647,14 @@ class Synonym(models.Model):
     def save(self, *args, **kwargs):
         self.term, self.synonym = sorted((normalize_query(self.term), normalize_query(self.synonym)))
         super().save(*args, **kwargs)
+
+
+class GeneratedRefinement(Suggestion):
+    """Generated suggestions as the review queue shows them (the same rows as
+    :class:`Suggestion`, ``source="generated"``; provenance holds the seed
+    query, model version, result count and score)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = _("generated refinement")
+        verbose_name_plural = _("generated refinements (review queue)")

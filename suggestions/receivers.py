@@ -48,6 +48,11 @@ def _reunderstand_on_model_change(*, kind: str, **_: object) -> None:
         from . import tasks
 
         transaction.on_commit(tasks.refresh_search_clicks.delay, robust=True)
+    elif kind == "generator":
+        # A new generator proposes refinements for review at once (stored texts are skipped).
+        from . import tasks
+
+        transaction.on_commit(tasks.generate_refinements.delay, robust=True)
 
 
 def _rank_prefixes_after_build(**_: object) -> None:

@@ -538,3 +538,14 @@ __all__ += ["ChipStats", "Refinement", "chip_stats"]
 from .search_ranking import refresh_click_stats as refresh_search_clicks  # noqa: E402,F401
 
 __all__ += ["refresh_search_clicks"]
+
+# -- generated refinements (see suggestions/generation.py; generating loads the model) ------
+
+from .generation import (  # noqa: E402, F401
+    GenerationReport,
+    generate_refinements,
+    generation_seeds,
+    review_generated,
+)
+
+__all__ += ["GenerationReport", "generate_refinements", "generation_seeds", "review_generated"]

@@ -172,3 +172,16 @@ def mine_synonyms() -> dict:
     from . import services
 
     return services.mine_synonyms()
+
+
+# --- generated refinements (loads the generator: GPU queue, "suggestions.ml.*") ---
+
+
+@shared_task(name="suggestions.ml.generate_refinements", **LIMITS)
+def generate_refinements(seeds: dict | None = None, limit: int | None = None) -> dict:
+    """Generate refinements of head, zero-result, new-type and thin-prefix seeds
+    (or of ``seeds``: text → reason) with the active generator, gate them and
+    store the survivors for review (idempotent: stored texts are not added again)."""
+    from . import services
+
+    return services.generate_refinements(seeds, limit=limit).as_dict()

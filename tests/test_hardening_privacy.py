@@ -435,6 +435,8 @@ QUERY_TEXT_COVERAGE = {
 
 def _text_fields():
     for model in apps.get_app_config("shop_suggestions").get_models():
+        if model._meta.proxy:  # its rows and fields are its concrete model's
+            continue
         for f in model._meta.get_fields():
             if isinstance(f, models.CharField | models.TextField | models.JSONField):
                 yield model, f.name
