@@ -64,6 +64,7 @@ warmup: install
 	$(PY) manage.py suggestions_build --no-progress
 	$(PY) manage.py suggestions_mine_synonyms --no-progress
 	$(PY) manage.py suggestions_retrain suggestion_ranker --in-worker
+	$(PY) manage.py suggestions_retrain search_ranker --in-worker
 	$(PY) manage.py suggestions_retrain understanding --in-worker --options '$(DEMO_UNDERSTANDING_OPTIONS)'
 
 test: install
