@@ -59,7 +59,36 @@ def server(live_server):
 
         httpd.set_app(serialized)
         httpd.serialized = True
+    if not getattr(httpd, "idle", None):
+        # Requests still running on the server (a fetch the browser gave up on
+        # when it left the page is still being answered): the test database
+        # is flushed only once none is, or the flush and a query deadlock.
+        inner, idle = httpd.get_app(), threading.Condition()
+        httpd.active = 0
+
+        def counted(environ, start_response):
+            with idle:
+                httpd.active += 1
+            try:
+                return inner(environ, start_response)
+            finally:
+                with idle:
+                    httpd.active -= 1
+                    idle.notify_all()
+
+        httpd.set_app(counted)
+        httpd.idle = idle
     return live_server
+
+
+def wait_until_server_idle(live_server, timeout: float = 10.0) -> bool:
+    """Wait until the live server answers no request; False on timeout."""
+    httpd = live_server.thread.httpd
+    idle = getattr(httpd, "idle", None)
+    if idle is None:
+        return True
+    with idle:
+        return idle.wait_for(lambda: httpd.active == 0, timeout=timeout)
 
 
 @pytest.fixture

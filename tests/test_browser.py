@@ -33,6 +33,7 @@ from suggestions.models import (
     SuggestionClick,
     SuggestionImpression,
 )
+from tests.conftest import wait_until_server_idle
 from tests.factories import ProductFactory
 from tests.plugins.services import require_module, require_service
 
@@ -135,6 +136,8 @@ def page(browser, server) -> Iterator[Any]:
     while in_flight and time.monotonic() < deadline:  # every answer is back: the server is done
         page.evaluate("() => new Promise(r => setTimeout(r, 20))")  # lets playwright deliver events
     context.close()
+    # Requests the browser gave up on when it left the page may still be answered.
+    wait_until_server_idle(live_server)
 
 
 @pytest.fixture
