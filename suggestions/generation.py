@@ -62,7 +62,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .conf import app_settings
-from .learning import ModelKind, Snapshot, Trained, register_kind
+from .learning import ModelKind, Snapshot, Trained, newest_days_held_out, register_kind
 from .mining import history_text_allowed, identified_shoppers
 from .models import (
     ModelVersion,
@@ -252,13 +252,7 @@ class GeneratorKind(ModelKind):
         searches = history_searches()
         if not searches:
             raise ValueError("no search history to learn refinements from yet")
-        cut = searches[-1].time - timedelta(days=app_settings.HELDOUT_DAYS)
-        train = [s for s in searches if s.time < cut]
-        heldout = [s for s in searches if s.time >= cut]
-        if len(heldout) > len(searches) // 2:
-            n = max(1, len(searches) // 5)
-            train, heldout = searches[:-n], searches[-n:]
-            log(f"history shorter than twice the held-out days: holding out the newest {n} searches")
+        train, heldout = newest_days_held_out(searches, log=log, what="searches")
         pairs = training_pairs(train)
         units = sorted((seed, target) for (seed, target), ev in
                        session_refinements(heldout, gap_minutes=app_settings.GENERATOR_SESSION_MINUTES).items()

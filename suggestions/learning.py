@@ -524,6 +524,21 @@ class ModelKind:
         return None
 
 
+def newest_days_held_out(items: Sequence[Any], *, log: Callable[[str], None], what: str) -> tuple[list, list]:
+    """The items (each with a ``time``, oldest first) split into training and
+    held-out parts: the newest ``SUGGESTIONS_HELDOUT_DAYS`` are held out. A young
+    shop (more than half its items within those days) holds out its newest
+    fifth instead, so that there is something to train on."""
+    cut = items[-1].time - timedelta(days=app_settings.HELDOUT_DAYS)
+    train = [i for i in items if i.time < cut]
+    heldout = [i for i in items if i.time >= cut]
+    if len(heldout) > len(items) // 2:
+        n = max(1, len(items) // 5)
+        train, heldout = list(items[:-n]), list(items[-n:])
+        log(f"history shorter than twice the held-out days: holding out the newest {n} {what}")
+    return train, heldout
+
+
 KINDS: dict[str, ModelKind] = {}
 
 
@@ -821,15 +836,7 @@ class SuggestionRankerKind(ModelKind):
         searches = self.searches()
         if not searches:
             raise ValueError("no search history to learn from yet")
-        cut = searches[-1].time - timedelta(days=app_settings.HELDOUT_DAYS)
-        train = [s for s in searches if s.time < cut]
-        heldout = [s for s in searches if s.time >= cut]
-        if len(heldout) > len(searches) // 2:
-            # A young shop (all its history within the held-out days): hold out
-            # its newest fifth instead, so that there is something to train on.
-            n = max(1, len(searches) // 5)
-            train, heldout = searches[:-n], searches[-n:]
-            log(f"history shorter than twice the held-out days: holding out the newest {n} searches")
+        train, heldout = newest_days_held_out(searches, log=log, what="searches")
         catalog = self.catalog()
         return Snapshot(
             train={"searches": train, "catalog": catalog}, heldout=heldout,

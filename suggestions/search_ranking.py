@@ -42,14 +42,13 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from django.utils.translation import gettext_lazy as _
 
 from .conf import app_settings
-from .learning import ModelKind, Snapshot, Trained, register_kind
+from .learning import ModelKind, Snapshot, Trained, newest_days_held_out, register_kind
 from .models import ModelVersion, ModelVersionStatus
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -167,14 +166,8 @@ class SearchRankerKind(ModelKind):
         if not clicks:
             raise ValueError("no product clicks to learn from yet")
         searches = history_searches()
-        cut = clicks[-1].time - timedelta(days=app_settings.HELDOUT_DAYS)
-        train = [c for c in clicks if c.time < cut]
-        heldout = [c for c in clicks if c.time >= cut]
-        if len(heldout) > len(clicks) // 2:
-            n = max(1, len(clicks) // 5)
-            train, heldout = clicks[:-n], clicks[-n:]
-            cut = heldout[0].time
-            log(f"click history shorter than twice the held-out days: holding out the newest {n} clicks")
+        train, heldout = newest_days_held_out(clicks, log=log, what="clicks")
+        cut = heldout[0].time
         train_searches = [s for s in searches if s.time < cut]
         return Snapshot(
             train={"clicks": train, "searches": train_searches}, heldout=heldout,

@@ -44,6 +44,8 @@ from typing import Any
 
 import numpy as np
 
+from .ltr import fit_lambdarank, shuffled_labels  # noqa: F401  (shuffled_labels: re-exported)
+
 #: Candidates the ranker reorders (the recall's top, plus clicked products of the query).
 DEPTH = 50
 #: Products a known query adds from its clicks when recall missed them.
@@ -525,17 +527,6 @@ def training_groups(clicks: Sequence[Click], searches: Sequence[SearchCount], re
     return np.concatenate(xs), np.concatenate(ys), groups
 
 
-def shuffled_labels(labels: np.ndarray, groups: Sequence[int], *, seed: int = 0) -> np.ndarray:
-    """The labels with each group's positive moved to a random candidate (a broken challenger)."""
-    rng = np.random.default_rng(seed)
-    out = np.empty_like(labels)
-    start = 0
-    for size in groups:
-        out[start:start + size] = rng.permutation(labels[start:start + size])
-        start += size
-    return out
-
-
 class SearchRankerModel:
     """A trained LightGBM ranker with its click statistics and metadata."""
 
@@ -552,18 +543,10 @@ class SearchRankerModel:
     def fit(cls, x: np.ndarray, y: np.ndarray, groups: list[int], params: TrainParams,
             stats: ClickStats) -> SearchRankerModel:
         """Train LambdaRank on the groups; ``stats`` (the whole training window) go with the model."""
-        import lightgbm
-
         if not groups:
             raise ValueError("no training groups: no clicked product was among its search's candidates")
-        model = lightgbm.LGBMRanker(
-            objective="lambdarank", n_estimators=params.n_estimators, learning_rate=params.learning_rate,
-            num_leaves=params.num_leaves, min_child_samples=params.min_child_samples,
-            lambdarank_truncation_level=TOP_K, random_state=params.seed, n_jobs=min(os.cpu_count() or 1, 4),
-            verbose=-1,
-        )
-        model.fit(x, y, group=groups, feature_name=list(FEATURE_NAMES))
-        return cls(model.booster_, stats, {"params": params.as_dict(), "groups": len(groups), "rows": int(len(y)),
+        booster = fit_lambdarank(x, y, groups, params, FEATURE_NAMES, top_k=TOP_K)
+        return cls(booster, stats, {"params": params.as_dict(), "groups": len(groups), "rows": int(len(y)),
                                            "features": list(FEATURE_NAMES), "eta": stats.eta})
 
     def scores(self, x: np.ndarray) -> np.ndarray:

@@ -38,6 +38,8 @@ from typing import Any
 
 import numpy as np
 
+from .ltr import fit_lambdarank, shuffled_labels  # noqa: F401  (shuffled_labels: re-exported)
+
 #: Prefix lengths the ranker orders (longer prefixes have few candidates; the
 #: backend's popularity order serves them).
 MAX_PREFIX = 10
@@ -258,18 +260,6 @@ def training_groups(searches: Sequence[Search], make_stats: Callable[[Sequence[S
     return np.concatenate(xs), np.concatenate(ys), groups
 
 
-def shuffled_labels(labels: np.ndarray, groups: Sequence[int], *, seed: int = 0) -> np.ndarray:
-    """The labels with the positive moved to a random candidate of its group
-    (a challenger trained on them has learnt nothing: the gate must reject it)."""
-    rng = np.random.default_rng(seed)
-    out = np.empty_like(labels)
-    start = 0
-    for size in groups:
-        out[start:start + size] = rng.permutation(labels[start:start + size])
-        start += size
-    return out
-
-
 class RankerModel:
     """A trained LightGBM ranker with its feature names and metadata."""
 
@@ -283,18 +273,10 @@ class RankerModel:
     @classmethod
     def fit(cls, x: np.ndarray, y: np.ndarray, groups: list[int], params: TrainParams) -> RankerModel:
         """Train a LambdaRank model on learning-to-rank groups."""
-        import lightgbm
-
         if not groups:
             raise ValueError("no training groups: the window has no searches whose query was a candidate")
-        model = lightgbm.LGBMRanker(
-            objective="lambdarank", n_estimators=params.n_estimators, learning_rate=params.learning_rate,
-            num_leaves=params.num_leaves, min_child_samples=params.min_child_samples,
-            lambdarank_truncation_level=TOP_K, random_state=params.seed, n_jobs=min(os.cpu_count() or 1, 4),
-            verbose=-1,
-        )
-        model.fit(x, y, group=groups, feature_name=list(FEATURE_NAMES))
-        return cls(model.booster_, {"params": params.as_dict(), "groups": len(groups), "rows": int(len(y)),
+        booster = fit_lambdarank(x, y, groups, params, FEATURE_NAMES, top_k=TOP_K)
+        return cls(booster, {"params": params.as_dict(), "groups": len(groups), "rows": int(len(y)),
                                     "features": list(FEATURE_NAMES)})
 
     def scores(self, features: np.ndarray) -> np.ndarray:
