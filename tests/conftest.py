@@ -68,6 +68,11 @@ def server(live_server):
 
         def counted(environ, start_response):
             with idle:
+                if httpd.closed:
+                    # Between tests (the database is being flushed): a late
+                    # beacon must not touch it.
+                    start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+                    return [b"between tests"]
                 httpd.active += 1
             try:
                 return inner(environ, start_response)
@@ -78,7 +83,13 @@ def server(live_server):
 
         httpd.set_app(counted)
         httpd.idle = idle
-    return live_server
+    httpd.closed = False
+    yield live_server
+    # Refuse new requests and let the running ones finish before the test's
+    # database is flushed (a flush and a query deadlock on PostgreSQL).
+    with httpd.idle:
+        httpd.closed = True
+    wait_until_server_idle(live_server)
 
 
 def wait_until_server_idle(live_server, timeout: float = 10.0) -> bool:
