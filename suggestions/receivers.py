@@ -93,6 +93,19 @@ def _index_on_commit(*, ids: list[str], deleted: bool, using: str | None, **_: o
     transaction.on_commit(send, using=using, robust=True)
 
 
+def _embed_on_commit(*, ids: list[str] | None, alias: str = "default", **_: object) -> None:
+    from . import indexing, tasks
+
+    try:
+        if not indexing.dense_active(alias):
+            return
+    except Exception:  # noqa: BLE001 - a misconfigured backend is reported by search, not here
+        return
+    # robust: like indexing, a broker outage must not fail the save; the next
+    # full embedding run (suggestions_embed_products) catches up.
+    transaction.on_commit(lambda: tasks.embed_products.delay(ids, alias), robust=True)
+
+
 def _prepare_experiment_on_commit(*, experiment_id: int, **_: object) -> None:
     from . import tasks
 
@@ -122,6 +135,7 @@ def connect() -> None:
     signals.understanding_requested.connect(_understand_pending_on_commit,
                                             dispatch_uid="shop_suggestions.understand_pending_on_commit")
     signals.product_index_requested.connect(_index_on_commit, dispatch_uid="shop_suggestions.index_on_commit")
+    signals.products_indexed.connect(_embed_on_commit, dispatch_uid="shop_suggestions.embed_on_commit")
     indexing.connect_product_signals()
     # Experiments: the arm of each impression and click; both versions' orders precomputed.
     from . import experiments

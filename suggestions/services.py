@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,6 +57,8 @@ from .history import import_searches as import_search_history  # noqa: F401
 
 # Indexing of the host's products (see suggestions/indexing.py).
 from .indexing import (  # noqa: F401
+    EmbedReport,
+    embed_products,
     enqueue_product_change,
     index_products,
     rebuild_index,
@@ -98,6 +101,7 @@ from .moderation import (  # noqa: F401
 )
 from .nlp.types import Entity, Understanding  # noqa: F401  (pure dataclasses)
 from .recall import RecallUnavailable, SearchBoosts, SearchFilters, get_backend
+from .recall.base import SearchResult
 
 # Serving suggestions (see suggestions/serving.py).
 from .serving import (  # noqa: F401
@@ -206,6 +210,57 @@ def apply_understanding(understood: Understanding, filters: SearchFilters) -> tu
     return normalize_query(text), new_filters, boosts
 
 
+_dense_known: dict[str, tuple[float, bool]] = {}
+
+
+def _dense_ready(backend, alias: str) -> bool:
+    """Dense recall is on and the backend holds vectors of the configured encoder
+    (re-checked every few seconds, so vectors the workers store are picked up)."""
+    if not app_settings.DENSE or not backend.supports_vectors:
+        return False
+    key = f"{alias}:{app_settings.DENSE_ENCODER}"
+    known = _dense_known.get(key)
+    now = time.monotonic()
+    if known is None or now - known[0] > 5.0:
+        try:
+            ready = backend.count_vectors(app_settings.DENSE_ENCODER) > 0
+        except RecallUnavailable:
+            ready = False
+        known = _dense_known[key] = (now, ready)
+    return known[1]
+
+
+def _fuse_dense(backend, text: str, filters: SearchFilters, lexical, depth: int, reasons: list[str]):
+    """BM25's first results fused with the nearest products (:mod:`suggestions.dense`);
+    BM25 alone, with reason ``dense``, when embedding or kNN fails."""
+    from . import dense
+
+    try:
+        vector = dense.query_vector(text)
+        nearest = backend.search_vectors(app_settings.DENSE_ENCODER, vector, filters, limit=depth)
+        # Nothing from BM25: whether the neighbours may answer is judged on the
+        # query's own neighbours, not on what a filter left of them.
+        gate = (backend.search_vectors(app_settings.DENSE_ENCODER, vector, None, limit=depth)
+                if filters and not lexical.hits else None)
+    except Exception:  # noqa: BLE001 - dense recall is an enhancement, never a failure
+        logger.warning("suggestions: dense recall failed, searching with BM25 alone", exc_info=True)
+        reasons.append("dense")
+        return lexical
+    return dense.fuse(lexical, nearest, gate=gate)
+
+
+def dense_status(alias: str = "default") -> dict:
+    """Dense recall's settings and how many products have a vector (admin, commands)."""
+    from . import dense
+
+    backend = get_backend(alias)
+    status = dense.describe()
+    status["supported"] = backend.supports_vectors
+    status["vectors"] = backend.count_vectors(app_settings.DENSE_ENCODER) if backend.supports_vectors else 0
+    status["products"] = backend.count_products()
+    return status
+
+
 def search(query: str, *, filters: SearchFilters | None = None, page: int = 1, page_size: int = 20,
            origin: str = SearchOrigin.TYPED, user=None, session_key: str | None = None,
            backend_alias: str = "default", exact: bool = False) -> SearchPage:
@@ -251,7 +306,10 @@ def search(query: str, *, filters: SearchFilters | None = None, page: int = 1, p
         backend = get_backend(backend_alias)
         # The search ranker reorders recall's first results (None: off or no active version).
         depth = search_ranking.serving_depth(offset) if normalized else None
-        fetch_offset, fetch_limit = (0, max(depth, offset + page_size)) if depth else (offset, page_size)
+        # Dense recall fuses BM25's and the kNN list's first DENSE_DEPTH results.
+        dense_depth = app_settings.DENSE_DEPTH if normalized and _dense_ready(backend, backend_alias) else 0
+        first = max(depth or 0, dense_depth)
+        fetch_offset, fetch_limit = (0, max(first, offset + page_size)) if first else (offset, page_size)
         result = backend.search_products(text, effective_filters, offset=fetch_offset, limit=fetch_limit,
                                          boosts=boosts, **_synonym_argument(text))
         recorded_total = result.total
@@ -259,6 +317,11 @@ def search(query: str, *, filters: SearchFilters | None = None, page: int = 1, p
             better, corrected = _spelling_fallback(backend, text, normalized, result, effective_filters,
                                                    fetch_offset, fetch_limit, boosts)
             result = better or result
+        if dense_depth:
+            result = _fuse_dense(backend, corrected or text, effective_filters, result, dense_depth, reasons)
+            if not depth:
+                result = SearchResult(hits=result.hits[offset:offset + page_size], total=result.total,
+                                      brand_counts=result.brand_counts)
         if depth:
             result = search_ranking.rerank(normalized, understood, effective_filters, result,
                                            offset=offset, limit=page_size, corrected=corrected)
@@ -506,7 +569,7 @@ __all__ = [
     "publish_suggestions", "rebuild_index", "record_events", "remove_products", "request_actor", "retire", "reunderstand",
     "rollback", "save_label", "save_suggestion", "search", "set_suggestion_status", "suggest",
     "trending", "understand", "understand_pending", "unpin_suggestions",
-    "add_synonym", "mine_synonyms", "set_synonym_status",
+    "add_synonym", "mine_synonyms", "set_synonym_status", "EmbedReport", "embed_products", "dense_status",
 ]
 
 

@@ -44,6 +44,12 @@ query_labelled = Signal()
 #: transaction).
 product_index_requested = Signal()
 
+#: Products were written to the index (``sender``: the indexing function): their
+#: embeddings must follow (the app's receiver sends ``suggestions.ml.embed_products``
+#: once the transaction commits, when dense recall is on). kwargs: ``ids`` (list of
+#: text ids, or ``None`` after a rebuild: every product), ``alias`` (recall backend).
+products_indexed = Signal()
+
 #: Queries wait for the workers to understand them (the app's receiver sends the
 #: ``suggestions.ml.understand_pending`` task once the transaction commits; at most one
 #: request every 2 seconds). kwargs: none.

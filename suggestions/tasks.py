@@ -74,6 +74,25 @@ def rebuild_index(alias: str = "default") -> str:
     return services.rebuild_index(alias=alias)
 
 
+#: Products one ``suggestions.ml.embed_products`` run embeds when asked for the
+#: whole catalog; it then sends itself again, so other ``gpu`` tasks interleave
+#: and no run nears the time limit.
+EMBED_SLICE = 2000
+
+
+@shared_task(name="suggestions.ml.embed_products", **LIMITS, autoretry_for=(RecallUnavailable,),
+             retry_backoff=True, max_retries=5)
+def embed_products(ids: list[str] | None = None, alias: str = "default") -> dict:
+    """Embed products for dense recall (``ids``; ``None``: every product without a
+    vector, in slices) and store their vectors in the backend."""
+    from . import services
+
+    report = services.embed_products(ids, alias=alias, limit=None if ids else EMBED_SLICE)
+    if report.more:
+        embed_products.delay(None, alias)
+    return report.__dict__
+
+
 # --- understanding (routed to the GPU queue by the host: "suggestions.ml.*") ---
 
 

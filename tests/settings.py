@@ -37,3 +37,6 @@ REST_FRAMEWORK = {
         "suggestions.history": "100000/min",
     },
 }
+# Dense recall embeds every indexed product (eagerly here, since tasks run in
+# the test process): off by default, on in the tests that are about it.
+SUGGESTIONS_DENSE = False

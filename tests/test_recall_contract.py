@@ -588,6 +588,79 @@ def test_synonyms_with_filters(loaded):
     assert ids(result) == ["9"]
 
 
+# -- vectors (dense recall) --------------------------------------------------
+MODEL = "test-encoder"
+
+
+def _unit_vectors(seed: int = 0, dim: int = 8) -> dict[str, list[float]]:
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    # Positive components: cosines stay in (0, 1], where every engine orders alike.
+    matrix = np.abs(rng.normal(size=(len(DOCS), dim)))
+    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+    return {d.id: matrix[n].tolist() for n, d in enumerate(DOCS)}
+
+
+def _nearest_by_hand(vectors: dict[str, list[float]], query: list[float], allowed=None) -> list[str]:
+    import numpy as np
+
+    scored = [(float(np.dot(v, query)), i) for i, v in vectors.items() if allowed is None or i in allowed]
+    return [i for _s, i in sorted(scored, key=lambda x: (-x[0], x[1]))]
+
+
+def test_every_backend_stores_vectors(backend):
+    assert backend.supports_vectors is True
+
+
+def test_nearest_products_by_cosine_with_their_documents(loaded):
+    vectors = _unit_vectors()
+    assert loaded.count_vectors(MODEL) == 0
+    assert loaded.search_vectors(MODEL, vectors["3"]).hits == []
+    assert loaded.store_vectors(MODEL, list(vectors), list(vectors.values())) == len(DOCS)
+    assert loaded.count_vectors(MODEL) == len(DOCS)
+    assert loaded.vector_ids(MODEL) == ALL_IDS
+    result = loaded.search_vectors(MODEL, vectors["3"], limit=5)
+    assert ids(result) == _nearest_by_hand(vectors, vectors["3"])[:5]
+    assert result.hits[0].id == "3" and abs(result.hits[0].score - 1.0) < 5e-3  # float32 on the engine side
+    assert result.hits[0].document == next(d for d in DOCS if d.id == "3")
+    scores = [h.score for h in result.hits]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_vector_search_honours_filters(loaded):
+    vectors = _unit_vectors(seed=1)
+    loaded.store_vectors(MODEL, list(vectors), list(vectors.values()))
+    filters = SearchFilters(brands=("hp",), max_price=200)
+    result = loaded.search_vectors(MODEL, vectors["8"], filters, limit=10)
+    assert set(ids(result)) == {"4", "5"}  # HP under 200: the two toners
+    assert ids(result) == _nearest_by_hand(vectors, vectors["8"], {"4", "5"})
+
+
+def test_vectors_are_kept_per_encoder_and_follow_deletes(loaded):
+    vectors = _unit_vectors(seed=2)
+    other = _unit_vectors(seed=3)
+    loaded.store_vectors(MODEL, list(vectors), list(vectors.values()))
+    loaded.store_vectors("other-encoder", ["1", "2"], [other["1"], other["2"]])
+    assert loaded.count_vectors("other-encoder") == 2
+    assert ids(loaded.search_vectors("other-encoder", other["2"], limit=5)) == ["2", "1"]
+    loaded.delete_products(["3"])
+    assert "3" not in ids(loaded.search_vectors(MODEL, vectors["3"], limit=20))
+    assert "3" not in loaded.vector_ids(MODEL)
+
+
+def test_storing_again_replaces_a_products_vector_and_skips_unknown_ids(loaded):
+    vectors = _unit_vectors(seed=4)
+    loaded.store_vectors(MODEL, list(vectors), list(vectors.values()))
+    moved = vectors["7"]
+    assert loaded.store_vectors(MODEL, ["11", "unknown-id"], [moved, moved]) == 1
+    nearest = ids(loaded.search_vectors(MODEL, moved, limit=2))
+    assert set(nearest) == {"7", "11"}
+    assert loaded.count_vectors(MODEL) == len(DOCS)
+    assert loaded.store_vectors(MODEL, ["1"], [vectors["1"]], replace=True) == 1
+    assert loaded.vector_ids(MODEL) == {"1"}
+
+
 # -- tantivy only -----------------------------------------------------------
 @pytest.fixture
 def tantivy_backend(settings):

@@ -6,7 +6,10 @@ A backend serves two things:
   kept in a versioned index behind an alias so that a rebuild never leaves
   readers with a half-built index;
 * **suggestions**: prefix completion over the served suggestion texts with
-  their weights, with typo tolerance.
+  their weights, with typo tolerance;
+* **vectors** (backends with ``supports_vectors``): products' embeddings by
+  encoder name, and nearest-neighbour search over them with the same filters
+  (dense recall, :mod:`suggestions.dense`).
 
 Backends are configured like Django's ``CACHES`` (see
 :mod:`suggestions.recall`) and built once per process. Every method may raise
@@ -40,6 +43,12 @@ class SearchFilters:
     def __bool__(self) -> bool:
         return bool(self.brands or self.product_types or self.min_price is not None
                     or self.max_price is not None)
+
+
+def vector_slug(model: str) -> str:
+    """A file- and field-name-safe form of an encoder name (``e5-small-q4`` → ``e5_small_q4``)."""
+    slug = re.sub(r"[^a-z0-9]+", "_", model.lower()).strip("_")
+    return slug or "default"
 
 
 def has_searchable_text(query: str) -> bool:
@@ -197,6 +206,31 @@ class BaseRecallBackend:
         ``"off"``) also complete the typed text converted by
         :func:`suggestions.nlp.pinyin.typed_key` on the suggestions' pinyin
         keys, in the order of :func:`pinyin_order`, before one-edit matches."""
+        raise NotImplementedError
+
+    # -- vectors (dense recall; only with ``supports_vectors``) ---------------
+    def store_vectors(self, model: str, ids: Sequence[str], vectors: Any, *, replace: bool = False) -> int:
+        """Store unit vectors (rows of ``vectors``, one per id) of the products
+        ``ids`` under the encoder name ``model``; ids not in the live index are
+        skipped. ``replace=True`` first drops every stored vector of ``model``.
+        ``rebuild_products`` and ``index_products`` may drop the vectors of the
+        documents they write (callers re-embed them); ``delete_products`` drops
+        them. Returns how many were stored."""
+        raise NotImplementedError
+
+    def search_vectors(self, model: str, vector: Any, filters: SearchFilters | None = None,
+                       limit: int = 50) -> SearchResult:
+        """The ``limit`` products nearest to ``vector`` (cosine similarity as the
+        hit's score), best first, among those matching ``filters``; ``total`` is
+        the number of hits. Empty when nothing of ``model`` is stored."""
+        raise NotImplementedError
+
+    def count_vectors(self, model: str) -> int:
+        """Products with a stored vector of ``model`` in the live index."""
+        raise NotImplementedError
+
+    def vector_ids(self, model: str) -> set[str]:
+        """Ids of the products with a stored vector of ``model``."""
         raise NotImplementedError
 
     # -- health -------------------------------------------------------------

@@ -73,6 +73,7 @@ from .base import (
     has_searchable_text,
     pinyin_order,
     query_variants,
+    vector_slug,
 )
 
 PRODUCTS = "products"
@@ -197,7 +198,7 @@ class ElasticsearchRecallBackend(BaseRecallBackend):
     """
 
     supports_fuzzy = True
-    supports_vectors = False
+    supports_vectors = True
     is_remote = True
     supports_pinyin = True
 
@@ -234,6 +235,7 @@ class ElasticsearchRecallBackend(BaseRecallBackend):
         kwargs.update(opts.get("CLIENT_OPTIONS") or {})
         try:
             self._client = elasticsearch.Elasticsearch(list(hosts), **kwargs)
+            self._vector_fields: dict[str, tuple[float, bool]] = {}
         except (TypeError, ValueError) as exc:
             raise ImproperlyConfigured(
                 f"Invalid Elasticsearch OPTIONS for recall backend {alias!r}: {exc}"
@@ -458,21 +460,7 @@ class ElasticsearchRecallBackend(BaseRecallBackend):
                 bool_query.setdefault("should", []).append(
                     {"constant_score": {"filter": {"terms": {field: keys}}, "boost": float(boosts.weight)}}
                 )
-        filter_clauses: list[dict[str, Any]] = []
-        for field, values in (
-            ("brand.key", filters.brands),
-            ("product_type.key", filters.product_types),
-        ):
-            keys = sorted({_key(v) for v in values if _key(v)})
-            if keys:
-                filter_clauses.append({"terms": {field: keys}})
-        if filters.min_price is not None or filters.max_price is not None:
-            price: dict[str, float] = {}
-            if filters.min_price is not None:
-                price["gte"] = float(filters.min_price)
-            if filters.max_price is not None:
-                price["lte"] = float(filters.max_price)
-            filter_clauses.append({"range": {"price": price}})
+        filter_clauses = _filter_clauses(filters)
         if filter_clauses:
             bool_query["filter"] = filter_clauses
         with self._guard("search"):
@@ -508,6 +496,98 @@ class ElasticsearchRecallBackend(BaseRecallBackend):
             display = bucket.get("display", {}).get("buckets") or [{"key": bucket["key"]}]
             brand_counts[str(display[0]["key"])] = int(bucket["doc_count"])
         return SearchResult(hits=hits, total=int(total), brand_counts=brand_counts)
+
+    # -- vectors -------------------------------------------------------------
+    #: Seconds a process trusts what it learnt of the vector fields (searches
+    #: would otherwise ask the cluster for the mapping every time).
+    VECTOR_FIELD_TTL = 30.0
+
+    def _has_vector_field(self, model: str, *, fresh: bool = False) -> bool:
+        field = _vector_field(model)
+        known = self._vector_fields.get(field)
+        if known is not None and not fresh and time.monotonic() - known[0] < self.VECTOR_FIELD_TTL:
+            return known[1]
+        try:
+            mapping = self._client.indices.get_mapping(index=self.alias_name(PRODUCTS))
+            present = any(field in (body.get("mappings", {}).get("properties") or {}) for body in mapping.values())
+        except self._es.NotFoundError:
+            present = False
+        self._vector_fields[field] = (time.monotonic(), present)
+        return present
+
+    def store_vectors(self, model: str, ids: Sequence[str], vectors: Any, *, replace: bool = False) -> int:
+        rows = [[float(x) for x in row] for row in vectors]
+        ids = [str(i) for i in ids]
+        if len(rows) != len(ids):
+            raise ValueError(f"{len(ids)} ids need {len(ids)} vectors, got {len(rows)}")
+        field = _vector_field(model)
+        with self._guard("vector write"):
+            if not self._writer.indices.exists_alias(name=self.alias_name(PRODUCTS)):
+                return 0
+            if rows and not self._has_vector_field(model, fresh=True):
+                # Dense vectors need their dimension up front; the field is added
+                # to the live index (mappings only grow) and to later versions.
+                self._writer.indices.put_mapping(index=self.alias_name(PRODUCTS), properties={
+                    field: {"type": "dense_vector", "dims": len(rows[0]), "index": True, "similarity": "cosine"}})
+                self._vector_fields[field] = (time.monotonic(), True)
+            actions: list[dict[str, Any]] = [
+                {"_op_type": "update", "_id": doc_id, "doc": {field: row}} for doc_id, row in zip(ids, rows, strict=True)]
+            if replace:
+                given = set(ids)
+                actions += [{"_op_type": "update", "_id": doc_id, "doc": {field: None}}
+                            for doc_id in self.vector_ids(model) - given]
+            stored = 0
+            for batch in _batches(actions, max(1, app_settings.INDEX_BATCH_SIZE)):
+                for action in batch:
+                    action["_index"] = self.alias_name(PRODUCTS)
+                _ok, errors = self._helpers.bulk(self._writer, batch, refresh="wait_for", raise_on_error=False)
+                failed = [e for e in errors if _item(e).get("status") != 404]
+                if failed:
+                    raise RecallUnavailable(f"Elasticsearch vector write failed: {failed[:3]}")
+                missing = {_item(e).get("_id") for e in errors}
+                stored += sum(1 for a in batch if a["doc"][field] is not None and a["_id"] not in missing)
+        return stored
+
+    def search_vectors(self, model: str, vector: Any, filters: SearchFilters | None = None,
+                       limit: int = 50) -> SearchResult:
+        if limit <= 0:
+            return SearchResult(hits=[], total=0, brand_counts={})
+        knn: dict[str, Any] = {"field": _vector_field(model), "query_vector": [float(x) for x in vector],
+                               "k": int(limit), "num_candidates": max(100, int(limit) * 4)}
+        clauses = _filter_clauses(filters or SearchFilters())
+        if clauses:
+            knn["filter"] = clauses
+        with self._guard("vector search"):
+            if not self._has_vector_field(model):
+                return SearchResult(hits=[], total=0, brand_counts={})
+            try:
+                response = self._client.search(index=self.alias_name(PRODUCTS), knn=knn, size=int(limit),
+                                               source=["doc"])
+            except self._es.NotFoundError:
+                return SearchResult(hits=[], total=0, brand_counts={})
+        hits = []
+        for hit in response["hits"]["hits"]:
+            document = ProductDocument.from_dict(hit["_source"]["doc"])
+            # Elasticsearch scores cosine kNN as (1 + cos) / 2: report the cosine.
+            hits.append(SearchHit(id=document.id, score=2.0 * float(hit.get("_score") or 0.0) - 1.0,
+                                  document=document))
+        return SearchResult(hits=hits, total=len(hits), brand_counts={})
+
+    def count_vectors(self, model: str) -> int:
+        with self._guard("vector count"):
+            if not self._has_vector_field(model, fresh=True):
+                return 0
+            response = self._client.count(index=self.alias_name(PRODUCTS),
+                                          query={"exists": {"field": _vector_field(model)}})
+        return int(response["count"])
+
+    def vector_ids(self, model: str) -> set[str]:
+        with self._guard("vector ids"):
+            if not self._has_vector_field(model, fresh=True):
+                return set()
+            return {hit["_id"] for hit in self._helpers.scan(
+                self._client, index=self.alias_name(PRODUCTS), query={"query": {"exists": {"field": _vector_field(model)}}},
+                _source=False)}
 
     def count_products(self) -> int:
         with self._guard("count"):
@@ -646,6 +726,29 @@ class ElasticsearchRecallBackend(BaseRecallBackend):
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self._client.close()
+
+
+def _filter_clauses(filters: SearchFilters) -> list[dict[str, Any]]:
+    clauses: list[dict[str, Any]] = []
+    for field, values in (
+        ("brand.key", filters.brands),
+        ("product_type.key", filters.product_types),
+    ):
+        keys = sorted({_key(v) for v in values if _key(v)})
+        if keys:
+            clauses.append({"terms": {field: keys}})
+    if filters.min_price is not None or filters.max_price is not None:
+        price: dict[str, float] = {}
+        if filters.min_price is not None:
+            price["gte"] = float(filters.min_price)
+        if filters.max_price is not None:
+            price["lte"] = float(filters.max_price)
+        clauses.append({"range": {"price": price}})
+    return clauses
+
+
+def _vector_field(model: str) -> str:
+    return f"vec_{vector_slug(model)}"
 
 
 def _options(response: dict[str, Any], name: str) -> list[dict[str, Any]]:

@@ -55,6 +55,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import tantivy
 from tantivy import Occur, Query
 
@@ -75,6 +76,7 @@ from .base import (
     SuggestionHit,
     pinyin_order,
     query_variants,
+    vector_slug,
 )
 
 try:  # POSIX advisory locks serialise rebuilds across processes.
@@ -395,6 +397,47 @@ class _IndexSet:
                 shutil.rmtree(os.path.join(self.base, name), ignore_errors=True)
 
 
+class _VectorStore:
+    """Products' vectors of one encoder: ``<base>/vectors/<slug>.npz`` (ids and a
+    float32 matrix of unit rows), replaced atomically (written aside, renamed)
+    under the structure lock, re-read when another process replaced it.
+
+    Search is exact: one matrix-vector product over every stored vector
+    (bench/search_quality measures it: about 1 ms for 19,406 products of 384
+    dimensions); past a few hundred thousand products use the Elasticsearch
+    backend, whose kNN is approximate (HNSW).
+    """
+
+    def __init__(self, path: str):
+        self.path = path
+        self._lock = threading.Lock()
+        self._key: tuple[int, int, int] | None = None
+        self._ids: list[str] = []
+        self._matrix = np.zeros((0, 0), np.float32)
+        self._row: dict[str, int] = {}
+
+    def load(self) -> tuple[list[str], np.ndarray, dict[str, int]]:
+        key = _stat_key(self.path)
+        with self._lock:
+            if key != self._key:
+                if key is None:
+                    self._ids, self._matrix, self._row = [], np.zeros((0, 0), np.float32), {}
+                else:
+                    with np.load(self.path, allow_pickle=False) as data:
+                        self._ids = [str(i) for i in data["ids"].tolist()]
+                        self._matrix = np.ascontiguousarray(data["vectors"], dtype=np.float32)
+                    self._row = {doc_id: n for n, doc_id in enumerate(self._ids)}
+                self._key = key
+            return self._ids, self._matrix, self._row
+
+    def save(self, ids: list[str], matrix: np.ndarray) -> None:
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        tmp = f"{self.path}.{os.getpid()}.{threading.get_ident()}.tmp"
+        with open(tmp, "wb") as fh:
+            np.savez(fh, ids=np.asarray(ids, dtype=str), vectors=np.asarray(matrix, dtype=np.float32))
+        os.replace(tmp, self.path)
+
+
 class TantivyRecallBackend(BaseRecallBackend):
     """Recall on embedded tantivy indexes in a local directory.
 
@@ -404,7 +447,7 @@ class TantivyRecallBackend(BaseRecallBackend):
     """
 
     supports_fuzzy = True
-    supports_vectors = False
+    supports_vectors = True
     is_remote = False
     supports_pinyin = True
 
@@ -416,6 +459,7 @@ class TantivyRecallBackend(BaseRecallBackend):
         self.facet_size = int(self.options.get("FACET_SIZE", 1000))
         self._lock = threading.Lock()
         self._sets: dict[tuple[str, str], _IndexSet] = {}
+        self._vector_stores: dict[str, _VectorStore] = {}
 
     # -- plumbing -----------------------------------------------------------
     @property
@@ -506,6 +550,7 @@ class TantivyRecallBackend(BaseRecallBackend):
                 writer.delete_documents_by_term("id", doc_id)
 
         self._set(PRODUCTS).write(operation, create_missing=False)
+        self._drop_vectors(set(id_list))
 
     def search_products(
         self,
@@ -557,6 +602,116 @@ class TantivyRecallBackend(BaseRecallBackend):
             display = bucket.get("display", {}).get("buckets") or [{"key": bucket["key"]}]
             counts[str(display[0]["key"])] = int(bucket["doc_count"])
         return counts
+
+    # -- vectors -------------------------------------------------------------
+    def _vectors(self, model: str) -> _VectorStore:
+        path = os.path.join(self.path, "vectors", f"{vector_slug(model)}.npz")
+        store = self._vector_stores.get(path)
+        if store is None:
+            with self._lock:
+                store = self._vector_stores.setdefault(path, _VectorStore(path))
+        return store
+
+    def _vector_models(self) -> list[str]:
+        folder = os.path.join(self.path, "vectors")
+        try:
+            return [name[: -len(".npz")] for name in os.listdir(folder) if name.endswith(".npz")]
+        except OSError:
+            return []
+
+    def _drop_vectors(self, ids: set[str]) -> None:
+        for slug in self._vector_models():
+            store = self._vectors(slug)
+            with self._structure_lock(self.path, "vectors"):
+                old_ids, matrix, _row = store.load()
+                keep = [n for n, doc_id in enumerate(old_ids) if doc_id not in ids]
+                if len(keep) != len(old_ids):
+                    store.save([old_ids[n] for n in keep], matrix[keep])
+
+    def store_vectors(self, model: str, ids: Sequence[str], vectors: Any, *, replace: bool = False) -> int:
+        matrix = np.asarray(vectors, dtype=np.float32)
+        ids = [str(i) for i in ids]
+        if matrix.ndim != 2 or matrix.shape[0] != len(ids):
+            raise ValueError(f"{len(ids)} ids need a matrix of {len(ids)} rows, got shape {matrix.shape}")
+        live = self._set(PRODUCTS).live()
+        if live is None:
+            return 0
+        known = self._live_ids(live, ids)
+        rows = {doc_id: n for n, doc_id in enumerate(ids) if doc_id in known}
+        store = self._vectors(model)
+        try:
+            with self._structure_lock(self.path, "vectors"):
+                old_ids, old_matrix, _row = store.load() if not replace else ([], np.zeros((0, 0), np.float32), {})
+                if old_ids and old_matrix.shape[1] != matrix.shape[1]:
+                    raise ValueError(f"vectors of {model!r} have {old_matrix.shape[1]} dimensions, "
+                                     f"not {matrix.shape[1]}: store them with replace=True")
+                keep = [n for n, doc_id in enumerate(old_ids) if doc_id not in rows]
+                new_ids = [old_ids[n] for n in keep] + list(rows)
+                parts = [old_matrix[keep]] if keep else []
+                parts.append(matrix[list(rows.values())] if rows else np.zeros((0, matrix.shape[1]), np.float32))
+                store.save(new_ids, np.vstack(parts))
+        except OSError as exc:
+            raise RecallUnavailable(f"tantivy vectors could not be stored: {exc}") from exc
+        return len(rows)
+
+    @staticmethod
+    def _live_ids(live: _Live, ids: Sequence[str]) -> set[str]:
+        schema = _SCHEMAS[PRODUCTS]
+        found: set[str] = set()
+        for start in range(0, len(ids), 1024):
+            chunk = list(ids[start:start + 1024])
+            result = live.searcher.search(Query.term_set_query(schema, "id", chunk), len(chunk))
+            found.update(live.searcher.doc(address).get_first("id") for _score, address in result.hits)
+        return found
+
+    def search_vectors(self, model: str, vector: Any, filters: SearchFilters | None = None,
+                       limit: int = 50) -> SearchResult:
+        live = self._set(PRODUCTS).live()
+        if live is None or limit <= 0:
+            return SearchResult(hits=[], total=0, brand_counts={})
+        ids, matrix, _row = self._vectors(model).load()
+        if not ids:
+            return SearchResult(hits=[], total=0, brand_counts={})
+        query = np.asarray(vector, dtype=np.float32).reshape(-1)
+        if query.shape[0] != matrix.shape[1]:
+            raise ValueError(f"a {query.shape[0]}-dimensional query for {matrix.shape[1]}-dimensional vectors")
+        similarities = matrix @ query
+        order = np.argsort(-similarities)
+        filters = filters or SearchFilters()
+        schema = _SCHEMAS[PRODUCTS]
+        searcher = live.searcher
+        hits: list[SearchHit] = []
+        # Nearest first; products outside the filters (or gone from the index)
+        # are skipped, so widen the window until ``limit`` are found.
+        window, start = max(limit * 2, 32), 0
+        try:
+            while len(hits) < limit and start < len(order):
+                chosen = [ids[n] for n in order[start:start + window]]
+                clauses = [(Occur.Must, Query.term_set_query(schema, "id", chosen))]
+                restrict = _build_product_query(schema, "", filters, SearchBoosts()) if filters else None
+                if restrict is not None:
+                    clauses.append((Occur.Must, restrict))
+                result = searcher.search(Query.boolean_query(clauses), len(chosen))
+                found = {}
+                for _score, address in result.hits:
+                    stored = searcher.doc(address)
+                    found[stored.get_first("id")] = stored
+                for n in order[start:start + window]:
+                    stored = found.get(ids[n])
+                    if stored is not None and len(hits) < limit:
+                        document = ProductDocument.from_dict(json.loads(stored.get_first("doc")))
+                        hits.append(SearchHit(id=document.id, score=float(similarities[n]), document=document))
+                start += window
+                window *= 4
+        except (ValueError, OSError) as exc:
+            raise RecallUnavailable(f"tantivy vector search failed: {exc}") from exc
+        return SearchResult(hits=hits, total=len(hits), brand_counts={})
+
+    def count_vectors(self, model: str) -> int:
+        return len(self._vectors(model).load()[0])
+
+    def vector_ids(self, model: str) -> set[str]:
+        return set(self._vectors(model).load()[0])
 
     def count_products(self) -> int:
         live = self._set(PRODUCTS).live()
