@@ -54,7 +54,7 @@ SUGGEST_ANSWERS = Counter(
     "(local), the shared cache (shared) or computed from the engine (computed).", ["source"])
 DEGRADED = Counter(
     f"{PREFIX}_degraded_answers", "Answers given while something was down, by endpoint and cause "
-    "(cache, recall, task_queue).", ["endpoint", "reason"])
+    "(cache, recall, task_queue, dense).", ["endpoint", "reason"])
 EVENTS = Counter(
     f"{PREFIX}_events", "Client events received by POST events/: accepted (announced to the history "
     "receivers, stored in the same transaction) or ignored (clicks on products the catalog does not have).",

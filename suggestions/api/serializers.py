@@ -359,9 +359,9 @@ class SearchResponseSerializer(serializers.Serializer):
         "or when the task queue was unavailable (the search is recorded; its understanding by the model comes later)."
     )
     degraded_reasons = serializers.ListField(
-        child=serializers.ChoiceField(choices=["recall", "task_queue"]),
+        child=serializers.ChoiceField(choices=["recall", "task_queue", "dense"]),
         help_text="Why `degraded` is true (empty when it is false): `recall`, the search engine; "
-        "`task_queue`, the broker of the background workers.",
+        "`task_queue`, the broker of the background workers; `dense`, dense recall (results from BM25 alone).",
     )
     understanding = UnderstandingSerializer(
         allow_null=True, help_text="How the query was understood (price filters and boosts come from it)."
