@@ -592,7 +592,8 @@ class AppSettings:
     def PERSONALIZATION_BOOST(self) -> float:
         """Search: a result's score is multiplied by ``1 + BOOST × affinity``
         (affinity in [0, 1]: the mean of the shopper's shares of its brand,
-        its product type and the product itself)."""
+        its product type and the product itself, over the dimensions their
+        profile has)."""
         return float(self._get("PERSONALIZATION_BOOST", 0.5))
 
     @property

@@ -33,7 +33,8 @@ Contracts:
   in, recall's or the search ranker's, is kept where affinities are equal,
   and products whose scores tie are ordered by affinity alone) and
   ``affinity`` is the mean of the shopper's shares of the product's brand,
-  product type and the product itself (in [0, 1]).
+  product type and the product itself, over the dimensions the profile has
+  (in [0, 1]).
 * **Suggestions** (:func:`rerank_suggestions`): the shopper's top brands and
   types travel in a signed cookie bound to the shopper (like the recent
   searches, :mod:`suggestions.recent`), so the suggest path reads no database
@@ -107,10 +108,14 @@ class Profile:
         return bool(self.brands or self.product_types or self.products)
 
     def product_affinity(self, brand: str, product_type: str, product_id: str) -> float:
-        """Mean of the shares of the product's brand, type and id (0 when none is known)."""
-        return (self.brands.get(_key(brand), 0.0) if brand else 0.0) / 3 + \
-            (self.product_types.get(_key(product_type), 0.0) if product_type else 0.0) / 3 + \
-            self.products.get(str(product_id), 0.0) / 3
+        """Mean of the shares of the product's brand, type and id, over the
+        dimensions this profile has (a shop without product types does not
+        halve every affinity); 0 when none is known."""
+        dims = [(self.brands, _key(brand) if brand else ""),
+                (self.product_types, _key(product_type) if product_type else ""),
+                (self.products, str(product_id))]
+        present = [shares.get(k, 0.0) if k else 0.0 for shares, k in dims if shares]
+        return sum(present) / len(present) if present else 0.0
 
     def text_affinity(self, brands: Iterable[str], product_types: Iterable[str]) -> float:
         """Mean of the best share among ``brands`` and the best among ``product_types``."""

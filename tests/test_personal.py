@@ -320,3 +320,13 @@ def test_imported_shoppers_get_profiles_from_their_clicks(shop):
     plain = order("laser toner")
     ids = [pid for pid, _s in order("laser toner", profile=profile)]
     assert ids[0] == shop["Zeta toner"] and sorted(ids) == sorted(pid for pid, _s in plain)
+
+
+def test_affinity_is_the_mean_over_the_dimensions_the_profile_has():
+    full = personal.Profile(brands={"zeta": 1.0}, product_types={"stapler": 0.5, "toner cartridge": 0.5},
+                            products={"7": 1.0})
+    assert full.product_affinity("Zeta", "Stapler", "7") == pytest.approx((1 + 0.5 + 1) / 3)
+    assert full.product_affinity("Acme", "", "8") == 0.0
+    # A catalog without brands or types: the clicked products alone make the affinity.
+    products_only = personal.Profile(products={"7": 0.75, "9": 0.25})
+    assert products_only.product_affinity("", "", "7") == pytest.approx(0.75)
