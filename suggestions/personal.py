@@ -38,7 +38,9 @@ Contracts:
 * **Suggestions** (:func:`rerank_suggestions`): the shopper's top brands and
   types travel in a signed cookie bound to the shopper (like the recent
   searches, :mod:`suggestions.recent`), so the suggest path reads no database
-  and makes no cache call for them. A completion's brands and types come from
+  and makes no cache call for them. Search answers set it from the profile
+  the search read, so it trails the shopper's newest search or click by one
+  search. A completion's brands and types come from
   the catalog gazetteer; it moves up by at most
   ``SUGGESTIONS_PERSONALIZATION_SUGGEST_LIFT × affinity`` places (affinity:
   the mean of its brand's and its type's share; level with the completion it
