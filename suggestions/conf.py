@@ -626,4 +626,50 @@ class AppSettings:
         return int(self._get("GENERATOR_BATCH_SIZE", 16))
 
 
+    # -- personal re-ranking (suggestions/personal.py) ---------------------------------
+
+    @property
+    def PERSONALIZATION(self) -> bool:
+        """Personal re-ranking: shopper profiles (decayed brand, product-type and
+        product affinities from their clicks and understood searches) are kept
+        and re-rank that shopper's search results and suggestions. Off: no
+        profile is written or read, and every order is as without one."""
+        return bool(self._get("PERSONALIZATION", True))
+
+    @property
+    def PERSONALIZATION_HALF_LIFE_DAYS(self) -> float:
+        """Half-life of an affinity in a shopper profile: a click or search this
+        many days old weighs half of one made now."""
+        return float(self._get("PERSONALIZATION_HALF_LIFE_DAYS", 30.0))
+
+    @property
+    def PERSONALIZATION_BOOST(self) -> float:
+        """Search: a result's score is multiplied by ``1 + BOOST × affinity``
+        (affinity in [0, 1]: the mean of the shopper's shares of its brand,
+        its product type and the product itself, over the dimensions their
+        profile has)."""
+        return float(self._get("PERSONALIZATION_BOOST", 0.5))
+
+    @property
+    def PERSONALIZATION_DEPTH(self) -> int:
+        """Search: how many of the first results personal re-ranking reorders
+        (pages past them keep their order)."""
+        return int(self._get("PERSONALIZATION_DEPTH", 50))
+
+    @property
+    def PERSONALIZATION_SUGGEST_LIFT(self) -> float:
+        """Suggestions: a completion whose brand or product type the shopper
+        likes moves up by at most this many places (times its affinity: the
+        mean of the shopper's shares of its brand and of its type); recent and
+        pinned suggestions keep their places."""
+        return float(self._get("PERSONALIZATION_SUGGEST_LIFT", 2.0))
+
+    @property
+    def PROFILE_COOKIE_NAME(self) -> str:
+        """Cookie carrying the shopper's top brand and product-type affinities,
+        signed and bound to the shopper, so the suggest path reads no database
+        for them (set with search answers; deleted by ``DELETE history/``)."""
+        return str(self._get("PROFILE_COOKIE_NAME", "shop_suggestions_profile"))
+
+
 app_settings = AppSettings()

@@ -24,7 +24,10 @@ Contracts:
   without the erased events (and drops those that no longer pass). The
   analytics rollups of the erased events' days are rebuilt without them; retention
   deletes the per-query rollups with the daily aggregates
-  (:mod:`suggestions.analytics`).
+  (:mod:`suggestions.analytics`). The shopper's profile for personal
+  re-ranking is deleted by their erasure; retention deletes profiles with no
+  remaining event and rebuilds the others from the events that remain
+  (:mod:`suggestions.personal`).
   ``tests/test_hardening_privacy.py`` lists every field that can hold query text
   and how erasure and retention reach it.
 * No raw identifier is stored: users and sessions become a salted
@@ -294,6 +297,10 @@ def erase_history(*, user=None, session_key: str | None = None) -> int:
         from .models import ExperimentEvent
 
         deleted += ExperimentEvent.objects.filter(actor_hash=actor_hash(user, session_key)).delete()[0]
+        # The shopper's profile for personal re-ranking (not an event: not counted).
+        from .personal import erase as erase_profile
+
+        erase_profile(actor_hash(user, session_key))
         _unbump_daily(decrements)
         forget_unsearched(queries - {""})
         rebuild_rolled_up_days(days)
@@ -380,6 +387,9 @@ def garbage_collect(*, now: datetime | None = None) -> dict[str, int]:
     cutoff = (now or timezone.now()) - timedelta(days=app_settings.HISTORY_RETENTION_DAYS)
     counts = {}
     with transaction.atomic():
+        # Shoppers whose old events go: their profiles are rebuilt from what remains.
+        touched = {a for model in (SearchEvent, ProductClick) for a in model.objects.filter(
+            created_at__lt=cutoff).exclude(actor_hash="").values_list("actor_hash", flat=True).distinct()}
         for model in (SearchEvent, SuggestionImpression, SuggestionClick, ProductClick):
             counts[model._meta.model_name] = model.objects.filter(created_at__lt=cutoff).delete()[0]
         from .models import ExperimentEvent
@@ -390,5 +400,8 @@ def garbage_collect(*, now: datetime | None = None) -> dict[str, int]:
         from .models import AnalyticsQueryDay
 
         counts["analyticsqueryday"] = AnalyticsQueryDay.objects.filter(date__lt=cutoff.date()).delete()[0]
+        from .personal import apply_retention
+
+        counts["shopperprofile"] = apply_retention(cutoff, touched)
         counts["queryunderstanding"] = forget_unsearched()
     return counts

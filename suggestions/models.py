@@ -658,3 +658,25 @@ class GeneratedRefinement(Suggestion):
         proxy = True
         verbose_name = _("generated refinement")
         verbose_name_plural = _("generated refinements (review queue)")
+
+
+class ShopperProfile(models.Model):
+    """One shopper's interests for personal re-ranking (:mod:`suggestions.personal`).
+
+    Keyed by the shopper's salted hash only. Written by the receivers of the
+    shopper's own searches and product clicks; deleted with their history
+    (``erase_history``) and rebuilt or deleted by retention."""
+
+    actor_hash = models.CharField(max_length=64, unique=True, help_text=_("Salted hash of the user id or session key (as on the shopper's events); never the id itself."))
+    brands = models.JSONField(default=dict, blank=True, help_text=_("Brand → decayed weight as of 'updated at', from the shopper's clicks and understood searches (top entries only)."))
+    product_types = models.JSONField(default=dict, blank=True, help_text=_("Product type → decayed weight as of 'updated at' (top entries only)."))
+    products = models.JSONField(default=dict, blank=True, help_text=_("Id of a clicked product → decayed weight as of 'updated at' (top entries only)."))
+    events = models.PositiveIntegerField(default=0, help_text=_("Clicks and understood searches that went into the profile."))
+    updated_at = models.DateTimeField(default=timezone.now, db_index=True, help_text=_("Time of the newest event in the profile; weights are as of then."))
+
+    class Meta:
+        verbose_name = _("shopper profile")
+        ordering = ["-updated_at"]
+
+    def __str__(self) -> str:
+        return f"{self.actor_hash[:12]}… ({self.events} events)"

@@ -126,6 +126,16 @@ def connect() -> None:
     signals.suggestions_shown.connect(history.record_impression, dispatch_uid="shop_suggestions.record_impression")
     signals.suggestion_clicked.connect(history.record_suggestion_click, dispatch_uid="shop_suggestions.record_suggestion_click")
     signals.product_clicked.connect(history.record_product_click, dispatch_uid="shop_suggestions.record_product_click")
+    # Personal re-ranking: the shopper's profile follows their searches and clicks.
+    from django.conf import settings
+    from django.db.models.signals import post_delete
+
+    from . import personal
+
+    signals.query_submitted.connect(personal.record_search, dispatch_uid="shop_suggestions.profile_search")
+    signals.product_clicked.connect(personal.record_click, dispatch_uid="shop_suggestions.profile_click")
+    post_delete.connect(personal.delete_user_profile, sender=settings.AUTH_USER_MODEL,
+                        dispatch_uid="shop_suggestions.delete_user_profile")
     signals.suggestions_changed.connect(_publish_on_commit, dispatch_uid="shop_suggestions.publish_on_commit")
     signals.query_submitted.connect(_understand_later, dispatch_uid="shop_suggestions.understand_later")
     signals.active_model_changed.connect(_reunderstand_on_model_change,

@@ -29,7 +29,7 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from . import broker, metrics, recent, signals
+from . import broker, metrics, personal, recent, signals
 from .adapter import ProductDocument, get_adapter
 from .conf import app_settings
 
@@ -100,6 +100,7 @@ from .moderation import (  # noqa: F401
     unpin_suggestions,
 )
 from .nlp.types import Entity, Understanding  # noqa: F401  (pure dataclasses)
+from .personal import Profile, rebuild_profiles  # noqa: F401
 from .recall import RecallUnavailable, SearchBoosts, SearchFilters, get_backend
 from .recall.base import SearchResult
 
@@ -124,6 +125,12 @@ recent_from_history = recent.load
 write_recent_cookie = recent.write
 remember_recent = recent.remember
 forget_recent_cookie = recent.forget
+# The shopper's brand and type affinities in a signed cookie (suggestions/personal.py):
+# search answers set it, the suggest path reads it (no database per keystroke).
+profile_from_cookie = personal.read_cookie
+write_profile_cookie = personal.write_cookie
+forget_profile_cookie = personal.forget_cookie
+shopper_profile = personal.load
 
 # Prometheus metrics (see suggestions/metrics.py): the views time themselves
 # with ``observed`` and report degraded answers; ``metrics_page`` is the scrape.
@@ -166,6 +173,9 @@ class SearchPage:
     #: Refinements of the query (with results) or rewrites of it (without),
     #: best first (:class:`suggestions.refinements.Refinement`).
     refinements: tuple = ()
+    #: The shopper profile the results were re-ranked for (None: none applied;
+    #: :mod:`suggestions.personal`); the view hands it on in the profile cookie.
+    profile: Profile | None = None
 
 
 _PRICE_RE = re.compile(r"^(?:(<=|>=)\s*(\d+(?:\.\d+)?)|(\d+(?:\.\d+)?)\s*-\s*(\d+(?:\.\d+)?))$")
@@ -264,7 +274,7 @@ def dense_status(alias: str = "default") -> dict:
 
 def search(query: str, *, filters: SearchFilters | None = None, page: int = 1, page_size: int = 20,
            origin: str = SearchOrigin.TYPED, user=None, session_key: str | None = None,
-           backend_alias: str = "default", exact: bool = False) -> SearchPage:
+           backend_alias: str = "default", exact: bool = False, profile: Profile | None = None) -> SearchPage:
     """Search the catalog and record the search in history.
 
     When the recall backend is down, falls back to the adapter's database search
@@ -284,6 +294,12 @@ def search(query: str, *, filters: SearchFilters | None = None, page: int = 1, p
 
     ``refinements`` are the chips to offer with the results, or the rewrites
     of a query that finds nothing (:mod:`suggestions.refinements`).
+
+    With ``SUGGESTIONS_PERSONALIZATION``, the first results are re-ranked for
+    the shopper's profile (:mod:`suggestions.personal`): ``profile`` when
+    given, else the stored profile of ``user``/``session_key`` (one indexed
+    read; none for a shopper without an identity). Without a profile the
+    order is exactly as without personalization.
     """
     filters = filters or SearchFilters()
     normalized = normalize_query(query)
@@ -307,10 +323,15 @@ def search(query: str, *, filters: SearchFilters | None = None, page: int = 1, p
         backend = get_backend(backend_alias)
         # The search ranker reorders recall's first results (None: off or no active version).
         depth = search_ranking.serving_depth(offset) if normalized else None
+        # Personal re-ranking reorders the first results too (None: no profile, or past them).
+        if normalized and app_settings.PERSONALIZATION and offset < app_settings.PERSONALIZATION_DEPTH:
+            profile = profile if profile is not None else personal.profile_for(user, session_key)
+        else:
+            profile = None
         # Dense recall fuses BM25's and the kNN list's first DENSE_DEPTH results.
         dense_depth = app_settings.DENSE_DEPTH if normalized and _dense_ready(backend, backend_alias) else 0
-        first = max(depth or 0, dense_depth)
-        fetch_offset, fetch_limit = (0, max(first, offset + page_size)) if first else (offset, page_size)
+        window = max(depth or 0, app_settings.PERSONALIZATION_DEPTH if profile else 0, dense_depth)
+        fetch_offset, fetch_limit = (0, max(window, offset + page_size)) if window else (offset, page_size)
         result = backend.search_products(text, effective_filters, offset=fetch_offset, limit=fetch_limit,
                                          boosts=boosts, **_synonym_argument(text))
         recorded_total = result.total
@@ -320,17 +341,25 @@ def search(query: str, *, filters: SearchFilters | None = None, page: int = 1, p
             result = better or result
         if dense_depth:
             result = _fuse_dense(backend, corrected or text, effective_filters, result, dense_depth, reasons)
-            if not depth:
+            if not depth and not profile:
                 result = SearchResult(hits=result.hits[offset:offset + page_size], total=result.total,
                                       brand_counts=result.brand_counts)
         if depth:
+            # With a profile the ranker orders the whole window; personal re-ranking then pages it.
             result = search_ranking.rerank(normalized, understood, effective_filters, result,
-                                           offset=offset, limit=page_size, corrected=corrected)
+                                           offset=0 if profile else offset,
+                                           limit=len(result.hits) + window if profile else page_size,
+                                           corrected=corrected)
+        if profile:
+            from dataclasses import replace
+
+            result = replace(result, hits=personal.rerank_hits(list(result.hits), profile)[offset:offset + page_size])
         results = [ProductResult(h.document, h.score, offset + i) for i, h in enumerate(result.hits)]
         total, brand_counts = result.total, result.brand_counts
     except RecallUnavailable:
         logger.warning("suggestions: recall backend %r unavailable, searching the database", backend_alias)
         reasons.append("recall")
+        profile = None  # the database fallback has no scores to re-rank
         docs = get_adapter().fallback_search(query.strip(), page_size) if page == 1 and normalized else []
         results = [ProductResult(d, 0.0, i) for i, d in enumerate(docs)]
         total, brand_counts = len(docs), {}
@@ -338,7 +367,7 @@ def search(query: str, *, filters: SearchFilters | None = None, page: int = 1, p
     if normalized:
         signals.query_submitted.send(
             sender=search, query=query.strip(), normalized_query=normalized, results_count=recorded_total,
-            origin=origin, request_id=request_id, user=user, session_key=session_key,
+            origin=origin, request_id=request_id, user=user, session_key=session_key, understanding=understood,
             filters={k: v for k, v in {
                 "brands": list(filters.brands), "product_types": list(filters.product_types),
                 "min_price": filters.min_price, "max_price": filters.max_price}.items() if v},
@@ -348,7 +377,7 @@ def search(query: str, *, filters: SearchFilters | None = None, page: int = 1, p
             reasons.append(broker.REASON)
     refined = _refinements(corrected or normalized, total, backend_alias) if normalized else ()
     return SearchPage(normalized, request_id, total, page, page_size, results, brand_counts, bool(reasons),
-                      understood, tuple(reasons), corrected, refined)
+                      understood, tuple(reasons), corrected, refined, profile or None)
 
 
 # -- did-you-mean and synonyms (see suggestions/spelling.py, suggestions/synonyms.py) ----

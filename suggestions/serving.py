@@ -26,6 +26,10 @@ Contracts:
 * A shopper in a running experiment (:mod:`suggestions.experiments`) is served
   their arm's precomputed order (or the team draft of both) in place of the
   active ranker's; the answer cache key carries the arm.
+* Personal re-ranking (:mod:`suggestions.personal`) is applied to the shared
+  answer per request, after the cache, from the profile the caller passes
+  (the API: the shopper's signed cookie): it reads no database and makes no
+  cache call.
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ import re2
 from django.core.cache import caches
 from django.core.signals import setting_changed
 
-from . import experiments, metrics
+from . import experiments, metrics, personal
 from .conf import app_settings
 from .history import recent_queries
 from .models import (
@@ -405,12 +409,17 @@ def _dedupe(items: list[SuggestionItem], blocked: BlockedTermMatcher, limit: int
 
 
 def suggest(prefix: str, *, limit: int, user=None, session_key: str | None = None,
-            backend_alias: str = "default", recent: list[str] | None = None) -> SuggestResult:
+            backend_alias: str = "default", recent: list[str] | None = None,
+            profile: personal.Profile | None = None) -> SuggestResult:
     """Suggestions for what the shopper has typed so far. See the module contract.
 
     ``recent``: the shopper's recent queries, newest first, when the caller has
     them (the API reads them from the shopper's cookie, :mod:`suggestions.recent`);
-    ``None`` reads them from the history."""
+    ``None`` reads them from the history.
+
+    ``profile``: the shopper's affinities (the API reads them from the
+    shopper's profile cookie, :mod:`suggestions.personal`): completions of
+    their brands and product types move up; None changes nothing."""
     normalized = normalize_prefix(prefix)
     request_id = uuid.uuid4().hex
     if not normalized.strip():
@@ -458,5 +467,7 @@ def suggest(prefix: str, *, limit: int, user=None, session_key: str | None = Non
     texts = ([t for t in recent if t.startswith(normalized)][:wanted] if recent is not None
              else recent_queries(normalized, user=user, session_key=session_key, limit=wanted))
     recents = [SuggestionItem(text, "recent", "recent") for text in texts]
+    if profile and app_settings.PERSONALIZATION:
+        shared = personal.rerank_suggestions(shared, profile)
     items = _dedupe(recents + shared, blocked, limit)
     return SuggestResult(normalized, request_id, items, bool(reasons), tuple(reasons))

@@ -12,7 +12,8 @@ from django.dispatch import Signal
 #: A shopper submitted a search. kwargs: ``query`` (raw text), ``normalized_query``,
 #: ``results_count`` (int or None), ``origin`` (typed/suggestion/history),
 #: ``request_id`` (str uuid), ``user`` (User or None), ``session_key`` (str or None),
-#: ``filters`` (dict).
+#: ``filters`` (dict), ``understanding`` (the search's
+#: :class:`~suggestions.nlp.types.Understanding`, or None).
 query_submitted = Signal()
 
 #: A suggestion list was shown (reported by the client). kwargs: ``request_id``,

@@ -349,6 +349,8 @@ PUBLIC = "passed the k-gate or is catalog/merchandiser text: not one shopper's; 
 STAFF = "written by merchandisers or the learning loop from gated data; no shopper's raw query"
 NO_TEXT = "holds no query text (identifiers, enumerations, hashes, paths)"
 ROLLUP = "analytics rollup of events: erasure rebuilds the shopper's days without them; retention deletes old rows"
+PROFILE = ("a shopper's profile (brands, types from understood searches or the catalog, product ids): deleted "
+           "by their erasure; retention deletes it or rebuilds it from the remaining events")
 
 #: Every text-holding field of the app's models → how erasure and retention
 #: reach it. A new model or field fails the test below until it is listed here.
@@ -430,6 +432,11 @@ QUERY_TEXT_COVERAGE = {
     ("Synonym", "evidence"): PUBLIC,
     ("Synonym", "source"): NO_TEXT,
     ("Synonym", "status"): NO_TEXT,
+    # Personal re-ranking (suggestions/personal.py).
+    ("ShopperProfile", "actor_hash"): NO_TEXT,
+    ("ShopperProfile", "brands"): PROFILE,
+    ("ShopperProfile", "product_types"): PROFILE,
+    ("ShopperProfile", "products"): NO_TEXT,
 }
 
 

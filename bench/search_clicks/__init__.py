@@ -35,6 +35,17 @@ How:
      history (its newest ``SUGGESTIONS_HELDOUT_DAYS`` held out for the gate),
      and, when promoted, ``services.search(q, page_size=10)`` reranks.
 
+   * **personal re-ranking** (:mod:`suggestions.personal`): shopper profiles
+     are rebuilt from the history (:func:`suggestions.services.rebuild_profiles`:
+     the history's clicks and understood searches, as the receivers keep
+     them), and every test search runs again as its shopper, with their
+     profile (``services.search(q, page_size=10, profile=...)``), with the
+     ranker off and on. The catalog (names only) has no brand or product
+     type, so here a profile holds the products the shopper clicked.
+     Returning shoppers are those with a click in the history (every
+     history row is a click); the others are new shoppers, for whom nothing
+     may change.
+
 5. Per system the mean over test searches, also split into queries that
    passed the k-gate in the history and the others, and the paired bootstrap
    95 % CI of ours minus each baseline (searches resampled). ``--latency N``
@@ -141,6 +152,50 @@ def click_prior(history: Sequence[LoggedClick]):
     return rank
 
 
+def print_personal(history, test, profile_of, profile_rows: int, without: dict[str, list[float]],
+                   with_personal: dict[str, tuple[list, list[bool]]], args) -> None:
+    """The personal re-ranking table: returning shoppers (test searches of
+    shoppers with a search or click in the history) and new shoppers, without
+    and with their profiles, and the paired bootstrap CI on the returning slice."""
+    known_users = {c.user for c in history}
+    returning = [c.user in known_users for c in test]
+    profiled = [bool(profile_of.get(c.user)) for c in test]
+    n_ret = sum(returning)
+    dims = Counter()
+    for profile in profile_of.values():
+        if profile:
+            dims.update(d for d in ("brands", "product_types", "products") if getattr(profile, d))
+    print(f"Personal re-ranking (suggestions.personal, defaults): {profile_rows:,} shopper profiles built from the "
+          f"history; {sum(1 for p in profile_of.values() if p):,} of the {len(profile_of):,} test shoppers have "
+          f"one (with brands {dims['brands']:,}, product types {dims['product_types']:,}, products "
+          f"{dims['products']:,}). Returning shoppers: {n_ret:,} test searches of "
+          f"{len({c.user for c, r in zip(test, returning, strict=True) if r}):,} shoppers "
+          f"({sum(profiled):,} searches with a profile); new shoppers: {len(test) - n_ret:,} searches.\n")
+
+    def part(values, flags, want=True):
+        return [v for v, f in zip(values, flags, strict=True) if f == want]
+    table = []
+    for name, rr in without.items():
+        values, _changed = with_personal[name]
+        prr = [v[0] for v in values]
+        table.append([name, _f(mean(part(rr, returning))), _f(mean(part(prr, returning))),
+                      _f(mean(part(rr, returning, False))), _f(mean(part(prr, returning, False)))])
+    print(markdown_table(["MRR@10", f"returning ({n_ret:,}) without", "returning, personal",
+                          f"new ({len(test) - n_ret:,}) without", "new, personal"], table))
+    print()
+    for name, rr in without.items():
+        values, changed = with_personal[name]
+        prr = [v[0] for v in values]
+        a, b = part(prr, returning), part(rr, returning)
+        low, high = paired_bootstrap_ci(a, b, resamples=args.resamples, seed=args.seed)
+        new_a, new_b = part(prr, returning, False), part(rr, returning, False)
+        print(f"{name}: personal − without, returning shoppers: MRR@10 {mean(a) - mean(b):+.4f} "
+              f"(paired bootstrap 95% CI [{low:+.4f}, {high:+.4f}]); top 10 changed on "
+              f"{sum(part(changed, returning)):,} of {n_ret:,} returning and "
+              f"{sum(part(changed, returning, False)):,} of {len(new_a):,} new shoppers' searches "
+              f"(new shoppers' MRR@10 {mean(new_a) - mean(new_b):+.4f})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench.search_clicks", description=__doc__.split("\n\n")[0])
     add_common_arguments(parser)
@@ -223,14 +278,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         def bm25(q: str) -> list[str]:
             return [sku_of.get(i, "") for i in title_bm25(q, TOP_K)]
 
-        def scored(rank) -> list[tuple[float, float, float]]:
-            cache: dict[str, list[str]] = {}
+        lists: dict[str, dict[str, list[str]]] = {}
+
+        def scored(rank, name: str = "") -> list[tuple[float, float, float]]:
+            cache: dict[str, list[str]] = lists.setdefault(name, {}) if name else {}
             out = []
             for c in test:
                 if c.query not in cache:
                     cache[c.query] = rank(c.query)
                 out.append(reciprocal_ranks(cache[c.query], c.sku))
             return out
+
+        with clock.phase("profiles"):
+            # Shopper profiles from the history's clicks and understood searches
+            # (suggestions.personal), as the receivers would have kept them.
+            profile_rows = services.rebuild_profiles()
+            profile_of = {u: services.shopper_profile(hash_identifier(f"import:{u}", app_settings.HASH_SALT))
+                          for u in {c.user for c in test}}
+
+        def personal_scored(baseline: str) -> tuple[list[tuple[float, float, float]], list[bool]]:
+            """Every test search as its shopper (with their profile, if any); and
+            how many top-10 lists differ from ``baseline``'s (no profile given)."""
+            out, changed, cache = [], [], {}
+            for c in test:
+                profile = profile_of.get(c.user)
+                key = (c.query, c.user if profile else "")
+                if key not in cache:
+                    cache[key] = [sku_of.get(r.document.id, "") for r in
+                                  services.search(c.query, page_size=TOP_K, profile=profile).results]
+                changed.append(cache[key] != lists[baseline][c.query])
+                out.append(reciprocal_ranks(cache[key], c.sku))
+            return out, changed
 
         with clock.phase("baselines"):
             results = {"BM25 over names (same index)": scored(bm25), "click prior (history's clicks per query)":
@@ -239,8 +317,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         with clock.phase("retrain"):
             # Before any test search is recorded: the loop sees the history only.
             report = services.retrain("search_ranker")
+        personal_results: dict[str, tuple[list, list[bool]]] = {}
         with clock.phase("baselines"), override_settings(SUGGESTIONS_SEARCH_RANKER=False):
-            results["search without the ranker"] = scored(ours)
+            results["search without the ranker"] = scored(ours, "search without the ranker")
+            personal_results["search without the ranker"] = personal_scored("search without the ranker")
         if args.save_ranker and report.promoted:
             import shutil
 
@@ -250,7 +330,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 shutil.copy(served, Path(args.save_ranker) / "clicks.json.gz")
         with clock.phase("ours"):
             search_ranking.reset()
-            results["ours: search with the ranker"] = scored(ours)
+            results["ours: search with the ranker"] = scored(ours, "ours: search with the ranker")
+            personal_results["ours: search with the ranker"] = personal_scored("ours: search with the ranker")
         latency = {}
         if args.latency:
             from django.test import Client
@@ -281,6 +362,34 @@ def main(argv: Sequence[str] | None = None) -> int:
                         times.append((time.perf_counter() - started) * 1000)
                     times.sort()
                     latency["rerank alone (features + LightGBM, 50 candidates)"] = (
+                        statistics.median(times), times[int(0.95 * (len(times) - 1))], len(times))
+                # services.search itself for the returning shoppers' searches (ranker as promoted),
+                # with their profile and without; and the personal re-rank of 50 hits alone.
+                mine = [(c.query, profile_of[c.user]) for c in test if profile_of.get(c.user)][: args.latency]
+                if mine:
+                    from suggestions import personal
+                    from suggestions.recall import get_backend
+
+                    for q, p in mine:  # warm-up (understanding cache, index readers)
+                        services.search(q, page_size=TOP_K, profile=p)
+                    timed: dict[bool, list[float]] = {False: [], True: []}
+                    for q, p in mine:  # interleaved, so that neither gets the warmer machine
+                        for use in (False, True):
+                            started = time.perf_counter()
+                            services.search(q, page_size=TOP_K, profile=p if use else None)
+                            timed[use].append((time.perf_counter() - started) * 1000)
+                    for use, label in ((False, "services.search, returning shoppers, no profile"),
+                                       (True, "services.search, returning shoppers, their profile")):
+                        times = sorted(timed[use])
+                        latency[label] = (statistics.median(times), times[int(0.95 * (len(times) - 1))], len(times))
+                    times = []
+                    for q, p in mine:
+                        hits = list(get_backend().search_products(q, limit=app_settings.PERSONALIZATION_DEPTH).hits)
+                        started = time.perf_counter()
+                        personal.rerank_hits(hits, p)
+                        times.append((time.perf_counter() - started) * 1000)
+                    times.sort()
+                    latency["personal re-rank alone (50 hits)"] = (
                         statistics.median(times), times[int(0.95 * (len(times) - 1))], len(times))
 
     ours_key = "ours: search with the ranker"
@@ -320,9 +429,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         low, high = paired_bootstrap_ci(base_rr[ours_key], rr, resamples=args.resamples, seed=args.seed)
         print(f"ours − {name}: MRR@10 {mean(base_rr[ours_key]) - mean(rr):+.4f} "
               f"(paired bootstrap 95% CI [{low:+.4f}, {high:+.4f}])")
+    print()
+    print_personal(history, test, profile_of, profile_rows, {k: base_rr[k] for k in personal_results},
+                   personal_results, args)
     if latency:
         print()
-        print(markdown_table(["search/ at the test client", "median ms", "p95 ms", "queries"],
+        print(markdown_table(["search/ at the test client (ranker off/on), else as named", "median ms", "p95 ms", "queries"],
                              [[k, f"{m:.2f}", f"{p:.2f}", n] for k, (m, p, n) in latency.items()]))
         off, on = latency["ranker off"][0], latency["ranker on"][0]
         print(f"median ratio on/off: {on / off:.2f}")

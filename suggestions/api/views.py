@@ -77,7 +77,9 @@ class SuggestView(APIView):
             entries = services.recent_from_history(**actor)
         result = services.suggest(
             params.validated_data["q"], limit=params.validated_data["limit"],
-            recent=[text for text, _day in entries] if entries is not None else [], **actor
+            recent=[text for text, _day in entries] if entries is not None else [],
+            # Personal re-ranking from the shopper's signed cookie: no database per keystroke.
+            profile=services.profile_from_cookie(request, **actor), **actor
         )
         services.count_degraded("suggest", result.degraded_reasons)
         # Built by hand: this runs on every keystroke, and the nested response
@@ -145,6 +147,8 @@ class SearchView(APIView):
         services.count_degraded("search", page.degraded_reasons)
         response = Response(s.SearchResponseSerializer(page).data)
         services.remember_recent(request, response, page.query, **actor)
+        if page.query:  # the profile this search read travels to the suggest path
+            services.write_profile_cookie(request, response, page.profile, **actor)
         return response
 
 
@@ -229,6 +233,7 @@ class HistoryView(APIView):
         deleted = services.erase_history(**_actor(request))
         response = Response({"deleted": deleted})
         services.forget_recent_cookie(response)
+        services.forget_profile_cookie(response)
         return response
 
 
