@@ -52,7 +52,6 @@ Contracts:
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Iterable, Mapping
@@ -358,7 +357,7 @@ def read_cookie(request, *, user=None, session_key: str | None = None) -> Profil
     if not owner:
         return None
     try:
-        data = json.loads(signing.Signer(salt=_COOKIE_SALT).unsign(raw))
+        data = signing.loads(raw, salt=_COOKIE_SALT)
     except (signing.BadSignature, ValueError):
         return None
     if not isinstance(data, dict) or data.get("a") != owner:
@@ -385,9 +384,9 @@ def write_cookie(request, response, profile: Profile | None, *, user=None, sessi
 
     def top(shares: Mapping[str, float]) -> dict[str, float]:
         return {k: round(v, 3) for k, v in sorted(shares.items(), key=lambda kv: -kv[1])[:COOKIE_KEEP]}
-    value = signing.Signer(salt=_COOKIE_SALT).sign(json.dumps(
-        {"a": owner, "b": top(profile.brands), "t": top(profile.product_types)},
-        separators=(",", ":"), ensure_ascii=False))
+    # Base64 of compressed JSON: cookie headers are Latin-1, brands may be Chinese.
+    value = signing.dumps({"a": owner, "b": top(profile.brands), "t": top(profile.product_types)},
+                          salt=_COOKIE_SALT, compress=True)
     response.set_cookie(name, value, max_age=app_settings.HISTORY_RETENTION_DAYS * 86400,
                         domain=settings.SESSION_COOKIE_DOMAIN, secure=settings.SESSION_COOKIE_SECURE,
                         httponly=True, samesite=settings.SESSION_COOKIE_SAMESITE)

@@ -23,8 +23,6 @@ Contracts:
 
 from __future__ import annotations
 
-import json
-
 from django.conf import settings
 from django.core import signing
 from django.utils import timezone
@@ -52,7 +50,7 @@ def read(request, *, user=None, session_key: str | None = None) -> list[str] | N
     if not owner or not raw:
         return None
     try:
-        data = json.loads(signing.Signer(salt=_SALT).unsign(raw))
+        data = signing.loads(raw, salt=_SALT)
     except (signing.BadSignature, ValueError):
         return None
     if not isinstance(data, dict) or data.get("a") != owner or not isinstance(data.get("q"), list):
@@ -99,8 +97,9 @@ def write(response, entries: list[list], *, user=None, session_key: str | None =
     owner = _owner(user, session_key)
     if not owner:
         return
-    value = signing.Signer(salt=_SALT).sign(json.dumps(
-        {"a": owner, "q": entries[: app_settings.RECENT_COOKIE_SIZE]}, separators=(",", ":"), ensure_ascii=False))
+    # Base64 of compressed JSON: cookie headers are Latin-1, queries may be Chinese.
+    value = signing.dumps(
+        {"a": owner, "q": entries[: app_settings.RECENT_COOKIE_SIZE]}, salt=_SALT, compress=True)
     response.set_cookie(app_settings.RECENT_COOKIE_NAME, value, max_age=app_settings.HISTORY_RETENTION_DAYS * 86400,
                         domain=settings.SESSION_COOKIE_DOMAIN, secure=settings.SESSION_COOKIE_SECURE,
                         httponly=True, samesite=settings.SESSION_COOKIE_SAMESITE)

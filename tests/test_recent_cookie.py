@@ -150,3 +150,15 @@ def _shopper_id(client: Client) -> str:
     request = RequestFactory().get("/")
     request.COOKIES = {"shop_suggestions_shopper": client.cookies["shop_suggestions_shopper"].value}
     return request.get_signed_cookie("shop_suggestions_shopper", salt=COOKIE_SALT)
+
+
+def test_a_chinese_search_sets_cookies_a_browser_can_receive(shop):
+    # HTTP headers are Latin-1: a cookie holding "打印机" as it is made the
+    # storefront's own server fail the whole response (found in the browser).
+    client = shopper()
+    response = client.get(SEARCH, {"q": "打印机"})
+    assert response.status_code == 200
+    for morsel in response.cookies.values():
+        morsel.OutputString().encode("latin-1")
+    assert client.cookies.get(COOKIE)
+    assert ("打印机", "recent") in items(client, "打")
