@@ -501,7 +501,7 @@ class AppSettings:
     @property
     def DENSE_DEPTH(self) -> int:
         """How many nearest products, and how many BM25 results, are fused."""
-        return int(self._get("DENSE_DEPTH", 50))
+        return int(self._get("DENSE_DEPTH", 20))
 
     @property
     def DENSE_WEIGHT(self) -> float:
@@ -514,12 +514,13 @@ class AppSettings:
         return int(self._get("DENSE_RRF_K", 60))
 
     @property
-    def DENSE_ONLY_MIN_MARGIN(self) -> float:
-        """A query BM25 finds nothing for shows dense results only when the
-        nearest product's cosine similarity exceeds the ``DENSE_DEPTH``-th one's
-        by at least this much (e5 scores unrelated text around 0.8, so an absolute
-        threshold cannot tell a query in another language from gibberish)."""
-        return float(self._get("DENSE_ONLY_MIN_MARGIN", 0.04))
+    def DENSE_ONLY(self) -> str:
+        """When dense recall alone answers a query BM25 finds nothing for:
+        ``"non_latin"`` (a query with a letter of another script than Latin,
+        e.g. Chinese in an English catalog), ``"always"`` or ``"never"``.
+        Similarity cannot tell gibberish from a foreign query (measured in
+        bench/search_quality --dense)."""
+        return str(self._get("DENSE_ONLY", "non_latin"))
 
     @property
     def DENSE_QUERY_CACHE_SIZE(self) -> int:

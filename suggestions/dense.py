@@ -21,9 +21,10 @@ Contracts:
 * Fusion is weighted reciprocal rank fusion of BM25's and the kNN list's first
   ``SUGGESTIONS_DENSE_DEPTH`` results. Hits keep their BM25 score (0 for
   products only dense recall found), so the search ranker still sees BM25.
-* A query BM25 finds nothing for shows dense results only when its nearest
-  products stand out (:func:`dense_only_allowed`); gibberish still gets "No
-  results" and the did-you-mean and rewrite paths.
+* A query BM25 finds nothing for is answered by dense recall alone only when
+  :func:`dense_only_allowed` says so (by default: it is written in another
+  script than Latin); gibberish still gets "No results" and the did-you-mean
+  and rewrite paths.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import unicodedata
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -192,18 +194,27 @@ def reset() -> None:
 
 # -- fusion -------------------------------------------------------------------
 
-def dense_only_allowed(dense: SearchResult) -> bool:
-    """Whether nearest neighbours alone may answer a query BM25 found nothing for:
-    the nearest product's similarity must exceed the last fused one's by
-    ``SUGGESTIONS_DENSE_ONLY_MIN_MARGIN``."""
-    if not dense.hits:
+def dense_only_allowed(query: str) -> bool:
+    """Whether nearest neighbours alone may answer a query BM25 found nothing for
+    (``SUGGESTIONS_DENSE_ONLY``): ``"non_latin"`` (the default) when the query
+    holds a letter of another script than Latin, such as a Chinese query in an
+    English catalog; ``"always"``; ``"never"``.
+
+    Why not a similarity threshold: on the Icecat catalog, the gap between the
+    nearest and the 50th neighbour of gibberish ("asdfgh") and of a real Chinese
+    query ("打印机") is the same 0.015–0.05 (bench/search_quality --dense), so
+    a Latin-script query that finds nothing gets did-you-mean and "No results"
+    instead of arbitrary neighbours."""
+    mode = app_settings.DENSE_ONLY
+    if mode == "always":
+        return True
+    if mode == "never":
         return False
-    scores = [h.score for h in dense.hits]
-    return scores[0] - scores[-1] >= app_settings.DENSE_ONLY_MIN_MARGIN
+    return any(ch.isalpha() and not unicodedata.name(ch, "LATIN").startswith("LATIN") for ch in query)
 
 
 def fuse(lexical: SearchResult, dense: SearchResult, *, weight: float | None = None,
-         k: int | None = None, gate: SearchResult | None = None) -> SearchResult:
+         k: int | None = None, alone: bool = False) -> SearchResult:
     """Weighted reciprocal rank fusion of a BM25 page (from offset 0) and a kNN list.
 
     Args:
@@ -211,9 +222,8 @@ def fuse(lexical: SearchResult, dense: SearchResult, *, weight: float | None = N
         dense: The nearest products, best first.
         weight: The dense list's weight (default ``SUGGESTIONS_DENSE_WEIGHT``).
         k: The RRF constant (default ``SUGGESTIONS_DENSE_RRF_K``).
-        gate: The list :func:`dense_only_allowed` judges when BM25 found nothing
-            (default ``dense``; with filters, pass the unfiltered neighbours: a
-            filter that leaves one product says nothing about the query).
+        alone: Whether the nearest products may answer when BM25 found nothing
+            (:func:`dense_only_allowed` of the query).
 
     Returns:
         The fused list. Hits BM25 found keep their BM25 score, the others score
@@ -221,7 +231,7 @@ def fuse(lexical: SearchResult, dense: SearchResult, *, weight: float | None = N
     """
     weight = app_settings.DENSE_WEIGHT if weight is None else weight
     k = app_settings.DENSE_RRF_K if k is None else k
-    if not lexical.hits and not dense_only_allowed(dense if gate is None else gate):
+    if not lexical.hits and not alone:
         return lexical
     fused: dict[str, float] = {}
     hits: dict[str, SearchHit] = {}

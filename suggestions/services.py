@@ -246,18 +246,16 @@ def _fuse_dense(backend, text: str, filters: SearchFilters, lexical, depth: int,
     BM25 alone, with reason ``dense``, when embedding or kNN fails."""
     from . import dense
 
+    if not lexical.hits and not dense.dense_only_allowed(text):
+        return lexical  # nothing dense recall may add: no query to embed
     try:
         vector = dense.query_vector(text)
         nearest = backend.search_vectors(app_settings.DENSE_ENCODER, vector, filters, limit=depth)
-        # Nothing from BM25: whether the neighbours may answer is judged on the
-        # query's own neighbours, not on what a filter left of them.
-        gate = (backend.search_vectors(app_settings.DENSE_ENCODER, vector, None, limit=depth)
-                if filters and not lexical.hits else None)
     except Exception:  # noqa: BLE001 - dense recall is an enhancement, never a failure
         logger.warning("suggestions: dense recall failed, searching with BM25 alone", exc_info=True)
         reasons.append("dense")
         return lexical
-    return dense.fuse(lexical, nearest, gate=gate)
+    return dense.fuse(lexical, nearest, alone=dense.dense_only_allowed(text))
 
 
 def dense_status(alias: str = "default") -> dict:

@@ -39,15 +39,23 @@ def test_weighted_reciprocal_rank_fusion_order_scores_and_counts():
     assert dense.fuse(lexical, nearest, weight=3.0, k=60).hits[0].id == "c"
 
 
-def test_a_query_bm25_cannot_answer_gets_neighbours_only_when_they_stand_out(settings):
-    settings.SUGGESTIONS_DENSE_ONLY_MIN_MARGIN = 0.04
+def test_neighbours_alone_answer_only_when_allowed():
     empty = SearchResult([], total=0)
-    standing_out = SearchResult([_hit("p1", 0.86), _hit("p2", 0.85), _hit("x", 0.80)], total=3)
-    flat = SearchResult([_hit("x1", 0.81), _hit("x2", 0.80), _hit("x3", 0.79)], total=3)
-    assert [h.id for h in dense.fuse(empty, standing_out).hits] == ["p1", "p2", "x"]
-    assert dense.fuse(empty, standing_out).total == 3
-    assert dense.fuse(empty, flat) is empty
-    assert dense.fuse(empty, SearchResult([], total=0)) is empty
+    nearest = SearchResult([_hit("p1", 0.86), _hit("p2", 0.85), _hit("x", 0.80)], total=3)
+    assert [h.id for h in dense.fuse(empty, nearest, alone=True).hits] == ["p1", "p2", "x"]
+    assert dense.fuse(empty, nearest, alone=True).total == 3
+    assert dense.fuse(empty, nearest) is empty
+    assert dense.fuse(empty, SearchResult([], total=0), alone=True).hits == []
+
+
+@pytest.mark.parametrize(("query", "mode", "allowed"), [
+    ("打印机", "non_latin", True), ("ноутбук", "non_latin", True), ("hp 打印机", "non_latin", True),
+    ("asdfgh", "non_latin", False), ("café crème", "non_latin", False), ("12345", "non_latin", False),
+    ("asdfgh", "always", True), ("打印机", "never", False),
+])
+def test_which_queries_dense_recall_may_answer_alone(settings, query, mode, allowed):
+    settings.SUGGESTIONS_DENSE_ONLY = mode
+    assert dense.dense_only_allowed(query) is allowed
 
 
 def test_query_vectors_come_from_memory_then_the_shared_cache(monkeypatch):
@@ -128,6 +136,14 @@ def test_a_chinese_query_finds_printers_through_the_multilingual_encoder(shop, s
     assert all("Printer" in t for t in _titles(page)), _titles(page)
     settings.SUGGESTIONS_DENSE = False
     assert services.search("打印机", page_size=3).total == 0  # BM25 alone finds nothing
+
+
+def test_gibberish_still_finds_nothing_and_is_never_embedded(shop, monkeypatch):
+    def refuse(text):
+        raise AssertionError("a query dense recall may not answer alone is not embedded")
+
+    monkeypatch.setattr(dense, "query_vector", refuse)
+    assert services.search("qwxzv", page_size=5).total == 0
 
 
 def test_hybrid_search_adds_what_the_words_miss_after_what_they_find(shop, settings):

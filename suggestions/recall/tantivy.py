@@ -676,16 +676,22 @@ class TantivyRecallBackend(BaseRecallBackend):
         if query.shape[0] != matrix.shape[1]:
             raise ValueError(f"a {query.shape[0]}-dimensional query for {matrix.shape[1]}-dimensional vectors")
         similarities = matrix @ query
-        order = np.argsort(-similarities)
         filters = filters or SearchFilters()
         schema = _SCHEMAS[PRODUCTS]
         searcher = live.searcher
         hits: list[SearchHit] = []
         # Nearest first; products outside the filters (or gone from the index)
-        # are skipped, so widen the window until ``limit`` are found.
-        window, start = max(limit * 2, 32), 0
+        # are skipped, so widen the window until ``limit`` are found. Only the
+        # window's similarities are sorted (argpartition), not all of them.
+        window, start = (limit * 4 if filters else limit), 0
+        order = np.zeros(0, dtype=np.int64)
         try:
-            while len(hits) < limit and start < len(order):
+            while len(hits) < limit and start < len(similarities):
+                if start + window > len(order):
+                    wanted = min(len(similarities), max(start + window, 2 * len(order)))
+                    part = (np.argpartition(-similarities, wanted - 1)[:wanted] if wanted < len(similarities)
+                            else np.arange(len(similarities)))
+                    order = part[np.argsort(-similarities[part], kind="stable")]
                 chosen = [ids[n] for n in order[start:start + window]]
                 clauses = [(Occur.Must, Query.term_set_query(schema, "id", chosen))]
                 restrict = _build_product_query(schema, "", filters, SearchBoosts()) if filters else None
