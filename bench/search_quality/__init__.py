@@ -259,7 +259,7 @@ def _measure_dense(args: argparse.Namespace, scores: list[QueryScore], judgments
     lines.append(f"\nChinese queries for English types (top 5 titles holding the word; BM25 alone answers "
                  f"{bm25_cross} of {len(CROSS_LINGUAL)}):\n")
     lines.append(markdown_table(["query", "word", "of top 5", "margin", "first result"], found))
-    lines.append(f"\ngibberish answered by dense recall alone (SUGGESTIONS_DENSE_ONLY={app_settings.DENSE_ONLY!r}): "
+    lines.append(f"\ngibberish with any result (BM25's included; SUGGESTIONS_DENSE_ONLY={app_settings.DENSE_ONLY!r}): "
                  f"{len(answered)} of {len(GIBBERISH)} {answered}; their margins (nearest − {app_settings.DENSE_DEPTH}th "
                  "similarity, the same range as the Chinese queries' above) "
                  f"{', '.join(f'{m:.3f}' for m in gibberish_margins)}")
