@@ -130,6 +130,11 @@ def our_search(query: str, k: int = TOP_K) -> list[str]:
     return [r.document.id for r in services.search(query, page_size=k).results]
 
 
+def judged_at_k(ids: Sequence[str], judged: dict[str, float], k: int = TOP_K) -> float:
+    """Share of the first ``k`` results that have a judgment (unjudged ones count 0 in nDCG)."""
+    return sum(1 for i in ids[:k] if i in judged) / k
+
+
 def _f(x: float) -> str:
     return f"{x:.4f}"
 
@@ -193,13 +198,21 @@ def _measure_dense(args: argparse.Namespace, scores: list[QueryScore], judgments
             lines.append(f"vectors written to {args.vectors}")
     with_relevant = [n for n, s in enumerate(scores) if any(r > 0 for r in judgments[s.query].values())]
 
+    judged_hybrid: list[float] = []
+
     def run(**overrides: object) -> list[float]:
         with override_settings(SUGGESTIONS_DENSE=True, **{f"SUGGESTIONS_{k.upper()}": v for k, v in overrides.items()}):
             services._dense_known.clear()
-            return [ndcg_at_k(tuple(source_of.get(i, f"?{i}") for i in our_search(s.query)), judgments[s.query], TOP_K)
-                    for s in scores]
+            values = []
+            judged_hybrid.clear()
+            for s in scores:
+                found = tuple(source_of.get(i, f"?{i}") for i in our_search(s.query))
+                values.append(ndcg_at_k(found, judgments[s.query], TOP_K))
+                judged_hybrid.append(judged_at_k(found, judgments[s.query]))
+            return values
 
     hybrid = run()
+    hybrid_judged = mean(judged_hybrid)
     ours = [s.ours for s in scores]
     low, high = paired_bootstrap_ci(hybrid, ours, resamples=args.resamples, seed=args.seed)
     wins, losses, ties = win_loss_tie(hybrid, ours)
@@ -207,6 +220,9 @@ def _measure_dense(args: argparse.Namespace, scores: list[QueryScore], judgments
             [f"ours + dense (weight {app_settings.DENSE_WEIGHT}, depth {app_settings.DENSE_DEPTH}, k "
              f"{app_settings.DENSE_RRF_K}: the defaults)", _f(mean(hybrid)), _f(mean([hybrid[n] for n in with_relevant]))]]
     lines.append(markdown_table(["system", f"nDCG@10 ({len(scores)})", f"nDCG@10 ({len(with_relevant)} with a relevant doc)"], rows))
+    lines.append(f"\njudged@10: ours {mean([judged_at_k(s.ours_ids, judgments[s.query]) for s in scores]):.3f}, "
+                 f"hybrid {hybrid_judged:.3f} (products only dense recall finds are judged less often, and "
+                 "unjudged ones count 0)")
     lines.append(f"\nΔ hybrid − ours: {mean(hybrid) - mean(ours):+.4f}, paired bootstrap 95% CI [{low:+.4f}, {high:+.4f}]; "
                  f"hybrid wins {wins}, loses {losses}, ties {ties}")
     sweep = []
@@ -368,7 +384,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     print(markdown_table(["system", f"nDCG@10 ({len(scores)} queries)",
                           f"nDCG@10 ({len(with_relevant)} queries with a relevant judged doc)"], rows))
-    print(f"\npaired bootstrap 95% CI of Δ (all {len(scores)} queries, {args.resamples:,} resamples, "
+    print(f"\njudged@10 (share of the top 10 that has a judgment): ours "
+          f"{mean([judged_at_k(s.ours_ids, judgments[s.query]) for s in scores]):.3f}, title BM25 "
+          f"{mean([judged_at_k(s.baseline_ids, judgments[s.query]) for s in scores]):.3f}")
+    print(f"paired bootstrap 95% CI of Δ (all {len(scores)} queries, {args.resamples:,} resamples, "
           f"seed {args.seed}): [{low:+.4f}, {high:+.4f}]")
     print(f"per query: ours wins {wins}, loses {losses}, ties {ties}\n")
     ordered = sorted(scores, key=lambda s: s.diff)
