@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 import unicodedata
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -187,9 +188,37 @@ def query_vector(text: str) -> np.ndarray:
     return vector
 
 
+_ready: dict[str, tuple[float, bool]] = {}
+
+#: Seconds a process trusts what it learnt of whether the backend holds vectors.
+READY_SECONDS = 5.0
+
+
+def ready(backend: Any, alias: str = "default") -> bool:
+    """Dense recall is on and ``backend`` holds vectors of the configured encoder
+    (re-checked every :data:`READY_SECONDS`, so vectors the workers store are
+    picked up without a restart)."""
+    if not app_settings.DENSE or not backend.supports_vectors:
+        return False
+    key = f"{alias}:{app_settings.DENSE_ENCODER}"
+    known = _ready.get(key)
+    now = time.monotonic()
+    if known is None or now - known[0] > READY_SECONDS:
+        from .recall import RecallUnavailable
+
+        try:
+            answer = backend.count_vectors(app_settings.DENSE_ENCODER) > 0
+        except RecallUnavailable:
+            answer = False
+        known = _ready[key] = (now, answer)
+    return known[1]
+
+
 def reset() -> None:
-    """Forget query vectors held in this process (tests, encoder changes)."""
+    """Forget query vectors and what this process knows of stored vectors
+    (tests, benchmarks, encoder changes)."""
     _query_vectors.clear()
+    _ready.clear()
 
 
 # -- fusion -------------------------------------------------------------------

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from django.utils import timezone
 from . import broker, metrics, personal, recent, signals
 from .adapter import ProductDocument, get_adapter
 from .conf import app_settings
+from .dense import ready as dense_ready
 
 # Online experiments of model versions (see suggestions/experiments.py; preparing one loads the rankers).
 from .experiments import (  # noqa: F401
@@ -221,26 +221,6 @@ def apply_understanding(understood: Understanding, filters: SearchFilters) -> tu
     return normalize_query(text), new_filters, boosts
 
 
-_dense_known: dict[str, tuple[float, bool]] = {}
-
-
-def _dense_ready(backend, alias: str) -> bool:
-    """Dense recall is on and the backend holds vectors of the configured encoder
-    (re-checked every few seconds, so vectors the workers store are picked up)."""
-    if not app_settings.DENSE or not backend.supports_vectors:
-        return False
-    key = f"{alias}:{app_settings.DENSE_ENCODER}"
-    known = _dense_known.get(key)
-    now = time.monotonic()
-    if known is None or now - known[0] > 5.0:
-        try:
-            ready = backend.count_vectors(app_settings.DENSE_ENCODER) > 0
-        except RecallUnavailable:
-            ready = False
-        known = _dense_known[key] = (now, ready)
-    return known[1]
-
-
 def _fuse_dense(backend, text: str, filters: SearchFilters, lexical, depth: int, reasons: list[str]):
     """BM25's first results fused with the nearest products (:mod:`suggestions.dense`);
     BM25 alone, with reason ``dense``, when embedding or kNN fails."""
@@ -327,7 +307,7 @@ def search(query: str, *, filters: SearchFilters | None = None, page: int = 1, p
         else:
             profile = None
         # Dense recall fuses BM25's and the kNN list's first DENSE_DEPTH results.
-        dense_depth = app_settings.DENSE_DEPTH if normalized and _dense_ready(backend, backend_alias) else 0
+        dense_depth = app_settings.DENSE_DEPTH if normalized and dense_ready(backend, backend_alias) else 0
         window = max(depth or 0, app_settings.PERSONALIZATION_DEPTH if profile else 0, dense_depth)
         fetch_offset, fetch_limit = (0, max(window, offset + page_size)) if window else (offset, page_size)
         result = backend.search_products(text, effective_filters, offset=fetch_offset, limit=fetch_limit,

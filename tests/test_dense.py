@@ -104,9 +104,9 @@ def shop(settings, django_capture_on_commit_callbacks):
         products = [ProductFactory(brand=b, product_type=t, title=title, description=d, model_number="", ean="")
                     for b, t, title, d in CATALOG]
     dense.reset()
-    services._dense_known.clear()
+    dense.reset()
     yield {p.title: str(p.pk) for p in products}
-    services._dense_known.clear()
+    dense.reset()
     dense.reset()
 
 
@@ -173,7 +173,7 @@ def test_without_vectors_search_never_embeds_and_is_bm25(settings, monkeypatch, 
     with django_capture_on_commit_callbacks(execute=True):
         for b, t, title, d in CATALOG:
             ProductFactory(brand=b, product_type=t, title=title, description=d, model_number="", ean="")
-    services._dense_known.clear()
+    dense.reset()
     plain = _titles(services.search("printer"))
     settings.SUGGESTIONS_DENSE = True  # on, but no product has a vector yet
 
@@ -182,7 +182,7 @@ def test_without_vectors_search_never_embeds_and_is_bm25(settings, monkeypatch, 
 
     monkeypatch.setattr(dense, "query_vector", refuse)
     assert _titles(services.search("printer")) == plain
-    services._dense_known.clear()
+    dense.reset()
 
 
 def test_an_encoder_failure_leaves_bm25_results_marked_degraded(shop, monkeypatch):

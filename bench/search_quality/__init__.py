@@ -202,7 +202,7 @@ def _measure_dense(args: argparse.Namespace, scores: list[QueryScore], judgments
 
     def run(**overrides: object) -> list[float]:
         with override_settings(SUGGESTIONS_DENSE=True, **{f"SUGGESTIONS_{k.upper()}": v for k, v in overrides.items()}):
-            services._dense_known.clear()
+            dense.reset()
             values = []
             judged_hybrid.clear()
             for s in scores:
@@ -235,7 +235,7 @@ def _measure_dense(args: argparse.Namespace, scores: list[QueryScore], judgments
 
     def timed(enabled: bool) -> list[float]:
         with override_settings(SUGGESTIONS_DENSE=enabled):
-            services._dense_known.clear()
+            dense.reset()
             samples = []
             for s in scores:
                 t0 = time.perf_counter()
@@ -258,7 +258,7 @@ def _measure_dense(args: argparse.Namespace, scores: list[QueryScore], judgments
                  f"{(time.perf_counter() - t0) / 50 * 1000:.2f} ms per query (matrix product + sort)")
 
     with override_settings(SUGGESTIONS_DENSE=True):
-        services._dense_known.clear()
+        dense.reset()
         def margin(query: str) -> float:
             hits = backend.search_vectors(model, dense.query_vector(query), limit=app_settings.DENSE_DEPTH).hits
             return hits[0].score - hits[-1].score if hits else 0.0
