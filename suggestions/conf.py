@@ -243,6 +243,16 @@ class AppSettings:
         return int(self._get("UNDERSTANDING_BATCH_SIZE", 64))
 
     @property
+    def UNDERSTANDING_QUANTIZE(self) -> str:
+        """How workers run the understanding model on the CPU: ``"int8"``
+        (dynamic int8 quantisation of the encoder's linear layers, applied when
+        a worker loads the model) or ``"off"`` (float32). Measured with
+        ``python -m bench.understanding_speed`` (bench/RESULTS.md): int8 keeps
+        QueryNER dev entity F1 within 0.005 of float32 and is faster. Ignored
+        on a GPU."""
+        return str(self._get("UNDERSTANDING_QUANTIZE", "int8"))
+
+    @property
     def UNDERSTANDING_CACHE_TIMEOUT(self) -> int:
         """Seconds a query's understanding stays cached (cleared on model promotion)."""
         return int(self._get("UNDERSTANDING_CACHE_TIMEOUT", 7 * 24 * 3600))
