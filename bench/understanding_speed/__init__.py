@@ -22,6 +22,12 @@ same queries:
 * **entity micro-F1** (exact spans) on the whole QueryNER dev split, and its
   difference to the float32 model.
 
+``--modes`` also takes ``int8-per-tensor``, an ablation the product does not
+offer: the same int8 quantisation with one weight scale per matrix instead of
+per output channel (the model is loaded with :meth:`UnderstandingModel.load`
+and quantised by :func:`~suggestions.ml.understanding.model.quantize_encoder`,
+not through the registry).
+
 Variants are the ones of :mod:`bench.understanding.variants`, cached in
 ``--models-dir`` (the same folder ``python -m bench.understanding`` uses) and
 trained there when missing (``--train missing``, the default; 5 to 15 minutes
@@ -50,6 +56,8 @@ from bench.common import (
 )
 
 DEFAULT_VARIANTS = "minilm-en-ph,e5-en-ph"
+#: --modes value of the per-tensor ablation (not a SUGGESTIONS_UNDERSTANDING_QUANTIZE value).
+ABLATION = "int8-per-tensor"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -133,6 +141,23 @@ def _ensure_models(args: argparse.Namespace, data_dir: Path, models_dir: Path, n
     return folders
 
 
+def _load(registry: Any, folder: Path, mode: str) -> Any:
+    """The model as a worker loads it, or the per-tensor ablation."""
+    if mode != ABLATION:
+        return registry.load_model(str(folder), device="cpu", quantize=mode)
+    from suggestions.ml.understanding.model import (
+        EnsembleModel,
+        UnderstandingModel,
+        quantize_encoder,
+    )
+
+    model = UnderstandingModel.load(folder, device="cpu")
+    for member in model.members if isinstance(model, EnsembleModel) else [model]:
+        quantize_encoder(member.network, "int8", per_channel=False)
+        member.meta["quantized"] = "int8"
+    return model
+
+
 def _rate(call: Any, queries: list[str]) -> float:
     started = time.perf_counter()
     call(queries)
@@ -151,7 +176,7 @@ def _run(args: argparse.Namespace, data_dir: Path, watch: Stopwatch) -> int:
 
     names = [n.strip() for n in args.variants.split(",") if n.strip()]
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    unknown = [n for n in names if n not in VARIANTS] + [m for m in modes if m not in QUANTIZE_MODES]
+    unknown = [n for n in names if n not in VARIANTS] + [m for m in modes if m not in (*QUANTIZE_MODES, ABLATION)]
     if unknown or not modes:
         raise SystemExit(f"error: unknown variants or modes {unknown}; variants: {list(VARIANTS)}, "
                          f"modes: {list(QUANTIZE_MODES)}")
@@ -168,9 +193,9 @@ def _run(args: argparse.Namespace, data_dir: Path, watch: Stopwatch) -> int:
     for name, folder in folders.items():
         registry.reset()
         with watch.phase("load"):
-            loaded = {mode: registry.load_model(str(folder), device="cpu", quantize=mode) for mode in modes}
+            loaded = {mode: _load(registry, folder, mode) for mode in modes}
         for mode, model in loaded.items():
-            if model.quantized != mode:
+            if model.quantized != mode.split("-")[0]:
                 print(f"note: {name} asked for {mode!r} runs {model.quantized!r}")
             model.predict(texts[:64], batch_size=64)  # warm-up
             model.predict(texts[:8], batch_size=1)
