@@ -134,7 +134,7 @@ def active_model(*, device: str | None = None, force_check: bool = False) -> Und
         row = (ModelVersion.objects.filter(kind=KIND, status=ModelVersionStatus.ACTIVE)
                .values_list("pk", "version", "artefact_uri").first())
         _active["checked_at"] = now
-        mode = quantize_setting()
+        mode = quantize_setting() if row else None  # (imports torch: only when there is a model to load)
         key = (row[0], row[1], artefact_path(row[2]), device or "", mode) if row else None
         if key == _active["key"] and _active["model"] is not None:
             return _active["model"]
