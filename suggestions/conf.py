@@ -243,6 +243,18 @@ class AppSettings:
         return int(self._get("UNDERSTANDING_BATCH_SIZE", 64))
 
     @property
+    def UNDERSTANDING_QUANTIZE(self) -> str:
+        """How workers run the understanding model on the CPU: ``"int8"``
+        (dynamic int8 quantisation of the encoder's linear layers, applied when
+        a worker loads the model) or ``"off"`` (float32). Measured with
+        ``python -m bench.understanding_speed`` (bench/RESULTS.md): on the
+        default ensemble (MiniLM + multilingual-e5-small) int8 kept QueryNER
+        dev entity F1 within 0.002 of float32 at 2.4 times the queries per
+        second; a single e5 model lost 0.011, so measure before using int8 with
+        ``UNDERSTANDING_BASE = "multilingual"``. Ignored on a GPU."""
+        return str(self._get("UNDERSTANDING_QUANTIZE", "int8"))
+
+    @property
     def UNDERSTANDING_CACHE_TIMEOUT(self) -> int:
         """Seconds a query's understanding stays cached (cleared on model promotion)."""
         return int(self._get("UNDERSTANDING_CACHE_TIMEOUT", 7 * 24 * 3600))

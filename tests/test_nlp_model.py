@@ -350,6 +350,76 @@ def test_registry_checks_the_database_at_most_every_interval(tiny, tmp_path, set
         registry.reset()
 
 
+# -- int8 quantisation ---------------------------------------------------------------------
+
+QUANTIZED_QUERIES = ["acme desk lamp", "zenith blue office chair", "red usb cable", "nordex phone case",
+                     "华为手机壳", "小米台灯", "where is my order"]
+
+
+def _encoder_linears(model: UnderstandingModel) -> dict[str, int]:
+    """How many of the encoder's linear layers are float / dynamically quantised."""
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+
+    modules = list(model.network.encoder.modules())
+    return {"float": sum(type(m) is torch.nn.Linear for m in modules),
+            "int8": sum(isinstance(m, DynamicLinear) for m in modules)}
+
+
+def test_int8_quantisation_keeps_the_bio_decoding_of_the_float_model(tiny, tmp_path):
+    folder = tiny.save(tmp_path / "saved")
+    float_model = UnderstandingModel.load(folder, device="cpu")
+    int8_model = UnderstandingModel.load(folder, device="cpu")
+    assert int8_model.quantize("int8") and int8_model.quantized == "int8"
+    assert _encoder_linears(float_model)["int8"] == 0
+    counts = _encoder_linears(int8_model)
+    assert counts["float"] == 0 and counts["int8"] == _encoder_linears(float_model)["float"] > 0
+    assert type(int8_model.network.tag_head) is torch.nn.Linear  # the heads stay float32
+    quantized, reference = int8_model.predict(QUANTIZED_QUERIES), float_model.predict(QUANTIZED_QUERIES)
+    assert [spans_of(u) for u in quantized] == [spans_of(u) for u in reference]
+    assert [u.intent for u in quantized] == [u.intent for u in reference]
+    assert any(u.entities for u in reference)
+    # Same decoding, not the same numbers: the network really changed.
+    assert [u.as_dict() for u in quantized] != [u.as_dict() for u in reference]
+    assert int8_model.quantize("int8")  # twice: a no-op
+    with pytest.raises(ValueError, match="cannot be saved"):
+        int8_model.save(tmp_path / "again")
+    with pytest.raises(ValueError, match="unknown quantisation"):
+        float_model.quantize("int4")
+
+
+def test_quantising_an_ensemble_quantises_every_member(tiny, tmp_path):
+    folder = EnsembleModel([tiny, tiny], meta={"version": "ens"}).save(tmp_path / "ens")
+    ensemble = UnderstandingModel.load(folder, device="cpu")
+    assert ensemble.quantized == "off"
+    assert ensemble.quantize("int8") and ensemble.quantized == "int8"
+    assert all(_encoder_linears(m)["float"] == 0 for m in ensemble.members)
+    reference = UnderstandingModel.load(folder, device="cpu")
+    assert ([spans_of(u) for u in ensemble.predict(QUANTIZED_QUERIES)]
+            == [spans_of(u) for u in reference.predict(QUANTIZED_QUERIES)])
+
+
+@pytest.mark.django_db
+def test_the_quantize_setting_routes_the_registry_load(tiny, tmp_path, settings):
+    from suggestions.models import ModelVersion
+
+    settings.SUGGESTIONS_MODEL_CHECK_SECONDS = 0
+    path = str(tiny.save(tmp_path / "a"))
+    registry.reset()
+    try:
+        learning.promote(ModelVersion.objects.create(kind="understanding", version="a", artefact_uri=path))
+        default = registry.active_model()
+        assert default.quantized == "int8" and _encoder_linears(default)["float"] == 0  # the default
+        settings.SUGGESTIONS_UNDERSTANDING_QUANTIZE = "off"
+        plain = registry.active_model()
+        assert plain is not default and plain.quantized == "off" and _encoder_linears(plain)["int8"] == 0
+        assert registry.load_model(path, quantize="int8") is not plain
+        settings.SUGGESTIONS_UNDERSTANDING_QUANTIZE = "int4"
+        with pytest.raises(ImproperlyConfigured, match="SUGGESTIONS_UNDERSTANDING_QUANTIZE"):
+            registry.active_model()
+    finally:
+        registry.reset()
+
+
 # -- training job and command ------------------------------------------------------------
 
 

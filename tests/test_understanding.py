@@ -155,6 +155,14 @@ def tiny_model_dir(tmp_path):
     torch.set_num_threads(threads)
 
 
+def _without_scores(data: dict) -> dict:
+    """An understanding's dict without its probabilities: int8 inference
+    quantises activations per batch, so the scores of a query move in the 4th
+    decimal with the queries it was batched with (the worker ran them together)."""
+    return {**{k: v for k, v in data.items() if k != "confidence"},
+            "entities": [{k: v for k, v in e.items() if k != "score"} for e in data["entities"]]}
+
+
 def test_promoting_an_understanding_model_reruns_stored_understandings(
         gazetteer, tiny_model_dir, settings, django_capture_on_commit_callbacks):
     from suggestions.ml.understanding import registry
@@ -180,10 +188,11 @@ def test_promoting_an_understanding_model_reruns_stored_understandings(
         assert version.status == ModelVersionStatus.ACTIVE
 
         expected = UnderstandingModel.load(tiny_model_dir, device="cpu")
+        expected.quantize(registry.quantize_setting())  # as the workers load it
         expected.meta["version"] = "v1"
         for row in QueryUnderstanding.objects.exclude(normalized_query="pixma ink"):
             assert row.source == "model:v1", row.normalized_query
-            assert row.data == expected.predict([row.normalized_query])[0].as_dict()
+            assert _without_scores(row.data) == _without_scores(expected.predict([row.normalized_query])[0].as_dict())
             assert services.understand(row.normalized_query).source == "model:v1"  # the cache too
         assert QueryUnderstanding.objects.get(normalized_query="pixma ink").source == "label"  # labels win
 

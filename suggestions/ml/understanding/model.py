@@ -35,6 +35,11 @@ Contracts:
   ``phrases.json`` for phrase-feature models) that
   :meth:`UnderstandingModel.load` reads with no network and no access to the
   base model it was trained from.
+* :meth:`UnderstandingModel.quantize` (``int8``: dynamic int8 quantisation
+  of the encoder's linear layers, CPU only) changes the inference speed, not
+  the interface; the workers apply ``SUGGESTIONS_UNDERSTANDING_QUANTIZE`` when
+  they load a model (:mod:`~suggestions.ml.understanding.registry`). A
+  quantised model is for inference only and refuses :meth:`~UnderstandingModel.save`.
 """
 
 from __future__ import annotations
@@ -173,6 +178,62 @@ def transition_prior_matrix(prior: dict[str, float] | None, tags: Sequence[str])
         if frm in index and to in index:
             matrix[index[frm], index[to]] = float(value)
     return matrix
+
+
+#: Values of ``SUGGESTIONS_UNDERSTANDING_QUANTIZE``: ``off`` (float32) or
+#: ``int8`` (dynamic int8 quantisation of the encoder's linear layers, CPU only).
+QUANTIZE_MODES = ("off", "int8")
+
+
+def quantize_encoder(network: UnderstandingNetwork, mode: str, *, per_channel: bool = True) -> bool:
+    """Quantise ``network``'s encoder in place for CPU inference.
+
+    ``int8``: :func:`torch.ao.quantization.quantize_dynamic` on every
+    ``nn.Linear`` of the encoder, weights stored in int8 with one scale per
+    output channel, activations quantised per tensor at run time (so a
+    query's probabilities move slightly, in the 4th decimal, with the queries
+    it is batched with); embeddings, layer norms and the two small heads stay
+    float32. One scale per weight matrix (``per_channel=False``) cost MiniLM
+    0.013 entity F1 on QueryNER dev, per channel 0.002 (``python -m
+    bench.understanding_speed``, see ``bench/RESULTS.md``). The network can no
+    longer be trained or saved.
+
+    Args:
+        network: A network in eval mode, on the CPU.
+        mode: One of :data:`QUANTIZE_MODES`.
+        per_channel: One weight scale per output channel (the default) or per matrix.
+
+    Returns:
+        Whether the encoder was quantised (False for ``off``, or when this torch
+        has no dynamic quantisation: logged, the model stays float).
+
+    Raises:
+        ValueError: an unknown mode.
+    """
+    if mode not in QUANTIZE_MODES:
+        raise ValueError(f"unknown quantisation {mode!r}; known: {', '.join(QUANTIZE_MODES)}")
+    if mode == "off":
+        return False
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            # torch.ao.quantization announces its move to torchao; it still works
+            # in the pinned torch (and the except below keeps a float model if not).
+            warnings.simplefilter("ignore")
+            from torch.ao.quantization import (
+                default_dynamic_qconfig,
+                per_channel_dynamic_qconfig,
+                quantize_dynamic,
+            )
+
+            qconfig = per_channel_dynamic_qconfig if per_channel else default_dynamic_qconfig
+            quantize_dynamic(network.encoder, {nn.Linear: qconfig}, dtype=torch.qint8, inplace=True)
+    except (ImportError, AttributeError, RuntimeError) as exc:
+        logger.warning("suggestions: int8 quantisation unavailable in torch %s (%s); the model stays float32",
+                       torch.__version__, exc)
+        return False
+    return True
 
 
 def pick_device(device: str | None = None) -> torch.device:
@@ -485,6 +546,36 @@ class UnderstandingModel(_Predictor):
         #: models; set by training or loaded with the folder), else None.
         self.phrases: Any = None
 
+    @property
+    def quantized(self) -> str:
+        """How the network runs: ``off`` (float32) or a :data:`QUANTIZE_MODES` value."""
+        return str(self.meta.get("quantized") or "off")
+
+    def quantize(self, mode: str) -> bool:
+        """Quantise the encoder for inference (:func:`quantize_encoder`).
+
+        Only on the CPU (quantised kernels are CPU kernels): on another device
+        the model stays float32, logged. Quantising twice is a no-op.
+
+        Returns:
+            Whether the model now runs quantised in ``mode``.
+        """
+        if mode not in QUANTIZE_MODES:
+            raise ValueError(f"unknown quantisation {mode!r}; known: {', '.join(QUANTIZE_MODES)}")
+        if mode == "off" or self.quantized == mode:
+            return self.quantized == mode != "off"
+        if self.quantized != "off":
+            raise ValueError(f"model already quantised ({self.quantized}); load it again for {mode!r}")
+        if self.device.type != "cpu":
+            logger.info("suggestions: %s quantisation is for the CPU; the model on %s stays float32",
+                        mode, self.device)
+            return False
+        self.network.eval()
+        if quantize_encoder(self.network, mode):
+            self.meta["quantized"] = mode
+            return True
+        return False
+
     def set_transition_prior(self, prior: dict[str, float] | None) -> None:
         """Use (and save with the model) a :func:`transition_prior` when decoding."""
         self.meta["transition_prior"] = dict(prior) if prior else None
@@ -537,6 +628,8 @@ class UnderstandingModel(_Predictor):
         """
         from safetensors.torch import save_file
 
+        if self.quantized != "off":
+            raise ValueError("a quantised model cannot be saved: save the float model and quantise at load")
         out = Path(folder)
         out.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().to("cpu").contiguous() for k, v in self.network.state_dict().items()}
@@ -725,6 +818,17 @@ class EnsembleModel(_Predictor):
     @property
     def device(self) -> torch.device:
         return self.members[0].device
+
+    @property
+    def quantized(self) -> str:
+        """The members' quantisation (``off`` unless every member runs quantised)."""
+        modes = {m.quantized for m in self.members}
+        return modes.pop() if len(modes) == 1 else "off"
+
+    def quantize(self, mode: str) -> bool:
+        """Quantise every member (:meth:`UnderstandingModel.quantize`)."""
+        results = [member.quantize(mode) for member in self.members]
+        return all(results)
 
     def forward_words(self, word_lists: Sequence[Sequence[Token]], batch_size: int = 64
                       ) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -5,8 +5,10 @@ this module itself imports torch lazily, so importing it is cheap).
 
 Contracts:
 
-* :func:`load_model` loads a saved model folder once per process and device
-  (keyed by the resolved path); later calls return the same object.
+* :func:`load_model` loads a saved model folder once per process, device and
+  quantisation (keyed by the resolved path); later calls return the same
+  object. On the CPU it quantises the model as ``SUGGESTIONS_UNDERSTANDING_QUANTIZE``
+  says (default ``int8``, see :meth:`UnderstandingModel.quantize`).
 * :func:`active_model` returns the loaded model of the active
   ``ModelVersion(kind="understanding")``, or None when there is none (or its
   artefact cannot be loaded: logged, and retried at the next check). It asks
@@ -34,7 +36,7 @@ logger = logging.getLogger(__name__)
 KIND = "understanding"
 
 _lock = threading.RLock()
-_models: dict[tuple[str, str], UnderstandingModel] = {}
+_models: dict[tuple[str, str, str], UnderstandingModel] = {}
 # What active_model() last saw: (version pk, version label, artefact path) or None.
 _active: dict[str, Any] = {"checked_at": float("-inf"), "key": None, "model": None}
 
@@ -53,12 +55,28 @@ def check_seconds() -> float:
     return app_settings.MODEL_CHECK_SECONDS
 
 
-def load_model(uri: str, *, device: str | None = None) -> UnderstandingModel:
+def quantize_setting() -> str:
+    """``SUGGESTIONS_UNDERSTANDING_QUANTIZE``, checked."""
+    from ...conf import app_settings
+    from .model import QUANTIZE_MODES
+
+    mode = app_settings.UNDERSTANDING_QUANTIZE
+    if mode not in QUANTIZE_MODES:
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(
+            f"SUGGESTIONS_UNDERSTANDING_QUANTIZE={mode!r}; choose one of {', '.join(QUANTIZE_MODES)}")
+    return mode
+
+
+def load_model(uri: str, *, device: str | None = None, quantize: str | None = None) -> UnderstandingModel:
     """Load (once per process) the model saved at ``uri``.
 
     Args:
         uri: Folder written by :meth:`UnderstandingModel.save` (or ``file://`` URI).
         device: ``cpu`` / ``cuda``; default: CUDA when available.
+        quantize: ``off`` / ``int8``; default ``SUGGESTIONS_UNDERSTANDING_QUANTIZE``.
+            Applied on the CPU only (:meth:`UnderstandingModel.quantize`).
 
     Returns:
         The shared model object.
@@ -67,7 +85,8 @@ def load_model(uri: str, *, device: str | None = None) -> UnderstandingModel:
 
     require_ml()
     path = artefact_path(uri)
-    key = (path, device or "")
+    mode = quantize if quantize is not None else quantize_setting()
+    key = (path, device or "", mode)
     with _lock:
         model = _models.get(key)
         if model is None:
@@ -75,10 +94,11 @@ def load_model(uri: str, *, device: str | None = None) -> UnderstandingModel:
 
             started = time.perf_counter()
             model = UnderstandingModel.load(path, device=device)
+            model.quantize(mode)
             model.gazetteer = _gazetteer()
             _models[key] = model
-            logger.info("suggestions: loaded understanding model %s from %s in %.1f s",
-                        model.version, path, time.perf_counter() - started)
+            logger.info("suggestions: loaded understanding model %s from %s (quantisation %s) in %.1f s",
+                        model.version, path, model.quantized, time.perf_counter() - started)
         return model
 
 
@@ -114,14 +134,15 @@ def active_model(*, device: str | None = None, force_check: bool = False) -> Und
         row = (ModelVersion.objects.filter(kind=KIND, status=ModelVersionStatus.ACTIVE)
                .values_list("pk", "version", "artefact_uri").first())
         _active["checked_at"] = now
-        key = (row[0], row[1], artefact_path(row[2]), device or "") if row else None
+        mode = quantize_setting() if row else None  # (imports torch: only when there is a model to load)
+        key = (row[0], row[1], artefact_path(row[2]), device or "", mode) if row else None
         if key == _active["key"] and _active["model"] is not None:
             return _active["model"]
         previous = _active["model"]
         model = None
         if row is not None:
             try:
-                model = load_model(row[2], device=device)
+                model = load_model(row[2], device=device, quantize=mode)
                 model.meta["version"] = row[1]
             except Exception:  # noqa: BLE001 - a broken artefact must not stop the workers
                 logger.exception("suggestions: cannot load understanding model %s (%s)", row[1], row[2])
