@@ -7,7 +7,9 @@ payload, and die on the JSON error ("Unrecoverable error: JSONDecodeError"),
 which took the demo's GPU-queue worker down under the simulated shoppers'
 traffic. Here a message is written under a name no consumer picks up
 (``.<uuid>.partial``) and renamed into place once complete: a rename within a
-folder is atomic, so a consumer sees the whole message or none of it.
+folder is atomic, so a consumer sees the whole message or none of it. The
+exchanges' binding tables are written the same way (kombu truncates one, then
+writes it, so a process publishing at that moment read an empty table).
 
 Registered as the ``atomicfs://`` transport when this module is imported
 (``shop_search/celery.py`` imports it before any connection is made).
@@ -22,8 +24,8 @@ from time import monotonic
 
 from kombu.exceptions import ChannelError
 from kombu.transport import TRANSPORT_ALIASES, filesystem
-from kombu.utils.encoding import str_to_bytes
-from kombu.utils.json import dumps
+from kombu.utils.encoding import bytes_to_str, str_to_bytes
+from kombu.utils.json import dumps, loads
 
 ALIAS = "atomicfs"
 _SEQUENCE = itertools.count()
@@ -48,6 +50,53 @@ class Channel(filesystem.Channel):
             except OSError:
                 pass
             raise ChannelError(f"Cannot add file {final!r} to directory") from exc
+
+
+    # -- exchange tables ------------------------------------------------------
+    # kombu opens an exchange's binding table with "wb" (truncating it) and
+    # only then locks and writes it: another process publishing at that moment
+    # reads an empty table and fails with a JSON error (seen in the load test
+    # below under CI's load). Here the table, too, is written aside and renamed
+    # into place, under an exclusive lock on a lock file of its own.
+
+    def _read_table(self, path) -> list:
+        with open(path, "rb") as handle:
+            return [filesystem.exchange_queue_t(*q) for q in loads(bytes_to_str(handle.read()))]
+
+    def get_table(self, exchange):
+        """The exchange's bindings: always a whole table (or none yet)."""
+        path = self._exchange_file(exchange)
+        try:
+            return self._read_table(path)
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise ChannelError(f"Cannot open {path}") from exc
+
+    def _queue_bind(self, exchange, routing_key, pattern, queue):
+        """Add a binding to the exchange's table, replacing the table atomically."""
+        path = self._exchange_file(exchange)
+        self.control_folder.mkdir(exist_ok=True)
+        binding = filesystem.exchange_queue_t(routing_key or "", pattern or "", queue or "")
+        try:
+            with open(f"{path}.lock", "a+b") as guard:
+                filesystem.lock(guard, filesystem.LOCK_EX)
+                try:
+                    try:
+                        table = self._read_table(path)
+                    except FileNotFoundError:
+                        table = []
+                    if binding in table:
+                        return
+                    table.insert(0, binding)
+                    partial = self.control_folder / f".{uuid.uuid4().hex}.partial"
+                    with open(partial, "wb") as handle:
+                        handle.write(str_to_bytes(dumps(table)))
+                    os.replace(partial, path)
+                finally:
+                    filesystem.unlock(guard)
+        except OSError as exc:
+            raise ChannelError(f"Cannot open {path}") from exc
 
 
 class Transport(filesystem.Transport):

@@ -38,6 +38,9 @@ def test_a_message_is_renamed_into_place_only_once_written(tmp_path, monkeypatch
     real_replace = os.replace
 
     def checked_replace(src, dst):
+        src, dst = str(src), str(dst)
+        if not dst.endswith(".msg"):  # exchange tables are renamed into place too
+            return real_replace(src, dst)
         # At the rename the content is complete, and no consumer-visible file exists yet.
         with open(src, "rb") as handle:
             seen.append(handle.read())
@@ -91,3 +94,30 @@ def test_messages_sent_while_a_consumer_polls_all_arrive_whole(tmp_path):
         thread.join(timeout=120)
     assert not errors, (errors, len(received))
     assert sorted(received) == list(range(total))
+
+
+def test_an_exchange_table_is_never_seen_empty_while_it_is_rewritten(tmp_path, monkeypatch):
+    # kombu's own _queue_bind truncates the table file and then writes it: a
+    # publisher reading in between got "" and a JSONDecodeError. Here a reader
+    # that looks at the moment of the rename sees the old whole table.
+    seen = []
+    real_replace = os.replace
+
+    with connection(tmp_path) as conn:
+        channel = conn.default_channel
+        exchange = "shop"
+        channel._queue_bind(exchange, "default", "", "default")
+        before = channel.get_table(exchange)
+        assert [b.queue for b in before] == ["default"]
+
+        def checked_replace(src, dst):
+            if str(dst).endswith(".exchange"):
+                seen.append([b.queue for b in channel.get_table(exchange)])  # mid-rewrite read
+            real_replace(src, dst)
+
+        monkeypatch.setattr(filesystem_broker.os, "replace", checked_replace)
+        channel._queue_bind(exchange, "gpu", "", "gpu")
+        channel._queue_bind(exchange, "gpu", "", "gpu")  # already bound: nothing rewritten
+    assert seen == [["default"]]
+    with connection(tmp_path) as conn:
+        assert sorted(b.queue for b in conn.default_channel.get_table(exchange)) == ["default", "gpu"]
