@@ -21,12 +21,14 @@ def _isolated_state(settings, tmp_path):
     """Fresh tantivy directory, empty cache and rebuilt backends for every test."""
     from django.core.cache import caches
 
+    from suggestions import dense
     from suggestions.recall import reset_backends
     from suggestions.serving import reset_local_state
 
     settings.SUGGESTIONS_DATA_DIR = str(tmp_path / "suggestions-data")
     reset_backends()
     reset_local_state()
+    dense.reset()
     for cache in caches.all():
         try:
             cache.clear()
@@ -34,6 +36,24 @@ def _isolated_state(settings, tmp_path):
             pass
     yield
     reset_backends()
+
+
+@pytest.fixture
+def cache_calls(monkeypatch) -> list[str]:
+    """Names of the calls made on the default cache during the test, in order."""
+    from django.core.cache import caches
+
+    cache = caches["default"]
+    calls: list[str] = []
+    for name in ("get", "set", "add", "incr", "decr", "get_many", "set_many", "delete", "touch", "has_key"):
+        real = getattr(cache, name)
+
+        def counted(*args, _real=real, _name=name, **kwargs):
+            calls.append(_name)
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(cache, name, counted)
+    return calls
 
 
 @pytest.fixture

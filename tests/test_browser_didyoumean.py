@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from suggestions import dense, services
+from suggestions import services
 from tests.factories import ProductFactory
 from tests.test_browser import browser, page, query_of  # noqa: F401  (fixtures)
 
@@ -79,7 +79,6 @@ def test_a_chinese_search_finds_printers_through_dense_recall(page, shop, settin
     assert cards(page) == []  # BM25 alone: no title says 打印机
     settings.SUGGESTIONS_DENSE = True
     assert services.embed_products().stored == 6  # what the gpu worker does after indexing
-    dense.reset()
     page.goto("/search/?q=打印机")
     printers = {"HP LaserJet Pro M404dn Laser Printer", "HP Color LaserJet Pro M255dw Printer",
                 "Canon PIXMA TS6420a Inkjet Printer"}

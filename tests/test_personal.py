@@ -10,7 +10,6 @@ from unittest import mock
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.cache import caches
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -263,21 +262,6 @@ def test_suggestions_without_profile_or_with_the_setting_off_are_unchanged(sugge
     assert [i.text for i in personal.rerank_suggestions(items, liked)] == [
         "stapler acme", "stapler zeta", "stapler acme pro"]
     assert personal.rerank_suggestions(items, None) is items
-
-
-@pytest.fixture
-def cache_calls(monkeypatch):
-    cache = caches["default"]
-    calls: list[str] = []
-    for name in ("get", "set", "add", "incr", "decr", "get_many", "set_many", "delete", "touch", "has_key"):
-        real = getattr(cache, name)
-
-        def counted(*args, _real=real, _name=name, **kwargs):
-            calls.append(_name)
-            return _real(*args, **kwargs)
-
-        monkeypatch.setattr(cache, name, counted)
-    return calls
 
 
 def test_a_warm_personalised_answer_touches_no_database_and_the_cache_once(suggestions, cache_calls):

@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.core.cache import caches
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -38,21 +37,6 @@ def shopper() -> Client:
 
 def items(client: Client, q: str) -> list[tuple[str, str]]:
     return [(i["text"], i["kind"]) for i in client.get(SUGGEST, {"q": q}).json()["suggestions"]]
-
-
-@pytest.fixture
-def cache_calls(monkeypatch):
-    cache = caches["default"]
-    calls: list[str] = []
-    for name in ("get", "set", "add", "incr", "decr", "get_many", "set_many", "delete", "touch", "has_key"):
-        real = getattr(cache, name)
-
-        def counted(*args, _real=real, _name=name, **kwargs):
-            calls.append(_name)
-            return _real(*args, **kwargs)
-
-        monkeypatch.setattr(cache, name, counted)
-    return calls
 
 
 def test_a_warm_answer_touches_no_database_and_the_cache_once(shop, cache_calls):
