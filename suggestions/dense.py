@@ -116,7 +116,10 @@ def get_encoder(name: str | None = None) -> Encoder:
 
 def passage_text(doc: ProductDocument) -> str:
     """What is embedded of a product: its title, product type and the start of
-    its description (the best of the three forms measured in bench/search_quality)."""
+    its description. Of three forms tried on the Icecat judgments while dense
+    recall was built (title; title + brand + type; this one), this one fused
+    best; that comparison is not kept in bench/, whose ``--dense`` mode
+    measures this form only."""
     parts = [doc.title.strip(), doc.product_type.strip(),
              doc.description.strip()[: max(0, app_settings.DENSE_DESCRIPTION_CHARS)]]
     return ". ".join(p for p in parts if p)

@@ -245,11 +245,12 @@ def embed_products(ids: Iterable[Any] | None = None, alias: str = "default", *,
     model = app_settings.DENSE_ENCODER
     adapter = get_adapter()
     if ids is None:
-        have = set() if refresh else backend.vector_ids(model)
+        stored_ids = backend.vector_ids(model)
+        have = set() if refresh else stored_ids
         documents: Iterable[Any] = (d for d in adapter.iter_documents(batch_size=app_settings.INDEX_BATCH_SIZE)
                                     if d.id not in have)
         current = {str(pk) for pk in adapter.get_queryset().values_list("pk", flat=True)}
-        stale = sorted(backend.vector_ids(model) - current)
+        stale = sorted(stored_ids - current)
         if stale:
             backend.delete_products(stale)  # gone from the catalog: index entry and vector
     else:

@@ -65,6 +65,7 @@ from django.utils import timezone
 
 from .conf import app_settings
 from .history import actor_hash
+from .recent import cookie_owner
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +80,6 @@ KEEP = 20
 COOKIE_KEEP = 5
 
 _COOKIE_SALT = "shop_suggestions.profile"
-_OWNER_CHARS = 16
 
 
 def _key(value: str) -> str:
@@ -341,19 +341,13 @@ def profile_for(user=None, session_key: str | None = None) -> Profile | None:
     return load(actor_hash(user, session_key))
 
 
-def _owner(user=None, session_key: str | None = None) -> str:
-    if user is not None and not getattr(user, "is_authenticated", False):
-        user = None
-    return actor_hash(user, session_key)[:_OWNER_CHARS] if (user is not None or session_key) else ""
-
-
 def read_cookie(request, *, user=None, session_key: str | None = None) -> Profile | None:
     """The shopper's brand and type affinities from their signed cookie (no
     database, no cache); None without a valid cookie of this shopper."""
     if not app_settings.PERSONALIZATION:
         return None
     raw = request.COOKIES.get(app_settings.PROFILE_COOKIE_NAME)
-    owner = _owner(user, session_key) if raw else ""
+    owner = cookie_owner(user, session_key) if raw else ""
     if not owner:
         return None
     try:
@@ -375,7 +369,7 @@ def read_cookie(request, *, user=None, session_key: str | None = None) -> Profil
 def write_cookie(request, response, profile: Profile | None, *, user=None, session_key: str | None = None) -> None:
     """Set the profile cookie (top brands and types) on ``response``; delete a
     carried one when there is no profile (erased elsewhere, or the setting off)."""
-    owner = _owner(user, session_key)
+    owner = cookie_owner(user, session_key)
     name = app_settings.PROFILE_COOKIE_NAME
     if not owner or not profile or not (profile.brands or profile.product_types):
         if name in request.COOKIES:

@@ -35,7 +35,9 @@ _SALT = "shop_suggestions.recent"
 _OWNER_CHARS = 16
 
 
-def _owner(user=None, session_key: str | None = None) -> str:
+def cookie_owner(user=None, session_key: str | None = None) -> str:
+    """The truncated shopper hash a signed cookie of the app is bound to ("" for
+    nobody): another shopper's, or a forged, cookie is ignored."""
     if (user is None or not getattr(user, "is_authenticated", False)) and not session_key:
         return ""
     return actor_hash(user=user if user is not None and user.is_authenticated else None,
@@ -45,7 +47,7 @@ def _owner(user=None, session_key: str | None = None) -> str:
 def read(request, *, user=None, session_key: str | None = None) -> list[str] | None:
     """The shopper's recent queries from the cookie, newest first; ``None`` when
     there is no valid cookie of this shopper (the caller then loads them)."""
-    owner = _owner(user, session_key)
+    owner = cookie_owner(user, session_key)
     raw = request.COOKIES.get(app_settings.RECENT_COOKIE_NAME)
     if not owner or not raw:
         return None
@@ -94,7 +96,7 @@ def matching(entries: list[list], prefix: str, limit: int) -> list[str]:
 def write(response, entries: list[list], *, user=None, session_key: str | None = None) -> None:
     """Set the cookie of ``entries`` on ``response`` (no-op for nobody), with the
     session cookie's ``Secure``, ``SameSite`` and domain settings."""
-    owner = _owner(user, session_key)
+    owner = cookie_owner(user, session_key)
     if not owner:
         return
     # Base64 of compressed JSON: cookie headers are Latin-1, queries may be Chinese.
@@ -107,7 +109,7 @@ def write(response, entries: list[list], *, user=None, session_key: str | None =
 
 def remember(request, response, query: str, *, user=None, session_key: str | None = None) -> None:
     """Put ``query`` (normalised) first in the shopper's cookie."""
-    if not query or not _owner(user, session_key):
+    if not query or not cookie_owner(user, session_key):
         return
     entries = read(request, user=user, session_key=session_key)
     if entries is None:

@@ -226,7 +226,8 @@ def _fuse_dense(backend, text: str, filters: SearchFilters, lexical, depth: int,
     BM25 alone, with reason ``dense``, when embedding or kNN fails."""
     from . import dense
 
-    if not lexical.hits and not dense.dense_only_allowed(text):
+    alone = dense.dense_only_allowed(text)
+    if not lexical.hits and not alone:
         return lexical  # nothing dense recall may add: no query to embed
     try:
         vector = dense.query_vector(text)
@@ -235,7 +236,7 @@ def _fuse_dense(backend, text: str, filters: SearchFilters, lexical, depth: int,
         logger.warning("suggestions: dense recall failed, searching with BM25 alone", exc_info=True)
         reasons.append("dense")
         return lexical
-    return dense.fuse(lexical, nearest, alone=dense.dense_only_allowed(text))
+    return dense.fuse(lexical, nearest, alone=alone)
 
 
 def dense_status(alias: str = "default") -> dict:

@@ -685,6 +685,7 @@ class TantivyRecallBackend(BaseRecallBackend):
         # window's similarities are sorted (argpartition), not all of them.
         window, start = (limit * 4 if filters else limit), 0
         order = np.zeros(0, dtype=np.int64)
+        restrict = _build_product_query(schema, "", filters, SearchBoosts()) if filters else None
         try:
             while len(hits) < limit and start < len(similarities):
                 if start + window > len(order):
@@ -694,7 +695,6 @@ class TantivyRecallBackend(BaseRecallBackend):
                     order = part[np.argsort(-similarities[part], kind="stable")]
                 chosen = [ids[n] for n in order[start:start + window]]
                 clauses = [(Occur.Must, Query.term_set_query(schema, "id", chosen))]
-                restrict = _build_product_query(schema, "", filters, SearchBoosts()) if filters else None
                 if restrict is not None:
                     clauses.append((Occur.Must, restrict))
                 result = searcher.search(Query.boolean_query(clauses), len(chosen))
