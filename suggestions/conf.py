@@ -368,6 +368,22 @@ class AppSettings:
         return tuple(str(v) for v in value)
 
     @property
+    def THROTTLE_LOCAL_SHARE(self) -> float:
+        """Share of a throttle rate each process may count in memory before it
+        adds its count to the shared cache (one ``INCR`` for that many requests
+        instead of one per request). With a rate of 6000/min and 0.01, a process
+        tells the cache once every 60 requests of a client: a client may then
+        get up to ``processes × 60`` requests past its rate in a window (on top
+        of the fixed window's doubling at its boundary). A rate whose share is
+        below 2 requests is counted in the cache on every request, as with 0."""
+        value = float(self._get("THROTTLE_LOCAL_SHARE", 0.01))
+        if not 0.0 <= value < 1.0:
+            from django.core.exceptions import ImproperlyConfigured
+
+            raise ImproperlyConfigured("SUGGESTIONS_THROTTLE_LOCAL_SHARE must be at least 0 and below 1.")
+        return value
+
+    @property
     def MAX_EVENT_BYTES(self) -> int:
         """Bytes one event may take in a ``POST events/`` body on average: the
         body limit is ``MAX_EVENTS_PER_BATCH`` times this (plus 1 KiB), and a

@@ -22,6 +22,7 @@ def _isolated_state(settings, tmp_path):
     from django.core.cache import caches
 
     from suggestions import dense
+    from suggestions.api.throttling import reset_local_counts
     from suggestions.recall import reset_backends
     from suggestions.serving import reset_local_state
 
@@ -29,6 +30,7 @@ def _isolated_state(settings, tmp_path):
     reset_backends()
     reset_local_state()
     dense.reset()
+    reset_local_counts()
     for cache in caches.all():
         try:
             cache.clear()

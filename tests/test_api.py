@@ -21,6 +21,7 @@ from rest_framework.test import APIClient
 
 from catalog.models import Product
 from suggestions import services
+from suggestions.api.throttling import LocalCounts, reset_local_counts
 from suggestions.models import (
     ProductClick,
     QueryDailyStat,
@@ -812,6 +813,65 @@ def test_cache_down_fails_open(api, throttle_rates, broken_cache, caplog):
     assert post_events(api, {"events": [impression()]}).status_code == 202
     assert post_events(api, {"events": [impression()]}).status_code == 202
     assert "Throttle cache unavailable" in caplog.text
+
+
+def test_local_counts_reach_the_cache_once_per_share(api, throttle_rates, settings, cache_calls, published):
+    from django.core.cache import caches
+
+    # 1000/min with a 1% share: the process tells the cache once every 10 requests.
+    throttle_rates(suggest="1000/min")
+    settings.SUGGESTIONS_THROTTLE_LOCAL_SHARE = 0.01
+    api.get(SUGGEST, {"q": "usb"})  # warms the answer memo
+    caches["default"].clear()
+    reset_local_counts()
+    cache_calls.clear()
+
+    codes = [api.get(SUGGEST, {"q": "usb"}).status_code for _ in range(25)]
+
+    assert set(codes) == {200}
+    # The 10th request finds no counter (incr fails, add creates it), the 20th adds to it.
+    assert [c for c in cache_calls if c in ("incr", "add")] == ["incr", "add", "incr"]
+    cache = caches["default"]
+    counters = [cache.get(k.split(":", 2)[-1]) for k in list(cache._cache) if "throttle" in k]
+    assert counters == [20]
+
+
+def test_a_rate_holds_with_local_counts(api, throttle_rates, settings, published):
+    throttle_rates(suggest="100/min")
+    settings.SUGGESTIONS_THROTTLE_LOCAL_SHARE = 0.05  # 5 requests held before the cache hears of them
+
+    codes = [api.get(SUGGEST, {"q": "usb"}).status_code for _ in range(110)]
+
+    assert codes == [200] * 100 + [429] * 10
+
+
+def test_processes_holding_counts_overshoot_the_rate_by_less_than_their_shares():
+    shared = {"n": 0}
+
+    def add(_key, n):
+        shared["n"] += n
+        return shared["n"]
+
+    processes = [LocalCounts(), LocalCounts(), LocalCounts()]
+    allowed = sum(processes[i % 3].allow("client:1", 10, 100, add) for i in range(300))
+
+    # Each process can let through at most batch - 1 requests the others never heard of.
+    assert 100 <= allowed <= 100 + 3 * 9
+    assert shared["n"] >= 100
+
+
+def test_local_counts_fail_open_when_the_cache_is_down(api, throttle_rates, settings, broken_cache):
+    throttle_rates(suggest="100/min")
+    settings.SUGGESTIONS_THROTTLE_LOCAL_SHARE = 0.05
+
+    assert {api.get(SUGGEST, {"q": "usb"}).status_code for _ in range(120)} == {200}
+
+
+def test_a_bad_local_share_is_a_configuration_error(api, settings):
+    settings.SUGGESTIONS_THROTTLE_LOCAL_SHARE = 1.5
+
+    with pytest.raises(ImproperlyConfigured):
+        api.get(SUGGEST, {"q": "usb"})
 
 
 # -- recall backend down ----------------------------------------------------------------

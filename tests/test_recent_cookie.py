@@ -1,5 +1,6 @@
 """The shopper's recent searches travel in a signed cookie: a warm suggest
-answer reads no database and makes one cache round trip (the throttle)."""
+answer reads no database and makes at most one cache round trip (the
+throttle's counter; none while the process holds the count in memory)."""
 
 from __future__ import annotations
 
@@ -51,7 +52,21 @@ def test_a_warm_answer_touches_no_database_and_the_cache_once(shop, cache_calls)
     assert response.json()["suggestions"][0] == {"text": "halo reach", "kind": "recent", "source": "recent",
                                                  "fuzzy": False}
     assert [q["sql"] for q in queries.captured_queries] == []
-    assert cache_calls == ["incr"]  # the throttle's counter
+    # The throttle counts in memory (SUGGESTIONS_THROTTLE_LOCAL_SHARE): not even its counter.
+    assert cache_calls == []
+
+
+def test_a_warm_answer_counts_in_the_cache_once_without_a_local_share(shop, cache_calls, settings):
+    settings.SUGGESTIONS_THROTTLE_LOCAL_SHARE = 0
+    client = shopper()
+    client.get(SEARCH, {"q": "halo reach"})
+    for _ in range(2):
+        client.get(SUGGEST, {"q": "hal"})
+    cache_calls.clear()
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(SUGGEST, {"q": "hal"}).status_code == 200
+    assert queries.captured_queries == []
+    assert cache_calls == ["incr"]  # the throttle's counter, and nothing else
 
 
 def test_a_cookie_less_warm_answer_is_as_cheap(shop, cache_calls):
@@ -61,7 +76,7 @@ def test_a_cookie_less_warm_answer_is_as_cheap(shop, cache_calls):
     cache_calls.clear()
     with CaptureQueriesContext(connection) as queries:
         assert Client().get(SUGGEST, {"q": "hal"}).status_code == 200
-    assert queries.captured_queries == [] and cache_calls == ["incr"]
+    assert queries.captured_queries == [] and cache_calls == []
 
 
 def test_history_is_read_once_then_the_cookie_answers(shop):
