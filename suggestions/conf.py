@@ -2,8 +2,10 @@
 
 Every knob is a ``SUGGESTIONS_``-prefixed Django setting with a documented
 default.  Nothing is read at import time: each property looks the setting up
-when it is used, so ``override_settings`` in tests and late configuration in
-host projects both work.  Use the module-level :data:`app_settings`.
+when it is first used and remembers it until Django signals a change
+(``setting_changed``), so ``override_settings`` in tests works and the request
+path pays a dictionary read per setting.  Use the module-level
+:data:`app_settings`.
 """
 
 from __future__ import annotations
@@ -11,19 +13,41 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.core.signals import setting_changed
 
 DEFAULT_RECALL_BACKENDS: dict[str, dict[str, Any]] = {
     "default": {"BACKEND": "suggestions.recall.tantivy", "OPTIONS": {}},
 }
 
 
+#: Marks a setting the host did not define (its default applies).
+_MISSING = object()
+
+
 class AppSettings:
-    """Lazy accessor for ``SUGGESTIONS_*`` settings."""
+    """Lazy accessor for ``SUGGESTIONS_*`` settings.
+
+    Each setting is looked up in Django's settings once and remembered until
+    Django reports a change (``setting_changed``: ``override_settings``, the
+    test ``settings`` fixture): the suggest path reads a dozen of them per
+    keystroke, and a lookup through the lazy settings object costs more than
+    a dictionary read.
+    """
 
     prefix = "SUGGESTIONS_"
 
+    def __init__(self) -> None:
+        self._values: dict[str, Any] = {}
+
     def _get(self, name: str, default: Any) -> Any:
-        return getattr(settings, self.prefix + name, default)
+        value = self._values.get(name, _MISSING)
+        if value is _MISSING:
+            value = self._values[name] = getattr(settings, self.prefix + name, _MISSING)
+        return default if value is _MISSING else value
+
+    def forget(self) -> None:
+        """Drop the remembered values (settings changed)."""
+        self._values = {}
 
     @property
     def ADAPTER(self) -> str:
@@ -702,3 +726,11 @@ class AppSettings:
 
 
 app_settings = AppSettings()
+
+
+def _forget_on_setting_changed(*, setting: str, **_: object) -> None:
+    if setting.startswith(AppSettings.prefix):
+        app_settings.forget()
+
+
+setting_changed.connect(_forget_on_setting_changed, dispatch_uid="suggestions.conf.forget_on_setting_changed")

@@ -12,6 +12,9 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as settings_hypothesis
+from hypothesis import strategies as st
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ImproperlyConfigured
 from django.urls import reverse
@@ -991,3 +994,89 @@ def test_anonymous_shopper_gets_a_shopper_cookie_not_a_session_and_sees_own_hist
 def test_docs_page_serves_its_assets_locally(client):
     page = client.get("/api/suggestions/docs/").content.decode()
     assert "cdn.jsdelivr.net" not in page and "swagger-ui" in page
+
+
+# -- the suggest request's plain-parameter shortcut ---------------------------------------
+
+_PARAM_TEXT = st.one_of(
+    st.text(max_size=12),
+    st.sampled_from(["usb", " usb ", "", "  ", "0", "5", "05", "10", "11", "100000", "-1", "1.0", "٣", "²",
+                     "a\x00b", "a\tb", "x\x7f", "\u00a0usb", "é" * 150]),
+)
+
+
+@settings_hypothesis(max_examples=400, deadline=None)
+@given(pairs=st.lists(st.tuples(st.sampled_from(["q", "limit", "other"]), _PARAM_TEXT), max_size=4))
+def test_the_plain_suggest_shortcut_agrees_with_the_serializer(pairs):
+    from django.http import QueryDict
+
+    from suggestions.api.serializers import SuggestQuerySerializer, plain_suggest_params
+
+    params = QueryDict(mutable=True)
+    for key, value in pairs:
+        params.appendlist(key, value)
+    fast = plain_suggest_params(params)
+    serializer = SuggestQuerySerializer(data=params)
+    if fast is not None:
+        assert serializer.is_valid(), (pairs, serializer.errors)
+        assert fast == dict(serializer.validated_data)
+
+
+@pytest.mark.parametrize("query, expected", [
+    ("q=usb", {"q": "usb", "limit": 10}),
+    ("q=%20usb%20&limit=5", {"q": "usb", "limit": 5}),
+    ("q=%E6%89%93%E5%8D%B0", {"q": "打印", "limit": 10}),
+])
+def test_plain_suggest_requests_take_the_shortcut(query, expected, settings):
+    from django.http import QueryDict
+
+    from suggestions.api.serializers import plain_suggest_params
+
+    settings.SUGGESTIONS_DEFAULT_SUGGESTION_LIMIT = 10
+    assert plain_suggest_params(QueryDict(query)) == expected
+
+
+@pytest.mark.parametrize("query", ["q=", "limit=5", "q=usb&limit=0", "q=usb&limit=x", "q=a%00b", "q=usb&x=1"])
+def test_other_suggest_requests_get_the_serializers_answer(api, query):
+    from django.http import QueryDict
+
+    from suggestions.api.serializers import plain_suggest_params
+
+    assert plain_suggest_params(QueryDict(query)) is None
+    if query != "q=usb&x=1":  # an unknown parameter is ignored, as before
+        assert api.get(SUGGEST + "?" + query).status_code == 400
+
+
+# -- content negotiation of the keystroke endpoints --------------------------------------
+
+
+@pytest.mark.parametrize("accept", [None, "*/*", "application/json", "text/html", "application/json; indent=4",
+                                    "text/html,application/xhtml+xml,*/*;q=0.8", "application/xml"])
+@pytest.mark.parametrize("query", ["", "?format=api", "?format=json"])
+def test_json_first_negotiation_picks_what_drf_picks(accept, query):
+    from rest_framework.negotiation import DefaultContentNegotiation
+    from rest_framework.request import Request
+    from rest_framework.test import APIRequestFactory
+
+    from suggestions.api.negotiation import JSONFirstNegotiation
+    from suggestions.api.views import SuggestView
+
+    headers = {"HTTP_ACCEPT": accept} if accept is not None else {}
+    request = Request(APIRequestFactory().get(SUGGEST + query, **headers))
+    renderers = [r() for r in SuggestView().renderer_classes]
+
+    def pick(negotiation):
+        try:
+            renderer, media_type = negotiation.select_renderer(request, renderers)
+        except Exception as exc:  # noqa: BLE001 - the same refusal is the same answer
+            return type(exc).__name__
+        return type(renderer).__name__, media_type
+
+    assert pick(JSONFirstNegotiation()) == pick(DefaultContentNegotiation())
+
+
+def test_the_suggest_endpoint_still_serves_the_browsable_api_when_asked(api, published):
+    response = api.get(SUGGEST, {"q": "usb"}, HTTP_ACCEPT="text/html")
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/html")

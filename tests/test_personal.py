@@ -264,7 +264,7 @@ def test_suggestions_without_profile_or_with_the_setting_off_are_unchanged(sugge
     assert personal.rerank_suggestions(items, None) is items
 
 
-def test_a_warm_personalised_answer_touches_no_database_and_the_cache_once(suggestions, cache_calls):
+def test_a_warm_personalised_answer_touches_no_database_and_no_cache(suggestions, cache_calls):
     alice = shopper()
     alice.get(SEARCH, {"q": "zeta stapler"})
     alice.get(SEARCH, {"q": "desk"})
@@ -277,7 +277,7 @@ def test_a_warm_personalised_answer_touches_no_database_and_the_cache_once(sugge
     ordered = [i["text"] for i in response.json()["suggestions"] if i["kind"] != "recent"]
     assert ordered[0] == "stapler zeta"
     assert queries.captured_queries == []
-    assert cache_calls == ["incr"]
+    assert cache_calls == []  # the throttle counts in memory (SUGGESTIONS_THROTTLE_LOCAL_SHARE)
 
 
 def test_search_reads_the_profile_with_one_indexed_query(shop):

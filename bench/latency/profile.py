@@ -46,6 +46,8 @@ from pathlib import Path
 from bench.common import resolve_data_dir
 
 ENDPOINTS = ("suggest", "search", "events", "trivial")
+#: Timed slices per endpoint, alternating with the trivial endpoint's.
+SLICES = 20
 SEARCH_PATH = "/api/suggestions/search/"
 EVENTS_PATH = "/api/suggestions/events/"
 #: Layers whose cumulative time is printed (a substring of ``file:function``).
@@ -222,10 +224,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     timed = envs[args.warmup:] or envs
     run(handler, warm, len(warm), cookie)
     run(handler, trivial, 200, cookie)
-    # Alternate endpoint and trivial in five slices each: drift hits both alike.
+    # Alternate endpoint and trivial in 20 slices each: drift hits both alike.
     figures = {"endpoint": [], "trivial": []}
-    slice_n = max(1, args.requests // 5)
-    for k in range(5):
+    slice_n = max(1, args.requests // SLICES)
+    for k in range(SLICES):
         part = timed[k * slice_n:(k + 1) * slice_n] or timed
         figures["endpoint"].append(run(handler, part, len(part), cookie))
         figures["trivial"].append(run(handler, trivial, slice_n, cookie))
@@ -234,10 +236,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, runs in figures.items():
         label = args.endpoint if name == "endpoint" else "trivial"
         print(f"{label:>8}: wall {statistics.median(r[0] for r in runs):8.1f} µs/request, "
-              f"CPU {statistics.median(r[1] for r in runs):8.1f} µs/request (median of 5 slices)"
+              f"CPU {statistics.median(r[1] for r in runs):8.1f} µs/request (median of {SLICES} slices)"
               + (per_event if name == "endpoint" else ""))
-    ratio = statistics.median(t[1] for t in figures["trivial"]) / statistics.median(e[1] for e in figures["endpoint"])
-    print(f"trivial/{args.endpoint} CPU ratio: {ratio:.2f}; non-2xx answers: {bad}")
+    ratio = statistics.median(t[1] / e[1] for t, e in zip(figures["trivial"], figures["endpoint"], strict=True))
+    print(f"trivial/{args.endpoint} CPU ratio: {ratio:.2f} (median of the slices' ratios); non-2xx answers: {bad}")
     if args.endpoint == "events":
         print(f"events/s one process could store at this CPU cost: "
               f"{args.batch / statistics.median(e[1] for e in figures['endpoint']) * 1e6:.0f}")

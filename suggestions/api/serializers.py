@@ -1,7 +1,10 @@
 """Input validation and output shapes of the API.
 
 Every request parameter goes through a serializer here; the views never read
-``request.query_params`` or ``request.data`` themselves. Limits that hosts can
+``request.query_params`` or ``request.data`` themselves. The one shortcut is
+:func:`plain_suggest_params`, for the request sent on every keystroke: it
+accepts only what the serializer would accept unchanged and hands everything
+else to it. Limits that hosts can
 configure (query length, page sizes, batch sizes) are read from
 :data:`~suggestions.conf.app_settings` when a serializer is instantiated, not at
 import, so ``override_settings`` and late configuration both work — and the
@@ -13,6 +16,7 @@ by attribute; they also describe the responses in the OpenAPI schema.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -139,6 +143,41 @@ class SuggestQuerySerializer(serializers.Serializer):
                 help_text="Number of suggestions to return.",
             ),
         }
+
+
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def plain_suggest_params(query_params: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The validated parameters of a plain suggest request, without a serializer.
+
+    A suggest request is sent on every keystroke, and instantiating
+    :class:`SuggestQuerySerializer` (its fields are built per instance) costs
+    more than answering from the cache. A request whose parameters are ``q``
+    (a non-blank string within the length limit, without control characters)
+    and optionally ``limit`` (ASCII digits within bounds) gets here exactly the
+    data the serializer would give. Anything else returns None: the serializer
+    then validates it and words the 400.
+    """
+    if not 1 <= len(query_params) <= 2:
+        return None
+    q = query_params.get("q")
+    if not isinstance(q, str):
+        return None
+    q = q.strip()
+    if not q or len(q) > app_settings.MAX_QUERY_LENGTH or _CONTROL_CHARACTER.search(q):
+        return None
+    raw_limit = query_params.get("limit")
+    if raw_limit is None:
+        if len(query_params) != 1:
+            return None
+        return {"q": q, "limit": app_settings.DEFAULT_SUGGESTION_LIMIT}
+    if not (isinstance(raw_limit, str) and raw_limit.isascii() and raw_limit.isdigit() and len(raw_limit) < 6):
+        return None
+    limit = int(raw_limit)
+    if not 1 <= limit <= app_settings.MAX_SUGGESTION_LIMIT:
+        return None
+    return {"q": q, "limit": limit}
 
 
 class SuggestionItemSerializer(serializers.Serializer):

@@ -72,6 +72,12 @@ def _parse_address(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address 
         return None
 
 
+@lru_cache(maxsize=65_536)
+def _ident(address: str, salt: str) -> str:
+    # One HMAC per client address and salt, not one per request.
+    return hash_identifier(address, salt)
+
+
 def _is_trusted(value: str, networks: tuple[_Network, ...]) -> bool:
     address = _parse_address(value)
     return address is not None and any(address in network for network in networks)
@@ -134,7 +140,7 @@ class FailOpenScopedRateThrottle(ScopedRateThrottle):
         # Replaces DRF's rule, which with NUM_PROXIES unset takes the whole
         # X-Forwarded-For header from the client: one new header per request
         # was a new budget. Hashed so that the cache keys carry no address.
-        return hash_identifier(client_address(request), app_settings.HASH_SALT)
+        return _ident(client_address(request), app_settings.HASH_SALT)
 
     def allow_request(self, request, view) -> bool:
         self.scope = getattr(view, self.scope_attr, None)

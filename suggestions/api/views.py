@@ -29,6 +29,7 @@ from .. import services
 from ..conf import app_settings
 from ..recall.base import SearchFilters
 from . import serializers as s
+from .negotiation import JSONFirstNegotiation
 from .parsers import BoundedJSONParser
 from .throttling import FailOpenScopedRateThrottle
 
@@ -52,6 +53,7 @@ class SuggestView(APIView):
     authentication_classes = [SessionAuthentication]
     permission_classes = [AllowAny]
     throttle_classes = [FailOpenScopedRateThrottle]
+    content_negotiation_class = JSONFirstNegotiation
     throttle_scope = "suggestions.suggest"
 
     @services.observed("suggest")
@@ -66,8 +68,11 @@ class SuggestView(APIView):
         responses={200: s.SuggestResponseSerializer, 400: _BAD_REQUEST, 429: _THROTTLED},
     )
     def get(self, request: Request) -> Response:
-        params = s.SuggestQuerySerializer(data=request.query_params)
-        params.is_valid(raise_exception=True)
+        data = s.plain_suggest_params(request.query_params)
+        if data is None:
+            params = s.SuggestQuerySerializer(data=request.query_params)
+            params.is_valid(raise_exception=True)
+            data = params.validated_data
         actor = _actor(request)
         # The shopper's recent searches come from their cookie; without one, from
         # the history once, and this answer sets the cookie (suggestions/recent.py).
@@ -76,7 +81,7 @@ class SuggestView(APIView):
         if loaded:
             entries = services.recent_from_history(**actor)
         result = services.suggest(
-            params.validated_data["q"], limit=params.validated_data["limit"],
+            data["q"], limit=data["limit"],
             recent=[text for text, _day in entries] if entries is not None else [],
             # Personal re-ranking from the shopper's signed cookie: no database per keystroke.
             profile=services.profile_from_cookie(request, **actor), **actor
@@ -104,6 +109,7 @@ class SearchView(APIView):
     authentication_classes = [SessionAuthentication]
     permission_classes = [AllowAny]
     throttle_classes = [FailOpenScopedRateThrottle]
+    content_negotiation_class = JSONFirstNegotiation
     throttle_scope = "suggestions.search"
 
     @services.observed("search")
@@ -158,6 +164,7 @@ class EventsView(APIView):
     authentication_classes = [SessionAuthentication]
     permission_classes = [AllowAny]
     throttle_classes = [FailOpenScopedRateThrottle]
+    content_negotiation_class = JSONFirstNegotiation
     # JSON only: no form or multipart parsing on a public write endpoint. The
     # parser refuses a body over max_body_bytes() before parsing it (413) and
     # nesting deeper than an event batch needs (400).
