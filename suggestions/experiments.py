@@ -313,8 +313,17 @@ def serving_arm(user=None, session_key: str | None = None, version: str | None =
 def _running_for(actor: str) -> list[Experiment]:
     if not actor:
         return []
-    return list(Experiment.objects.filter(status=ExperimentStatus.RUNNING, prepared_at__isnull=False,
-                                          kind__in=EXPERIMENT_KINDS))
+    from .history import current_batch
+
+    # Read once per ``POST events/`` batch (one transaction), not once per event.
+    batch = current_batch()
+    if batch is not None and "running_experiments" in batch.memo:
+        return batch.memo["running_experiments"]
+    running = list(Experiment.objects.filter(status=ExperimentStatus.RUNNING, prepared_at__isnull=False,
+                                             kind__in=EXPERIMENT_KINDS))
+    if batch is not None:
+        batch.memo["running_experiments"] = running
+    return running
 
 
 def record_impression(*, request_id: str, prefix: str, suggestions: list[str], user=None,

@@ -34,13 +34,19 @@ Contracts:
   ``actor_hash`` (:func:`actor_hash`); signed-in users are also linked by FK so
   that deleting the user deletes their events.
 * Daily aggregates are updated with ``F()`` expressions, never read-modify-write.
+* Within :func:`batched_writes` (a ``POST events/`` batch) the receivers here
+  queue their rows and daily increments; they are written when the block
+  ends, in the same transaction: one ``INSERT`` per table and one ``UPDATE``
+  per counted text, instead of one of each per event.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import uuid
-from collections import Counter
-from collections.abc import Callable, Iterable
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -151,6 +157,74 @@ def _unbump_daily(decrements: dict[tuple[date, str], Counter]) -> None:
             rows.filter(**{name: 0 for name in _DAILY_COUNTERS}).delete()
 
 
+class PendingWrites:
+    """What :func:`batched_writes` queued: event rows, daily increments, and the
+    writes other receivers asked to run at its end (:meth:`at_end`), with a
+    scratch ``memo`` for lookups that hold for the whole batch."""
+
+    def __init__(self) -> None:
+        self.rows: dict[type, list] = defaultdict(list)
+        self.daily: dict[tuple[date, str], Counter] = defaultdict(Counter)
+        self.memo: dict = {}
+        self._at_end: list[Callable[[], None]] = []
+
+    def at_end(self, write: Callable[[], None]) -> None:
+        """Run ``write`` when the batch is written (same transaction)."""
+        self._at_end.append(write)
+
+    def flush(self) -> None:
+        for model, rows in self.rows.items():
+            model.objects.bulk_create(rows)
+        for (day, text), increments in self.daily.items():
+            _bump_daily(day, text, **increments)
+        for write in self._at_end:
+            write()
+
+
+def current_batch() -> PendingWrites | None:
+    """The :func:`batched_writes` block this code runs in, if any."""
+    return _pending.get()
+
+
+_pending: contextvars.ContextVar[PendingWrites | None] = contextvars.ContextVar(
+    "suggestions_history_pending", default=None)
+
+
+@contextlib.contextmanager
+def batched_writes() -> Iterator[None]:
+    """Queue the event rows and daily increments written inside the block and
+    write them together when it ends without an error (see the module contract).
+    Call it inside the transaction that must hold them; nested, it is one batch."""
+    if _pending.get() is not None:
+        yield
+        return
+    pending = PendingWrites()
+    token = _pending.set(pending)
+    try:
+        yield
+    finally:
+        _pending.reset(token)
+    pending.flush()
+
+
+def store_event(row) -> None:
+    """Save a new event row now, or queue it in the current :func:`batched_writes`."""
+    pending = _pending.get()
+    if pending is None:
+        row.save(force_insert=True)
+    else:
+        pending.rows[type(row)].append(row)
+
+
+def count_daily(day: date, normalized_query: str, **increments: int) -> None:
+    """:func:`_bump_daily` now, or queued in the current :func:`batched_writes`."""
+    pending = _pending.get()
+    if pending is None:
+        _bump_daily(day, normalized_query, **increments)
+    elif normalized_query:
+        pending.daily[(day, normalized_query)].update({k: v for k, v in increments.items() if v})
+
+
 def _user_or_none(user):
     return user if user is not None and getattr(user, "is_authenticated", False) else None
 
@@ -183,21 +257,21 @@ def record_search(*, query: str, normalized_query: str, results_count: int | Non
 
 def record_impression(*, request_id: str, prefix: str, suggestions: list[str], user=None,
                       session_key: str | None = None, **_: object) -> None:
-    SuggestionImpression.objects.create(
+    store_event(SuggestionImpression(
         request_id=request_id, prefix=normalize_query(prefix)[:255],
         suggestions=[normalize_query(s)[:255] for s in suggestions],
         actor_hash=actor_hash(user, session_key), user=_user_or_none(user),
-    )
+    ))
 
 
 def record_suggestion_click(*, request_id: str, prefix: str, suggestion: str, position: int,
                             user=None, session_key: str | None = None, **_: object) -> None:
     text = normalize_query(suggestion)[:255]
-    SuggestionClick.objects.create(
+    store_event(SuggestionClick(
         request_id=request_id, prefix=normalize_query(prefix)[:255], suggestion=text,
         position=position, actor_hash=actor_hash(user, session_key), user=_user_or_none(user),
-    )
-    _bump_daily(timezone.localdate(), text, suggestion_clicks=1)
+    ))
+    count_daily(timezone.localdate(), text, suggestion_clicks=1)
 
 
 def record_product_click(*, request_id: str, query: str, product_id: str, position: int,
@@ -207,13 +281,13 @@ def record_product_click(*, request_id: str, query: str, product_id: str, positi
     from .adapter import get_adapter
 
     normalized = normalize_query(query)[:255]
-    ProductClick.objects.create(
+    store_event(ProductClick(
         request_id=request_id, query=normalized,
         content_type=ContentType.objects.get_for_model(get_adapter().get_model()),
         object_id=str(product_id)[:64], position=position,
         actor_hash=actor_hash(user, session_key), user=_user_or_none(user),
-    )
-    _bump_daily(timezone.localdate(), normalized, product_clicks=1)
+    ))
+    count_daily(timezone.localdate(), normalized, product_clicks=1)
 
 
 # -- the shopper's own history ---------------------------------------------------------

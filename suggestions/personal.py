@@ -173,13 +173,18 @@ class _Weights:
 
 
 def _add_event(actor: str, when: datetime, **what) -> None:
+    _add_events(actor, [(when, what)])
+
+
+def _add_events(actor: str, events: list[tuple[datetime, dict]]) -> None:
+    """Add ``(when, what)`` events to the shopper's profile: one locked read and one write."""
     from .models import ShopperProfile
 
     with transaction.atomic():
         row = ShopperProfile.objects.select_for_update().filter(actor_hash=actor).first()
         if row is None:
             weights = _Weights()
-            if not weights.add(when, **what):
+            if not any([weights.add(when, **what) for when, what in events]):
                 return
             try:
                 with transaction.atomic():
@@ -188,7 +193,7 @@ def _add_event(actor: str, when: datetime, **what) -> None:
             except IntegrityError:  # another request created it first: add to theirs
                 row = ShopperProfile.objects.select_for_update().get(actor_hash=actor)
         weights = _Weights(row.brands, row.product_types, row.products, row.events, row.updated_at)
-        if weights.add(when, **what):
+        if any([weights.add(when, **what) for when, what in events]):
             ShopperProfile.objects.filter(pk=row.pk).update(**weights.row_values())
 
 
@@ -216,18 +221,35 @@ def record_search(*, normalized_query: str = "", user=None, session_key: str | N
 
 
 def record_click(*, product_id: str = "", user=None, session_key: str | None = None, **_: object) -> None:
-    """Receiver of ``product_clicked``: add the product, its brand and its type."""
+    """Receiver of ``product_clicked``: add the product, its brand and its type.
+
+    In a ``POST events/`` batch (:func:`suggestions.history.batched_writes`)
+    the batch's clicks are added together when it is written: one catalog
+    read and one profile write per shopper instead of one of each per click."""
     actor = actor_hash(user, session_key)
     if not app_settings.PERSONALIZATION or not actor or not product_id or not app_settings.ADAPTER:
         return
+    from .history import current_batch
+
+    batch = current_batch()
+    if batch is None:
+        _add_clicks(actor, [(timezone.now(), str(product_id))])
+        return
+    clicks = batch.memo.get(("profile_clicks", actor))
+    if clicks is None:
+        clicks = batch.memo[("profile_clicks", actor)] = []
+        batch.at_end(lambda: _add_clicks(actor, clicks))
+    clicks.append((timezone.now(), str(product_id)))
+
+
+def _add_clicks(actor: str, clicks: list[tuple[datetime, str]]) -> None:
     from .adapter import get_adapter
 
-    docs = get_adapter().get_documents([str(product_id)])
-    if not docs:
-        return
-    doc = docs[0]
-    _add_event(actor, timezone.now(), brands=[doc.brand], product_types=[doc.product_type],
-               product=doc.id, weight=CLICK_WEIGHT)
+    docs = {doc.id: doc for doc in get_adapter().get_documents(list(dict.fromkeys(p for _w, p in clicks)))}
+    events = [(when, {"brands": [docs[p].brand], "product_types": [docs[p].product_type], "product": docs[p].id,
+                      "weight": CLICK_WEIGHT}) for when, p in clicks if p in docs]
+    if events:
+        _add_events(actor, events)
 
 
 def rebuild_profiles(actors: Iterable[str] | None = None, *, batch: int = 2000) -> int:

@@ -260,27 +260,27 @@ def record_impression(*, request_id: str, query: str, refinements: list[str], us
                       session_key: str | None = None, **_: object) -> None:
     """Store the chips shown with a search answer as a suggestion impression
     (``surface="refinements"``, ``prefix``: the searched query)."""
-    from .history import _user_or_none, actor_hash
+    from .history import _user_or_none, actor_hash, store_event
 
-    SuggestionImpression.objects.create(
+    store_event(SuggestionImpression(
         request_id=request_id, prefix=normalize_query(query)[:255],
         suggestions=[normalize_query(s)[:255] for s in refinements],
         actor_hash=actor_hash(user, session_key), user=_user_or_none(user), surface=EventSurface.REFINEMENTS,
-    )
+    ))
 
 
 def record_click(*, request_id: str, query: str, refinement: str, position: int, user=None,
                  session_key: str | None = None, **_: object) -> None:
     """Store a chosen chip as a suggestion click (``surface="refinements"``)
     and count it as the text's choice from suggestions of the day."""
-    from .history import _bump_daily, _user_or_none, actor_hash
+    from .history import _user_or_none, actor_hash, count_daily, store_event
 
     text = normalize_query(refinement)[:255]
-    SuggestionClick.objects.create(
+    store_event(SuggestionClick(
         request_id=request_id, prefix=normalize_query(query)[:255], suggestion=text, position=position,
         actor_hash=actor_hash(user, session_key), user=_user_or_none(user), surface=EventSurface.REFINEMENTS,
-    )
-    _bump_daily(timezone.localdate(), text, suggestion_clicks=1)
+    ))
+    count_daily(timezone.localdate(), text, suggestion_clicks=1)
 
 
 @dataclass(frozen=True)

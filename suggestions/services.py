@@ -48,6 +48,7 @@ from .history import (  # noqa: F401
     HistoryEntry,
     ImportedSearch,
     ImportReport,
+    batched_writes,
     erase_history,
     garbage_collect,
     list_history,
@@ -472,7 +473,8 @@ def record_events(events: list[dict], *, user=None, session_key: str | None = No
     known = _known_product_ids(clicked)
     received = len(events)
     events = [e for e in events if e["type"] != "product_click" or e["product_id"] in known]
-    with transaction.atomic():
+    # One transaction; the history's rows are written together at the end of it.
+    with transaction.atomic(), batched_writes():
         for event in events:
             payload = {k: v for k, v in event.items() if k != "type"}
             _EVENT_SIGNALS[event["type"]].send(sender=record_events, user=user, session_key=session_key, **payload)

@@ -484,6 +484,74 @@ def test_valid_mixed_batch_is_stored(api):
     assert shown.actor_hash and shown.actor_hash == click.actor_hash == product.actor_hash
 
 
+def test_a_batch_is_written_in_a_statement_per_table_and_counted_text(api):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    hub = Product.objects.create(title="Anker USB Hub", brand="Anker", product_type="hub", price="29.00")
+    events = ([impression(prefix=f"us{i}") for i in range(8)]
+              + [suggestion_click(suggestion="usb hub") for _ in range(5)]
+              + [suggestion_click(suggestion="usb cable") for _ in range(3)]
+              + [product_click(query="usb hub", product_id=str(hub.pk)) for _ in range(4)])
+    client = with_session(api)
+    post_events(client, {"events": [impression()]})  # the session exists before the count starts
+
+    with CaptureQueriesContext(connection) as queries:
+        response = post_events(client, {"events": events})
+
+    assert response.json() == {"accepted": 20, "ignored": 0}
+    inserts = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("INSERT")]
+    tables = sorted(sql.split('"')[1] for sql in inserts)
+    # One INSERT per event table, plus the daily rows of the two texts first counted here.
+    # One INSERT per event table, the daily rows of the two texts first counted here,
+    # and the clicking shopper's profile.
+    assert tables == sorted(f"shop_suggestions_{name}" for name in (
+        "suggestionimpression", "suggestionclick", "productclick", "querydailystat", "querydailystat",
+        "shopperprofile"))
+    assert stored()["SuggestionImpression"] == 9 and stored()["SuggestionClick"] == 8
+    assert stored()["ProductClick"] == 4
+    daily = {r.normalized_query: (r.suggestion_clicks, r.product_clicks) for r in QueryDailyStat.objects.all()}
+    assert daily == {"usb hub": (5, 4), "usb cable": (3, 0)}
+
+
+def test_the_statements_of_a_batch_do_not_grow_with_its_size(api):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    hub = Product.objects.create(title="Anker USB Hub", brand="Anker", product_type="hub", price="29.00")
+    client = with_session(api)
+    post_events(client, {"events": [impression()]})
+
+    def statements(n: int, text: str) -> int:
+        events = [e for _ in range(n) for e in (
+            impression(prefix=text), suggestion_click(suggestion=text),
+            product_click(query=text, product_id=str(hub.pk)))]
+        with CaptureQueriesContext(connection) as queries:
+            assert post_events(client, {"events": events}).json()["accepted"] == 3 * n
+        return len([q for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]])
+
+    assert statements(2, "usb hub") == statements(6, "usb cable")
+
+
+def test_a_batch_that_fails_while_it_is_written_stores_nothing(api, monkeypatch):
+    from suggestions import history
+
+    real = history._bump_daily
+
+    def failing(day, text, **increments):
+        if text == "usb cable":
+            raise RuntimeError("disk full")
+        return real(day, text, **increments)
+
+    monkeypatch.setattr(history, "_bump_daily", failing)
+    events = [impression(), suggestion_click(suggestion="usb hub"), suggestion_click(suggestion="usb cable")]
+
+    with pytest.raises(RuntimeError):
+        post_events(with_session(api), {"events": events})
+
+    assert stored() == NOTHING_STORED
+
+
 def test_events_accept_hyphenated_uuid_and_bounds(api):
     events = [
         suggestion_click(request_id=str(uuid.uuid4()), position=0),

@@ -129,7 +129,7 @@ def build_requests(endpoint: str, args: argparse.Namespace, n: int) -> list[dict
         ids = [str(pk) for pk in Product.objects.values_list("pk", flat=True)[:5000]]
         if not ids:
             raise fail("the benchmark database has no products; run `python -m bench.latency` once first.")
-        for _ in range(max(1, n // 10)):
+        for _ in range(n):
             envs.append(factory.post(EVENTS_PATH, data=json.dumps({"events": event_batch(rng, ids, args.batch)}),
                                      content_type="application/json").environ)
     for env in envs:

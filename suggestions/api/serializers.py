@@ -568,10 +568,16 @@ class EventField(serializers.Field):
                 value=event_type, choices=", ".join(EVENT_SERIALIZERS)
             )
             raise serializers.ValidationError({"type": [message]})
-        serializer = serializer_class(data=data)
-        if not serializer.is_valid():
-            raise serializers.ValidationError(serializer.errors)
-        return dict(serializer.validated_data)
+        # One serializer per event type and batch: building its fields (a deep
+        # copy of the declared ones) for every event cost more than validating it.
+        children = self.__dict__.setdefault("_children", {})
+        serializer = children.get(event_type)
+        if serializer is None:
+            serializer = children[event_type] = serializer_class()
+        try:
+            return dict(serializer.run_validation(data))
+        except serializers.ValidationError as exc:
+            raise serializers.ValidationError(exc.detail) from None
 
     def to_representation(self, value: Any) -> Any:
         return value
