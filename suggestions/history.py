@@ -33,7 +33,8 @@ Contracts:
 * No raw identifier is stored: users and sessions become a salted
   ``actor_hash`` (:func:`actor_hash`); signed-in users are also linked by FK so
   that deleting the user deletes their events.
-* Daily aggregates are updated with ``F()`` expressions, never read-modify-write.
+* Daily aggregates are added to in the database (one ``INSERT … ON CONFLICT DO
+  UPDATE`` on PostgreSQL and SQLite, else ``F()`` updates), never read-modify-write.
 * Within :func:`batched_writes` (a ``POST events/`` batch) the receivers here
   queue their rows and daily increments; they are written when the block
   ends, in the same transaction: one ``INSERT`` per table and one ``UPDATE``
@@ -128,11 +129,41 @@ def _owner_filter(user=None, session_key: str | None = None) -> Q | None:
     return None
 
 
+#: Databases whose ``INSERT … ON CONFLICT … DO UPDATE`` adds to a row in one statement.
+_UPSERT_VENDORS = frozenset({"postgresql", "sqlite"})
+
+
+def _upsert_daily(day: date, normalized_query: str, increments: dict[str, int]) -> bool:
+    """Add ``increments`` to the day's row in one statement (creating it); False
+    on a database without ``ON CONFLICT`` (the caller updates, then inserts)."""
+    from django.db import connections, router
+
+    alias = router.db_for_write(QueryDailyStat)
+    connection = connections[alias]
+    if connection.vendor not in _UPSERT_VENDORS:
+        return False
+    names = [n for n in increments if n in _DAILY_COUNTERS]
+    meta = QueryDailyStat._meta
+    qn = connection.ops.quote_name
+    table = qn(meta.db_table)
+    columns = [qn(meta.get_field(n).column) for n in ("date", "normalized_query", *_DAILY_COUNTERS)]
+    values = [day, normalized_query, *(int(increments.get(n, 0)) for n in _DAILY_COUNTERS)]
+    assignments = ", ".join(f"{qn(meta.get_field(n).column)} = {table}.{qn(meta.get_field(n).column)} "
+                            f"+ EXCLUDED.{qn(meta.get_field(n).column)}" for n in names)
+    sql = (f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "
+           f"ON CONFLICT ({columns[0]}, {columns[1]}) DO UPDATE SET {assignments}")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [connection.ops.adapt_datefield_value(day), *values[1:]])
+    return True
+
+
 def _bump_daily(day: date, normalized_query: str, **increments: int) -> None:
     """Add ``increments`` to the day's counters for a query, creating the row
     (:func:`_unbump_daily` takes them back)."""
     updates = {name: F(name) + value for name, value in increments.items() if value}
     if not updates or not normalized_query:
+        return
+    if _upsert_daily(day, normalized_query, {name: value for name, value in increments.items() if value}):
         return
     if QueryDailyStat.objects.filter(date=day, normalized_query=normalized_query).update(**updates):
         return

@@ -221,6 +221,8 @@ def delete_synonyms(queryset) -> int:
 # (version, loaded_at, map)
 _local: tuple[str | None, float, dict[str, tuple[str, ...]]] | None = None
 _lock = threading.Lock()
+#: When this process last read the shared version (time.monotonic()).
+_version_checked_at = 0.0
 
 
 def _cache():
@@ -259,10 +261,16 @@ def _load() -> dict[str, tuple[str, ...]]:
 
 def approved_synonyms() -> dict[str, tuple[str, ...]]:
     """Approved pairs as term → alternatives, both ways (see the module contract)."""
-    global _local
-    version = _shared_version()
+    global _local, _version_checked_at
     now = time.monotonic()
     current = _local
+    # The shared version is re-read at most every SUGGESTIONS_LOCAL_CACHE_SECONDS, as the
+    # suggest path's: an approval elsewhere shows within that delay, one here at once.
+    if (current is not None and now - _version_checked_at < app_settings.LOCAL_CACHE_SECONDS
+            and now - current[1] < app_settings.SYNONYM_CACHE_TIMEOUT):
+        return current[2]
+    version = _shared_version()
+    _version_checked_at = now
     if (current is not None and now - current[1] < app_settings.SYNONYM_CACHE_TIMEOUT
             and (version is None or version == current[0])):
         return current[2]

@@ -12,14 +12,14 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from hypothesis import given
-from hypothesis import settings as settings_hypothesis
-from hypothesis import strategies as st
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ImproperlyConfigured
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.crypto import get_random_string
+from hypothesis import given
+from hypothesis import settings as settings_hypothesis
+from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
 from catalog.models import Product
@@ -1148,3 +1148,69 @@ def test_the_suggest_endpoint_still_serves_the_browsable_api_when_asked(api, pub
 
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/html")
+
+
+# -- the search answer built by hand ------------------------------------------------------
+
+
+@pytest.mark.parametrize("q", ["usb", "anker cable under 20", "zzzz", "hub"])
+def test_the_hand_built_search_answer_equals_the_serializers(q, products):
+    from suggestions.api.serializers import SearchResponseSerializer, search_response
+
+    page = services.search(q)
+
+    assert json.dumps(search_response(page)) == json.dumps(SearchResponseSerializer(page).data)
+
+
+def test_the_hand_built_search_answer_covers_every_field():
+    from suggestions.adapter import ProductDocument
+    from suggestions.api.serializers import SearchResponseSerializer, search_response
+    from suggestions.nlp.types import Entity, Understanding
+    from suggestions.refinements import Refinement
+
+    page = services.SearchPage(
+        query="hp prnter", request_id="ab" * 16, total=2, page=1, page_size=20,
+        results=[services.ProductResult(ProductDocument(id="7", title="HP LaserJet", brand="HP", product_type="printer",
+                                                        price=129.5, url="/p/7", image_url="/i/7.png"), 3.25, 0),
+                 services.ProductResult(ProductDocument(id="8", title="Toner"), 1, 1)],
+        brand_counts={"HP": 1, "": 1}, degraded=True,
+        understanding=Understanding(query="hp prnter", language="en", intent="product_search", confidence=0.5,
+                                    entities=(Entity("brand", "hp", 0, 2, "HP", 0.9),), source="model:3"),
+        degraded_reasons=("task_queue", "dense"), corrected_query="hp printer",
+        refinements=(Refinement("hp printer ink", "generated", "refinement"),),
+    )
+
+    assert json.dumps(search_response(page)) == json.dumps(SearchResponseSerializer(page).data)
+
+
+@settings_hypothesis(max_examples=400, deadline=None)
+@given(pairs=st.lists(st.tuples(st.sampled_from(["q", "page", "origin", "page_size", "brand", "exact"]),
+                                st.one_of(_PARAM_TEXT, st.sampled_from(["typed", "suggestion", "refinement",
+                                                                        "history", "499", "500", "501"]))),
+                      max_size=4))
+def test_the_plain_search_shortcut_agrees_with_the_serializer(pairs):
+    from django.http import QueryDict
+
+    from suggestions.api.serializers import SearchQuerySerializer, plain_search_params
+
+    params = QueryDict(mutable=True)
+    for key, value in pairs:
+        params.appendlist(key, value)
+    fast = plain_search_params(params)
+    serializer = SearchQuerySerializer(data=params)
+    if fast is not None:
+        assert serializer.is_valid(), (pairs, serializer.errors)
+        assert fast == dict(serializer.validated_data)
+
+
+@pytest.mark.parametrize("query, expected", [
+    ("q=usb", {"page": 1, "origin": "typed"}),
+    ("q=usb+hub&page=3&origin=suggestion", {"page": 3, "origin": "suggestion"}),
+])
+def test_plain_search_requests_take_the_shortcut(query, expected):
+    from django.http import QueryDict
+
+    from suggestions.api.serializers import plain_search_params
+
+    data = plain_search_params(QueryDict(query))
+    assert data is not None and {k: data[k] for k in expected} == expected

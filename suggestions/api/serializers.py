@@ -313,6 +313,60 @@ class SearchQuerySerializer(serializers.Serializer):
         return attrs
 
 
+def _plain_text(query_params: Mapping[str, Any], name: str) -> str | None:
+    value = query_params.get(name)
+    if not isinstance(value, str):
+        return None
+    value = value.strip()
+    if not value or len(value) > app_settings.MAX_QUERY_LENGTH or _CONTROL_CHARACTER.search(value):
+        return None
+    return value
+
+
+def _plain_positive(value: Any) -> int | None:
+    if not (isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 6):
+        return None
+    number = int(value)
+    return number if number >= 1 else None
+
+
+#: Parameters a plain search request may carry (see :func:`plain_search_params`).
+_PLAIN_SEARCH_PARAMS = frozenset({"q", "page", "origin"})
+
+
+def plain_search_params(query_params: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The validated parameters of a plain search request, without a serializer.
+
+    What the storefront sends for a typed or chosen search: a non-blank ``q``
+    and optionally ``page`` and ``origin``, each given once. Such a request
+    gets exactly the data :class:`SearchQuerySerializer` would give; anything
+    else (filters, ``page_size``, ``exact``, a repeated or unknown parameter)
+    returns None and goes through the serializer.
+    """
+    keys = set(query_params)
+    if "q" not in keys or not keys <= _PLAIN_SEARCH_PARAMS:
+        return None
+    getlist = getattr(query_params, "getlist", None)
+    if getlist is not None and any(len(getlist(k)) != 1 for k in keys):
+        return None
+    q = _plain_text(query_params, "q")
+    if q is None:
+        return None
+    page = 1
+    if "page" in keys:
+        page = _plain_positive(query_params.get("page"))
+        if page is None:
+            return None
+    page_size = app_settings.SEARCH_PAGE_SIZE
+    if page * page_size > MAX_SEARCH_RESULT_WINDOW:
+        return None
+    origin = query_params.get("origin", SearchOrigin.TYPED)
+    if origin not in SearchOrigin.values:
+        return None
+    return {"q": q, "page": page, "page_size": page_size, "brand": [], "product_type": [], "min_price": None,
+            "max_price": None, "origin": origin, "exact": False}
+
+
 class ProductResultSerializer(serializers.Serializer):
     id = serializers.CharField(source="document.id", help_text="Product id (primary key as text).")
     title = serializers.CharField(source="document.title")
@@ -426,6 +480,57 @@ class SearchResponseSerializer(serializers.Serializer):
     def get_facets(self, obj: Any) -> dict[str, list[dict[str, Any]]]:
         counts = sorted(obj.brand_counts.items(), key=lambda item: (-item[1], item[0]))
         return {"brand": [{"value": value, "count": count} for value, count in counts]}
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def search_response(page: Any) -> dict[str, Any]:
+    """``SearchResponseSerializer(page).data``, built without the serializer.
+
+    The nested serializer (twenty results, their fields, the understanding)
+    cost more CPU than the search itself; :class:`SearchResponseSerializer`
+    still documents the shape, and a test holds the two equal.
+    """
+    understood = page.understanding
+    counts = sorted(page.brand_counts.items(), key=lambda item: (-item[1], item[0]))
+    return {
+        "query": _text(page.query),
+        "request_id": _text(page.request_id),
+        "total": int(page.total),
+        "page": int(page.page),
+        "page_size": int(page.page_size),
+        "results": [
+            {
+                "id": _text(r.document.id), "title": _text(r.document.title), "brand": _text(r.document.brand),
+                "product_type": _text(r.document.product_type), "price": _number(r.document.price),
+                "url": _text(r.document.url), "image_url": _text(r.document.image_url),
+                "score": _number(r.score), "position": int(r.position),
+            }
+            for r in page.results
+        ],
+        "facets": {"brand": [{"value": value, "count": count} for value, count in counts]},
+        "degraded": bool(page.degraded),
+        "degraded_reasons": [str(reason) for reason in page.degraded_reasons],
+        "understanding": None if understood is None else {
+            "query": _text(understood.query), "language": _text(understood.language),
+            "intent": _text(understood.intent), "confidence": _number(understood.confidence),
+            "entities": [
+                {"label": _text(e.label), "text": _text(e.text), "start": int(e.start), "end": int(e.end),
+                 "value": _text(e.value), "score": _number(e.score)}
+                for e in understood.entities
+            ],
+            "source": _text(understood.source),
+        },
+        "corrected_query": _text(page.corrected_query),
+        "refinements": [{"text": _text(r.text), "source": str(r.source), "kind": str(r.kind)}
+                        for r in page.refinements],
+    }
 
 
 # -- events -------------------------------------------------------------------

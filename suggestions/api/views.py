@@ -131,9 +131,11 @@ class SearchView(APIView):
         responses={200: s.SearchResponseSerializer, 400: _BAD_REQUEST, 429: _THROTTLED},
     )
     def get(self, request: Request) -> Response:
-        params = s.SearchQuerySerializer(data=request.query_params)
-        params.is_valid(raise_exception=True)
-        data = params.validated_data
+        data = s.plain_search_params(request.query_params)
+        if data is None:
+            params = s.SearchQuerySerializer(data=request.query_params)
+            params.is_valid(raise_exception=True)
+            data = params.validated_data
         filters = SearchFilters(
             brands=tuple(data["brand"]),
             product_types=tuple(data["product_type"]),
@@ -151,7 +153,8 @@ class SearchView(APIView):
             **actor,
         )
         services.count_degraded("search", page.degraded_reasons)
-        response = Response(s.SearchResponseSerializer(page).data)
+        # Built by hand, as suggest's: s.SearchResponseSerializer documents the shape.
+        response = Response(s.search_response(page))
         services.remember_recent(request, response, page.query, **actor)
         if page.query:  # the profile this search read travels to the suggest path
             services.write_profile_cookie(request, response, page.profile, **actor)
