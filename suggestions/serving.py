@@ -211,12 +211,15 @@ class _LocalState:
         self.answers: OrderedDict[str, list[SuggestionItem]] = OrderedDict()
         self.pinned_version: str | None = None
         self.pinned: dict[str, list[tuple[str, str, float]]] = {}
+        self.approved_version: str | None = None
+        self.approved: frozenset[str] | None = None
 
     def reset(self) -> None:
         with self.lock:
             self.version, self.checked_at = None, 0.0
             self.answers.clear()
             self.pinned_version, self.pinned = None, {}
+            self.approved_version, self.approved = None, None
 
     def get_answer(self, key: str) -> list[SuggestionItem] | None:
         with self.lock:
@@ -351,15 +354,39 @@ def _pinned(prefix: str, version: str | None) -> list[tuple[str, str]]:
     return [(text, source) for text, source, _w in sorted(found, key=lambda r: -r[2])]
 
 
-def _ranked(prefix: str) -> list[SuggestionItem]:
+#: Up to this many approved suggestions, each process keeps their texts in memory
+#: (one query per cache version) to check a precomputed order against; past it,
+#: each ranked answer asks the database.
+APPROVED_MEMO_LIMIT = 200_000
+
+
+def _approved_texts(version: str | None) -> frozenset[str] | None:
+    """Every approved suggestion's text for this cache version, or None (no
+    version, or more than :data:`APPROVED_MEMO_LIMIT` of them)."""
+    if version is None:
+        return None
+    if _local.approved_version == version:
+        return _local.approved
+    approved = Suggestion.objects.filter(status=SuggestionStatus.APPROVED)
+    texts = list(approved.values_list("text", flat=True)[: APPROVED_MEMO_LIMIT + 1])
+    memo = frozenset(texts) if len(texts) <= APPROVED_MEMO_LIMIT else None
+    with _local.lock:
+        _local.approved_version, _local.approved = version, memo
+    return memo
+
+
+def _ranked(prefix: str, version: str | None = None) -> list[SuggestionItem]:
     """The active suggestion ranker's order for ``prefix`` (precomputed by the
     workers, :class:`RankedPrefix`), restricted to what is approved now, so a
-    suggestion moderated since the last precomputation is never served."""
+    suggestion moderated since the last precomputation is never served (a
+    moderation change is a new cache ``version``)."""
     row = RankedPrefix.objects.filter(prefix=prefix).values_list("texts", flat=True).first()
     if not row:
         return []
-    approved = set(Suggestion.objects.filter(status=SuggestionStatus.APPROVED, text__in=[t for t, _s in row])
-                   .values_list("text", flat=True))
+    approved = _approved_texts(version)
+    if approved is None:
+        approved = set(Suggestion.objects.filter(status=SuggestionStatus.APPROVED, text__in=[t for t, _s in row])
+                       .values_list("text", flat=True))
     return [SuggestionItem(text, "suggestion", source) for text, source in row if text in approved]
 
 
@@ -372,7 +399,7 @@ def _compute(prefix: str, limit: int, backend_alias: str, version: str | None,
     # The learned order leads; the engine's completions (and one-edit ones)
     # fill what it does not cover.
     if arm is None:
-        items += _ranked(prefix)
+        items += _ranked(prefix, version)
     else:
         items += [SuggestionItem(text, "suggestion", source) for text, source in arm.ranked(prefix)]
     fuzzy = len(prefix) >= app_settings.FUZZY_MIN_PREFIX_LENGTH

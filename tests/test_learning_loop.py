@@ -283,6 +283,28 @@ def test_suggest_serves_the_ranked_order_and_only_what_is_approved_now():
     assert [i.text for i in services.suggest("gea", limit=5).items] == ["gears of war 2", "gears of war"]
 
 
+def test_ranked_answers_read_the_approved_set_once_per_cache_version():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    for text in ("gears of war", "gears 3", "halo 3", "halo reach"):
+        Suggestion.objects.create(text=text, source="history", weight=1.0)
+    services.publish_suggestions()
+    RankedPrefix.objects.create(prefix="gea", model_version="v1", texts=[["gears 3", "history"],
+                                                                        ["gears of war", "history"]])
+    RankedPrefix.objects.create(prefix="hal", model_version="v1", texts=[["halo reach", "history"],
+                                                                        ["halo 3", "history"]])
+    services.invalidate_cache()
+    assert [i.text for i in services.suggest("gea", limit=5).items][:2] == ["gears 3", "gears of war"]
+
+    with CaptureQueriesContext(connection) as queries:
+        items = [i.text for i in services.suggest("hal", limit=5).items]
+
+    assert items[:2] == ["halo reach", "halo 3"]
+    suggestion_reads = [q["sql"] for q in queries.captured_queries if 'FROM "shop_suggestions_suggestion"' in q["sql"]]
+    assert suggestion_reads == []  # the approved texts were read with the first miss of this version
+
+
 def test_without_an_active_ranker_the_table_is_emptied():
     RankedPrefix.objects.create(prefix="ab", model_version="old", texts=[["abc", "history"]])
     assert services.refresh_rankings() == 0

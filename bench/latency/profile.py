@@ -78,6 +78,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=1000, help="Requests before timing (default 1000).")
     p.add_argument("--batch", type=int, default=20, help="Events per POST for --endpoint events (default 20).")
     p.add_argument("--cookies", action="store_true", help="Requests carry a shopper cookie (returning shoppers).")
+    p.add_argument("--cold", action="store_true",
+                   help="Invalidate the suggest answer cache before every timed slice and the profile: the "
+                   "misses' path (pinned, ranked, engine, cache write) instead of the steady state.")
     p.add_argument("--top", type=int, default=30, help="Functions listed by own time (default 30).")
     p.add_argument("--data-dir", type=Path, default=None,
                    help="Shared data folder (holds bestbuy/train.csv); default SHOP_DATA_DIR or ../shared/data.")
@@ -207,6 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from django.core.handlers.wsgi import WSGIHandler
 
     from catalog.models import Product
+    from suggestions.serving import invalidate_cache
 
     if not Product.objects.exists():
         raise fail("the benchmark database has no catalog; run `python -m bench.latency` once first.")
@@ -219,7 +223,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     trivial = build_requests("trivial", args, 1000)
     print(f"# python -m bench.latency.profile {' '.join(argv)}")
     print(f"date: {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}; load average "
-          f"{os.getloadavg()[0]:.2f}; {os.cpu_count()} CPUs; {'returning shoppers (cookie)' if cookie else 'first visits'}")
+          f"{os.getloadavg()[0]:.2f}; {os.cpu_count()} CPUs; {'returning shoppers (cookie)' if cookie else 'first visits'}"
+          f"{'; answer cache invalidated before every slice (--cold)' if args.cold else ''}")
     warm = envs[: args.warmup] or envs
     timed = envs[args.warmup:] or envs
     run(handler, warm, len(warm), cookie)
@@ -229,6 +234,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     slice_n = max(1, args.requests // SLICES)
     for k in range(SLICES):
         part = timed[k * slice_n:(k + 1) * slice_n] or timed
+        if args.cold:
+            invalidate_cache()
         figures["endpoint"].append(run(handler, part, len(part), cookie))
         figures["trivial"].append(run(handler, trivial, slice_n, cookie))
     bad = sum(f[2] for f in figures["endpoint"])
@@ -247,6 +254,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # CPU time, not wall time: waits on the socket and other processes of a busy
     # machine would otherwise swamp what the request itself costs.
     profiler = cProfile.Profile(time.process_time)
+    if args.cold:
+        invalidate_cache()
     profiler.enable()
     run(handler, timed, len(timed), cookie)
     profiler.disable()
