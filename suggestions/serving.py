@@ -213,6 +213,8 @@ class _LocalState:
         self.pinned: dict[str, list[tuple[str, str, float]]] = {}
         self.approved_version: str | None = None
         self.approved: frozenset[str] | None = None
+        self.ranked_version: str | None = None
+        self.ranked: dict[str, list] | None = None
 
     def reset(self) -> None:
         with self.lock:
@@ -220,6 +222,7 @@ class _LocalState:
             self.answers.clear()
             self.pinned_version, self.pinned = None, {}
             self.approved_version, self.approved = None, None
+            self.ranked_version, self.ranked = None, None
 
     def get_answer(self, key: str) -> list[SuggestionItem] | None:
         with self.lock:
@@ -375,12 +378,36 @@ def _approved_texts(version: str | None) -> frozenset[str] | None:
     return memo
 
 
+#: Up to this many precomputed prefix orders, each process holds them all in
+#: memory (one query per cache version: a refresh of the orders is a new
+#: version); past it, each ranked answer reads its prefix's row.
+RANKED_MEMO_LIMIT = 50_000
+
+
+def _ranked_rows(version: str | None) -> dict[str, list] | None:
+    """Every precomputed order by prefix for this cache version, or None (no
+    version, or more than :data:`RANKED_MEMO_LIMIT` of them)."""
+    if version is None:
+        return None
+    if _local.ranked_version == version:
+        return _local.ranked
+    rows = list(RankedPrefix.objects.values_list("prefix", "texts")[: RANKED_MEMO_LIMIT + 1])
+    memo = dict(rows) if len(rows) <= RANKED_MEMO_LIMIT else None
+    with _local.lock:
+        _local.ranked_version, _local.ranked = version, memo
+    return memo
+
+
 def _ranked(prefix: str, version: str | None = None) -> list[SuggestionItem]:
     """The active suggestion ranker's order for ``prefix`` (precomputed by the
     workers, :class:`RankedPrefix`), restricted to what is approved now, so a
     suggestion moderated since the last precomputation is never served (a
     moderation change is a new cache ``version``)."""
-    row = RankedPrefix.objects.filter(prefix=prefix).values_list("texts", flat=True).first()
+    memo = _ranked_rows(version)
+    if memo is not None:
+        row = memo.get(prefix)
+    else:
+        row = RankedPrefix.objects.filter(prefix=prefix).values_list("texts", flat=True).first()
     if not row:
         return []
     approved = _approved_texts(version)
