@@ -8,9 +8,11 @@ from django.urls import include, path
 from . import views
 
 urlpatterns = [
+    # First: the suggest endpoint is called on every keystroke, and URL resolution
+    # tries the patterns in order.
+    path("api/suggestions/", include("suggestions.api.urls")),
     path("", views.home, name="home"),
     path("search/", views.results, name="search"),
     path("product/<int:pk>/", views.product, name="product"),
     path("admin/", admin.site.urls),
-    path("api/suggestions/", include("suggestions.api.urls")),
 ]

@@ -523,5 +523,7 @@ def suggest(prefix: str, *, limit: int, user=None, session_key: str | None = Non
     recents = [SuggestionItem(text, "recent", "recent") for text in texts]
     if profile and app_settings.PERSONALIZATION:
         shared = personal.rerank_suggestions(shared, profile)
-    items = _dedupe(recents + shared, blocked, limit)
+    # The shared answer was deduplicated and filtered when it was computed, under
+    # this version's blocked terms: only the shopper's own recent searches need it.
+    items = _dedupe(recents + shared, blocked, limit) if recents else list(shared[:limit])
     return SuggestResult(normalized, request_id, items, bool(reasons), tuple(reasons))
