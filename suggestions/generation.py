@@ -17,6 +17,10 @@ Contracts:
       kept when at least ``SUGGESTIONS_MIN_DISTINCT_USERS`` distinct
       *identified* shoppers made it and both texts pass
       :func:`~suggestions.mining.history_text_allowed`. Weight: its shoppers.
+      A search started from a refinement chip (``origin="refinement"``) is
+      never a target, here nor in the held-out units: the shop offered it, so
+      it would return the generator's own proposals to it as shoppers'
+      evidence. It still seeds the searches the shopper typed after it.
   ``catalog``
       Product type → brand + type and attribute + type (the approved catalog
       phrases, each returning at least ``SUGGESTIONS_CATALOG_PHRASE_MIN_PRODUCTS``
@@ -69,6 +73,7 @@ from .models import (
     ModelVersionStatus,
     QueryDailyStat,
     SearchEvent,
+    SearchOrigin,
     Suggestion,
     SuggestionSource,
     SuggestionStatus,
@@ -95,14 +100,18 @@ MATCH_SCAN = 100
 
 def history_searches(since=None) -> list:
     """Every search with text, oldest first, as the generator reads them (an
-    unidentified search keeps no actor, so it counts no shopper)."""
+    unidentified search keeps no actor, so it counts no shopper; a search
+    started from a refinement chip is marked ``chosen``, so it is never
+    mined as a shopper's own refinement)."""
     from .ml.generator.pairs import Search
 
     rows = SearchEvent.objects.exclude(normalized_query="")
     if since is not None:
         rows = rows.filter(created_at__gte=since)
-    rows = rows.order_by("created_at").values_list("normalized_query", "actor_hash", "identified", "created_at")
-    return [Search(q, a if known else "", t) for q, a, known, t in rows.iterator(chunk_size=5000)]
+    rows = rows.order_by("created_at").values_list("normalized_query", "actor_hash", "identified", "created_at",
+                                                   "origin")
+    return [Search(q, a if known else "", t, chosen=origin == SearchOrigin.REFINEMENT)
+            for q, a, known, t, origin in rows.iterator(chunk_size=5000)]
 
 
 def history_pairs(searches: Iterable, *, min_users: int | None = None) -> list:

@@ -88,6 +88,32 @@ def test_history_pairs_pass_the_k_gate_and_the_privacy_filter(settings):
     assert [(p.seed, p.target, p.shoppers) for p in pairs] == [("running shoes", "running shoes men", 3)]
 
 
+def test_searches_started_from_a_refinement_chip_are_never_mined_as_shoppers_refinements(settings):
+    """A chip's text was offered by the shop: k shoppers accepting it is no
+    evidence that shoppers refine that way (it would return the generator's
+    own output to it). What a shopper typed after the chip still counts."""
+    from suggestions.models import SearchEvent, SearchOrigin
+
+    settings.SUGGESTIONS_MIN_DISTINCT_USERS = 3
+    now = timezone.now() - timedelta(days=1)
+    rows = []
+    for i in range(4):
+        for s, q, origin in ((0, "running shoes", SearchOrigin.TYPED),
+                             (20, "running shoes men", SearchOrigin.REFINEMENT),  # a chip
+                             (60, "running shoes men nike", SearchOrigin.TYPED)):
+            rows.append(SearchEvent(normalized_query=q, query=q, actor_hash=f"shopper{i}", identified=True,
+                                    origin=origin, created_at=now + timedelta(minutes=i * 5, seconds=s)))
+    SearchEvent.objects.bulk_create(rows)
+    searches = generation.history_searches()
+    assert sum(s.chosen for s in searches) == 4
+    pairs = {(p.seed, p.target): p.shoppers for p in generation.history_pairs(searches)}
+    assert pairs == {("running shoes", "running shoes men nike"): 4, ("running shoes men", "running shoes men nike"): 4}
+    # The same searches typed are the shoppers' own refinement.
+    SearchEvent.objects.filter(origin=SearchOrigin.REFINEMENT).update(origin=SearchOrigin.TYPED)
+    pairs = {(p.seed, p.target) for p in generation.history_pairs(generation.history_searches())}
+    assert ("running shoes", "running shoes men") in pairs
+
+
 def test_catalog_pairs_and_decisions(settings):
     Suggestion.objects.bulk_create([
         Suggestion(text="laser printer", source="catalog", provenance={"rule": "product_type"}),
