@@ -139,6 +139,21 @@ def test_catalog_pairs_and_decisions(settings):
     assert rejected == {("laser printer", "laser printer cheap")}
 
 
+def test_gated_queries_found_in_titles_make_catalog_pairs(settings):
+    """A query enough shoppers searched ("dance central") found in a title → it
+    and the title's next words; one below the k-gate is never a seed."""
+    from suggestions.adapter import ProductDocument
+    from suggestions.ml.generator.pairs import Search
+
+    settings.SUGGESTIONS_MIN_DISTINCT_USERS = 3
+    now = timezone.now()
+    searches = ([Search("dance central", f"u{i}", now) for i in range(3)]
+                + [Search("rocksmith", f"u{i}", now) for i in range(2)])
+    docs = [ProductDocument(id="1", title="Dance Central 2"), ProductDocument(id="2", title="Rocksmith Guitar Game")]
+    pairs = generation.training_pairs(searches, documents=docs)
+    assert {(p.seed, p.target) for p in pairs["catalog"]} == {("dance central", "dance central 2")}
+
+
 # -- constrained decoding ------------------------------------------------------------------
 
 
