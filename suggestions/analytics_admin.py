@@ -37,7 +37,7 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from . import analytics, charts, services
+from . import charts, services
 from .models import AnalyticsDay
 
 #: Longest custom period, in days.
@@ -95,7 +95,7 @@ def chip_source_label(source: str) -> str:
         "history": _("Shoppers' own searches"),
         "catalog": _("Catalog phrases"),
         "manual": _("Added by a merchandiser"),
-        analytics.OWN_WORDS: _("Rewrite of the shopper's query (spelling fix, a word left out)"),
+        services.CHIP_SOURCE_OWN_WORDS: _("Rewrite of the shopper's query (spelling fix, a word left out)"),
     }.get(source, source)
 
 
