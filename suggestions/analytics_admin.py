@@ -13,7 +13,9 @@ analytics``). It reads only the rollups (:mod:`suggestions.analytics`, through
   spreadsheet would run as a formula (a query typed as ``=cmd|…``) are
   prefixed with ``'``.
 * Refinement chips (the narrower searches offered above the results): how
-  often each was shown and chosen, by source and by searched query and chip.
+  often each was shown and chosen, by source and by searched query and chip;
+  a generated chip links to its row of the review queue (needs
+  ``change_generatedrefinement``).
 * Rows of queries without results carry actions: add a suggestion (needs
   ``add_suggestion``), block the text (needs ``add_blockedterm``), add a
   synonym (the synonym form with the query filled in; needs ``add_synonym``),
@@ -208,8 +210,10 @@ class AnalyticsAdmin(admin.ModelAdmin):
             "synonym_add_url": reverse("admin:shop_suggestions_synonym_add"),
             "chip_sources": [(chip_source_label(c.source), c.shown, c.clicked, percent(c.click_through))
                              for c in report.chip_sources],
-            "chips": [(c.query, c.chip, chip_source_label(c.source), c.shown, c.clicked, percent(c.click_through))
-                      for c in report.chips],
+            "chips": [(c.query, c.chip, chip_source_label(c.source), c.shown, c.clicked, percent(c.click_through),
+                       c.source == "generated") for c in report.chips],
+            "review_url": (reverse("admin:shop_suggestions_generatedrefinement_changelist")
+                           if user.has_perm("shop_suggestions.change_generatedrefinement") else ""),
             "chip_totals": report.chip_totals,
             "chip_ctr": percent(report.chip_totals.click_through),
             "csv_urls": {name.replace("-", "_"): reverse("admin:shop_suggestions_analytics_csv", args=[name])

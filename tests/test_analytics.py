@@ -523,6 +523,14 @@ def test_the_page_shows_chip_click_through_per_chip_and_source_and_exports_it(cl
     all_chosen = sum(v[1] for v in per_source.values())
     assert f"{all_chosen} chosen of {all_shown} shown ({all_chosen / all_shown * 100:.1f}%)" in section
 
+    review = reverse("admin:shop_suggestions_generatedrefinement_changelist") + "?q=running%20shoes%20men"
+    assert review not in section  # the merchandiser may not review generated refinements
+    grant(merchandiser, "change_generatedrefinement", "view_generatedrefinement")
+    section = client.get(PAGE, params).content.decode().split('id="refinement-chips"')[1].split('id="days"')[0]
+    generated_rows = sum(1 for _q, chip in per_chip if CHIP_SOURCES.get(chip) == "generated")
+    assert f'href="{review}"' in section and section.count(">review</a>") == generated_rows  # generated chips only
+    assert client.get(review).status_code == 200
+
     rows = _csv(client.get(csv_url("chips"), params))
     assert rows[0] == ["searched_query", "chip", "source", "times_shown", "times_chosen", "click_through"]
     assert {(r[0], r[1]): (int(r[3]), int(r[4])) for r in rows[1:]} == per_chip
