@@ -114,6 +114,25 @@ def test_searches_started_from_a_refinement_chip_are_never_mined_as_shoppers_ref
     assert ("running shoes", "running shoes men") in pairs
 
 
+def test_held_out_refinements_started_from_a_chip_are_not_units_of_the_gate(settings):
+    """The gate scores the generator on what shoppers refined by themselves:
+    a chip they accepted in the held-out days would score the shop's own offer."""
+    from suggestions.models import SearchEvent, SearchOrigin
+
+    settings.SUGGESTIONS_HELDOUT_DAYS = 14
+    now = timezone.now()
+    rows = [SearchEvent(normalized_query=f"old {i}", query=f"old {i}", actor_hash=f"o{i}", identified=True,
+                        created_at=now - timedelta(days=40, minutes=i)) for i in range(10)]
+    for i, (target, origin) in enumerate([("tv stand", SearchOrigin.TYPED), ("tv wall mount", SearchOrigin.REFINEMENT)]):
+        start = now - timedelta(days=1, hours=i)
+        rows += [SearchEvent(normalized_query="tv", query="tv", actor_hash=f"h{i}", identified=True, created_at=start),
+                 SearchEvent(normalized_query=target, query=target, actor_hash=f"h{i}", identified=True,
+                             origin=origin, created_at=start + timedelta(minutes=1))]
+    SearchEvent.objects.bulk_create(rows)
+    snapshot = generation.GeneratorKind().snapshot(log=lambda line: None, options={})
+    assert snapshot.heldout == [("tv", "tv stand")]
+
+
 def test_catalog_pairs_and_decisions(settings):
     Suggestion.objects.bulk_create([
         Suggestion(text="laser printer", source="catalog", provenance={"rule": "product_type"}),
