@@ -15,12 +15,21 @@ Definitions (the page, the CSV export and the README use the same ones):
 * **Keystrokes saved**: for each chosen suggestion, its length minus the length
   of the prefix the shopper had typed (never below zero), summed; as a share,
   divided by the characters of the chosen suggestions.
+* **Chip click-through**: refinement chips chosen / chips shown, where a chip
+  is shown once per results page that lists it (surface ``refinements``:
+  :class:`~suggestions.models.SuggestionImpression` /
+  :class:`~suggestions.models.SuggestionClick`). Unlike the typeahead's, it is
+  per chip, not per list: a page shows several chips, and shoppers choose
+  one. By searched query and chip, and by the chip's source (the suggestion's
+  ``source`` when the day was rolled up; "own words" for a rewrite made of
+  the shopper's query, which is no suggestion).
 
 Contracts:
 
 * The page reads only the rollups (:class:`~suggestions.models.AnalyticsDay`,
   :class:`~suggestions.models.AnalyticsQueryDay`,
-  :class:`~suggestions.models.AnalyticsPositionDay`), never the raw events, so
+  :class:`~suggestions.models.AnalyticsPositionDay`,
+  :class:`~suggestions.models.AnalyticsChipDay`), never the raw events, so
   it stays fast on large logs.
 * :func:`rollup_day` rebuilds one day from its events in one transaction: the
   day's rows are deleted and recreated from set-based aggregate queries and
@@ -28,7 +37,7 @@ Contracts:
   the project's time zone.
 * Days older than the retention period are not rebuilt (their events are
   gone): their totals stay, their per-query rows are deleted by retention
-  (:func:`suggestions.history.garbage_collect`). Day and position totals hold
+  (:func:`suggestions.history.garbage_collect`), as are their chip rows. Day and position totals hold
   no query text and no shopper.
 * Erasure rebuilds the rolled-up days of the erased events
   (:func:`rebuild_rolled_up_days`), so no count of an erased shopper survives
@@ -50,6 +59,7 @@ from django.utils import timezone
 
 from .conf import app_settings
 from .models import (
+    AnalyticsChipDay,
     AnalyticsDay,
     AnalyticsPositionDay,
     AnalyticsQueryDay,
@@ -154,6 +164,7 @@ def _rollup_day(day: date) -> DayRollup:
         clicks_at = dict(clicks.values("position").annotate(n=Count("id")).values_list("position", "n"))
         product_clicks = ProductClick.objects.filter(**window)
         product_click_count = product_clicks.count()
+        chips = _chip_counts(window)
 
         per_query: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
         for text, n, zero, chosen in (searches.values("normalized_query")
@@ -169,6 +180,7 @@ def _rollup_day(day: date) -> DayRollup:
         AnalyticsDay.objects.filter(date=day).delete()
         AnalyticsQueryDay.objects.filter(date=day).delete()
         AnalyticsPositionDay.objects.filter(date=day).delete()
+        AnalyticsChipDay.objects.filter(date=day).delete()
         AnalyticsDay.objects.create(
             date=day, **totals,
             impressions=sum(lengths.values()),
@@ -189,8 +201,34 @@ def _rollup_day(day: date) -> DayRollup:
                                  impressions=sum(lists for n, lists in lengths.items() if n > p))
             for p in range(longest)
         )
+        AnalyticsChipDay.objects.bulk_create(
+            (AnalyticsChipDay(date=day, query=query, chip=chip, source=source, shown=shown, clicked=clicked)
+             for (query, chip), (source, shown, clicked) in chips.items()),
+            batch_size=BATCH_SIZE,
+        )
     return DayRollup(day, totals["searches"], sum(lengths.values()), click_totals["n"], product_click_count,
                      len(per_query), _time.perf_counter() - began)
+
+
+def _chip_counts(window: dict) -> dict[tuple[str, str], tuple[str, int, int]]:
+    """``(query, chip)`` → ``(source, shown, chosen)`` of the refinement chips
+    of a day. The lists are JSON arrays, read row by row (a chip listed twice
+    on one page is shown once); clicks are counted in the database."""
+    shown: dict[tuple[str, str], int] = defaultdict(int)
+    for query, listed in (SuggestionImpression.objects.filter(**window, surface=EventSurface.REFINEMENTS)
+                          .values_list("prefix", "suggestions").iterator(chunk_size=BATCH_SIZE)):
+        for chip in set(listed if isinstance(listed, list) else ()):
+            if isinstance(chip, str) and chip:
+                shown[(query, chip[:255])] += 1
+    clicked = {(q, c): n for q, c, n in (SuggestionClick.objects.filter(**window, surface=EventSurface.REFINEMENTS)
+                                         .values("prefix", "suggestion").annotate(n=Count("id"))
+                                         .values_list("prefix", "suggestion", "n").iterator())}
+    keys = set(shown) | set(clicked)
+    texts = sorted({chip for _q, chip in keys})
+    sources: dict[str, str] = {}
+    for start in range(0, len(texts), 500):
+        sources.update(Suggestion.objects.filter(text__in=texts[start:start + 500]).values_list("text", "source"))
+    return {key: (sources.get(key[1], ""), shown.get(key, 0), clicked.get(key, 0)) for key in keys}
 
 
 @dataclass(frozen=True)
@@ -343,6 +381,26 @@ class PositionFigures:
         return ratio(self.clicks, self.impressions)
 
 
+#: ``source`` of the chip rows that are no suggestion (rewrites of the shopper's own query).
+OWN_WORDS = "own words"
+
+
+@dataclass(frozen=True)
+class ChipFigures:
+    """Refinement chips shown and chosen over a period: one chip with the
+    searched query it was shown with (``query`` empty in the by-source table)."""
+
+    query: str
+    chip: str
+    source: str
+    shown: int
+    clicked: int
+
+    @property
+    def click_through(self) -> float | None:
+        return ratio(self.clicked, self.shown)
+
+
 @dataclass(frozen=True)
 class AnalyticsReport:
     """The figures of one period, read from the rollups."""
@@ -355,6 +413,16 @@ class AnalyticsReport:
     zero_result_queries: list[QueryFigures]
     positions: list[PositionFigures]
     last_rollup: datetime | None
+    #: Chips by source (``chip`` and ``query`` empty), most shown first.
+    chip_sources: list[ChipFigures] = field(default_factory=list)
+    #: The most shown chips, with their searched query.
+    chips: list[ChipFigures] = field(default_factory=list)
+
+    @property
+    def chip_totals(self) -> ChipFigures:
+        """Every chip of the period together."""
+        return ChipFigures("", "", "", sum(c.shown for c in self.chip_sources),
+                           sum(c.clicked for c in self.chip_sources))
 
     @property
     def days_without_rollup(self) -> list[date]:
@@ -405,7 +473,16 @@ def report(start: date, end: date, *, limit: int = 50) -> AnalyticsReport:
     positions = [PositionFigures(r["position"], r["shown"], r["chosen"]) for r in
                  AnalyticsPositionDay.objects.filter(date__gte=start, date__lte=end).values("position")
                  .annotate(shown=Sum("impressions"), chosen=Sum("clicks")).order_by("position")]
-    return AnalyticsReport(start, end, totals, series, figures(top), figures(zero), positions, last)
+    chip_rows = AnalyticsChipDay.objects.filter(date__gte=start, date__lte=end)
+    by_source = [ChipFigures("", "", r["source"] or OWN_WORDS, r["shown"], r["chosen"]) for r in
+                 chip_rows.values("source").annotate(shown=Sum("shown"), chosen=Sum("clicked"))
+                 .order_by("-shown", "source")]
+    # Grouped with its source too: a rewrite that later became a suggestion is two rows.
+    chips = [ChipFigures(r["query"], r["chip"], r["source"] or OWN_WORDS, r["shown"], r["chosen"]) for r in
+             chip_rows.values("query", "chip", "source").annotate(shown=Sum("shown"), chosen=Sum("clicked"))
+             .order_by("-shown", "-chosen", "query", "chip", "source")[:limit]]
+    return AnalyticsReport(start, end, totals, series, figures(top), figures(zero), positions, last,
+                           chip_sources=by_source, chips=chips)
 
 
 def rolled_up_range() -> tuple[date | None, date | None]:
@@ -415,6 +492,6 @@ def rolled_up_range() -> tuple[date | None, date | None]:
 
 
 __all__ = [
-    "AnalyticsReport", "DayFigures", "DayRollup", "PositionFigures", "QueryFigures", "RollupReport", "Totals",
+    "AnalyticsReport", "ChipFigures", "DayFigures", "DayRollup", "PositionFigures", "QueryFigures", "RollupReport", "Totals",
     "day_bounds", "event_days", "rebuild_rolled_up_days", "report", "rollup", "rollup_day",
 ]

@@ -17,13 +17,18 @@ Contracts:
       kept when at least ``SUGGESTIONS_MIN_DISTINCT_USERS`` distinct
       *identified* shoppers made it and both texts pass
       :func:`~suggestions.mining.history_text_allowed`. Weight: its shoppers.
+      A search started from a refinement chip (``origin="refinement"``) is
+      never a target, here nor in the held-out units: the shop offered it, so
+      it would return the generator's own proposals to it as shoppers'
+      evidence. It still seeds the searches the shopper typed after it.
   ``catalog``
       Product type → brand + type and attribute + type (the approved catalog
       phrases, each returning at least ``SUGGESTIONS_CATALOG_PHRASE_MIN_PRODUCTS``
       products), type → type + audience / size / colour value where at
-      least 3 products of the type have it, and a type, brand + type or model
-      family found in a product title → it and the title's next words.
-      Weight 1.
+      least 3 products of the type have it, and a type, brand + type, model
+      family or k-gated query (one at least ``SUGGESTIONS_MIN_DISTINCT_USERS``
+      identified shoppers searched, passing the privacy filter) found in a
+      product title → it and the title's next words. Weight 1.
   ``approved``
       Generated refinements a merchandiser approved (weight
       ``SUGGESTIONS_GENERATOR_APPROVED_WEIGHT``). Rejected ones are never
@@ -69,6 +74,7 @@ from .models import (
     ModelVersionStatus,
     QueryDailyStat,
     SearchEvent,
+    SearchOrigin,
     Suggestion,
     SuggestionSource,
     SuggestionStatus,
@@ -95,14 +101,18 @@ MATCH_SCAN = 100
 
 def history_searches(since=None) -> list:
     """Every search with text, oldest first, as the generator reads them (an
-    unidentified search keeps no actor, so it counts no shopper)."""
+    unidentified search keeps no actor, so it counts no shopper; a search
+    started from a refinement chip is marked ``chosen``, so it is never
+    mined as a shopper's own refinement)."""
     from .ml.generator.pairs import Search
 
     rows = SearchEvent.objects.exclude(normalized_query="")
     if since is not None:
         rows = rows.filter(created_at__gte=since)
-    rows = rows.order_by("created_at").values_list("normalized_query", "actor_hash", "identified", "created_at")
-    return [Search(q, a if known else "", t) for q, a, known, t in rows.iterator(chunk_size=5000)]
+    rows = rows.order_by("created_at").values_list("normalized_query", "actor_hash", "identified", "created_at",
+                                                   "origin")
+    return [Search(q, a if known else "", t, chosen=origin == SearchOrigin.REFINEMENT)
+            for q, a, known, t, origin in rows.iterator(chunk_size=5000)]
 
 
 def history_pairs(searches: Iterable, *, min_users: int | None = None) -> list:
@@ -137,9 +147,10 @@ def _catalog_phrases() -> dict[str, str]:
     return {text: (prov or {}).get("rule", "") for text, prov in rows.values_list("text", "provenance")}
 
 
-def catalog_pairs(documents: Iterable | None = None) -> list:
+def catalog_pairs(documents: Iterable | None = None, *, seeds: Iterable[str] = ()) -> list:
     """Catalog pairs (see the module contract), from the approved catalog
-    phrases and the documents' audience, size and colour attributes."""
+    phrases and the documents' audience, size and colour attributes; ``seeds``
+    (gated queries) are looked for in the titles beside the phrases."""
     from .ml.generator.pairs import Pair, catalog_phrase_pairs, title_pairs
 
     out: dict[tuple[str, str], Any] = {(p.seed, p.target): p for p in catalog_phrase_pairs(_catalog_phrases())}
@@ -166,7 +177,7 @@ def catalog_pairs(documents: Iterable | None = None) -> list:
             out.setdefault((ptype, target), Pair(ptype, target, "catalog"))
     # A phrase in a product title → it and the title's next words ("hp laserjet" → "hp laserjet pro").
     phrases = {t for t, rule in _catalog_phrases().items() if rule in ("product_type", "model_family", "brand_type")}
-    for pair in title_pairs(titles, phrases):
+    for pair in title_pairs(titles, phrases | set(seeds)):
         if history_text_allowed(pair.target):
             out.setdefault((pair.seed, pair.target), pair)
     return sorted(out.values(), key=lambda p: (p.seed, p.target))
@@ -192,8 +203,10 @@ def decisions() -> tuple[list, set[tuple[str, str]]]:
 
 def training_pairs(searches: Iterable, documents: Iterable | None = None) -> dict[str, list]:
     """Every training pair by source; rejected pairs removed from all of them."""
+    searches = list(searches)
     approved, rejected = decisions()
-    out = {"history": history_pairs(searches), "catalog": catalog_pairs(documents), "approved": approved}
+    out = {"history": history_pairs(searches), "catalog": catalog_pairs(documents, seeds=gated_queries(searches)),
+           "approved": approved}
     return {name: [p for p in pairs if (p.seed, p.target) not in rejected] for name, pairs in out.items()}
 
 

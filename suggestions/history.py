@@ -502,9 +502,10 @@ def garbage_collect(*, now: datetime | None = None) -> dict[str, int]:
         counts["experimentevent"] = ExperimentEvent.objects.filter(created_at__lt=cutoff).delete()[0]
         counts["querydailystat"] = QueryDailyStat.objects.filter(date__lt=cutoff.date()).delete()[0]
         # Per-query analytics too; day and position totals hold no query text and no shopper.
-        from .models import AnalyticsQueryDay
+        from .models import AnalyticsChipDay, AnalyticsQueryDay
 
         counts["analyticsqueryday"] = AnalyticsQueryDay.objects.filter(date__lt=cutoff.date()).delete()[0]
+        counts["analyticschipday"] = AnalyticsChipDay.objects.filter(date__lt=cutoff.date()).delete()[0]
         from .personal import apply_retention
 
         counts["shopperprofile"] = apply_retention(cutoff, touched)

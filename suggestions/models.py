@@ -606,6 +606,27 @@ class AnalyticsPositionDay(models.Model):
         return f"{self.date} #{self.position}"
 
 
+class AnalyticsChipDay(models.Model):
+    """Refinement chips shown and chosen on one day, by searched query and
+    chip, rebuilt by the analytics rollup. Holds query text (deleted by
+    retention like :class:`AnalyticsQueryDay`), no shopper."""
+
+    date = models.DateField(help_text=_("Day (in the project's time zone)."))
+    query = models.CharField(max_length=255, help_text=_("The searched query the chip was shown with (normalised)."))
+    chip = models.CharField(max_length=255, help_text=_("The chip's text (normalised)."))
+    source = models.CharField(max_length=16, blank=True, help_text=_("Source of the suggestion the chip is (generated, history, catalog, manual) when the day was rolled up; empty for a rewrite made of the shopper's own words."))
+    shown = models.PositiveIntegerField(default=0, help_text=_("Result pages that showed the chip."))
+    clicked = models.PositiveIntegerField(default=0, help_text=_("Times shoppers chose the chip."))
+
+    class Meta:
+        verbose_name = _("refinement chip analytics of a day")
+        ordering = ["-date", "-shown"]
+        constraints = [models.UniqueConstraint(fields=["date", "query", "chip"], name="sugg_acday_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.date} {self.query} → {self.chip}"
+
+
 # --- synonyms (suggestions/synonyms.py) ---
 
 

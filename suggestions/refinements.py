@@ -27,9 +27,12 @@ Contracts:
   a moderation change (which gives the cache a new version) shows in the next
   answer, and a repeated search costs no query. Rewrites made of the
   shopper's own words (the query less a word, its spelling correction) are
-  kept in process memory only, never in the shared cache. Candidates come from two
-  database queries (see :func:`_candidates`); a rewrite costs one count per
-  candidate, only for searches with no result, once per version.
+  kept in process memory only, never in the shared cache. Candidates come from one
+  database query (the generated ones for the query) and an index by word of
+  every approved suggestion, built once per process and cache version after
+  its first few answers (which scan the texts instead; see
+  :func:`_candidates`); a rewrite costs one count per candidate, only for
+  searches with no result, once per version.
 * A chip chosen by a shopper starts a search with ``origin="refinement"``.
   That search is what the suggestion ranker learns from (the searched text is
   the positive of its prefixes, :mod:`suggestions.ml.suggestion_ranker`), so
@@ -45,6 +48,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import threading
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -132,7 +136,7 @@ def refinements_for(query: str, *, found: int, limit: int | None = None,
         rows, key = None, None
     if rows is None:
         try:
-            rows, complete = _compute(normalized, limit, zero, backend_alias)
+            rows, complete = _compute(normalized, limit, zero, backend_alias, version)
         except Exception:  # noqa: BLE001 - refinements are an enhancement, never a failure
             logger.warning("suggestions: refinements failed for a search", exc_info=True)
             return []
@@ -166,12 +170,74 @@ def _refines(text: str, words: list[str]) -> bool:
     return len(own) > len(words) or (bool(_HAN.search(text)) and len(text) > len(" ".join(words)))
 
 
-def _candidates(normalized: str, want: int, *, mined: bool = True) -> list[tuple[str, str, bool]]:
+@dataclass(frozen=True)
+class _WordIndex:
+    """Every approved suggestion, best first (weight, then text), and for each
+    word the positions of the suggestions holding it."""
+
+    rows: list[tuple[str, str]]  # (text, source)
+    words: list[frozenset[str]]
+    lengths: list[int]
+    postings: dict[str, list[int]]
+
+
+_index_lock = threading.Lock()
+_index: dict = {"version": None, "index": None, "scanned_version": None, "scans": 0}
+#: Answers of a cache version computed by scanning before its word index is
+#: built. Building costs about ten to fifteen scans (bench/refinements), so a
+#: version that needs few answers (one soon replaced by the next moderation
+#: change) never pays for it, and a busy one pays about twice the least it could.
+SCANS_BEFORE_INDEX = 10
+
+
+def _word_index(version: str | None, *, build: bool = False) -> _WordIndex | None:
+    """The word index of the approved suggestions for cache ``version`` (every
+    moderation change and publish gives a new one), built once the version has
+    computed :data:`SCANS_BEFORE_INDEX` answers by scanning (at once with
+    ``build``); None until then, and without a version (the cache is down)."""
+    if version is None:
+        return None
+    with _index_lock:
+        if _index["version"] == version:
+            return _index["index"]
+        if _index["scanned_version"] != version:
+            _index.update(scanned_version=version, scans=0)
+        _index["scans"] += 1
+        if not build and _index["scans"] <= SCANS_BEFORE_INDEX:
+            return None
+        rows: list[tuple[str, str]] = []
+        words: list[frozenset[str]] = []
+        lengths: list[int] = []
+        postings: dict[str, list[int]] = {}
+        approved = (Suggestion.objects.filter(status=SuggestionStatus.APPROVED).order_by("-weight", "text")
+                    .values_list("text", "source").iterator(chunk_size=5000))
+        for position, (text, source) in enumerate(approved):
+            own = _words(text)
+            rows.append((text, source))
+            words.append(frozenset(own))
+            lengths.append(len(own))
+            for word in set(own):
+                postings.setdefault(word, []).append(position)
+        index = _WordIndex(rows, words, lengths, postings)
+        _index.update(version=version, index=index)
+        return index
+
+
+def reset_word_index() -> None:
+    """Forget the word index (tests; the next answer builds it again)."""
+    with _index_lock:
+        _index.update(version=None, index=None, scanned_version=None, scans=0)
+
+
+def _candidates(normalized: str, want: int, *, mined: bool = True,
+                version: str | None = None) -> list[tuple[str, str, bool]]:
     """Approved suggestions generated for the query (by the generator's score),
-    then approved suggestions holding all its words (by weight): ``(text,
-    source, generated for the query)``. Two queries: the generated ones
-    through the index on ``source``, the others in one scan of the texts
-    (``LIKE`` per word)."""
+    then approved suggestions holding all its words and more (by weight):
+    ``(text, source, generated for the query)``. The generated ones are one
+    query through the index on ``source``; the others come from the word index
+    of ``version`` (:func:`_word_index`), walking the rarest word's list, or,
+    without a version or for text in Han characters (words without spaces),
+    from one scan of the texts (``LIKE`` per word)."""
     # Filtered on the source alone (its index), the status checked here: given
     # both, planners without statistics scan every approved row instead.
     seeded = (Suggestion.objects.filter(source=SuggestionSource.GENERATED, provenance__seed_query=normalized)
@@ -182,8 +248,21 @@ def _candidates(normalized: str, want: int, *, mined: bool = True) -> list[tuple
     generated = [(t, s, True) for t, s, _seeded, _score in out[:want]]
     if not mined:
         return generated
+    query_words = _words(normalized)
+    index = None if _HAN.search(normalized) else _word_index(version)
+    if index is not None:
+        wanted = frozenset(query_words)
+        rarest = min((index.postings.get(w, []) for w in wanted), key=len)
+        found: list[tuple[str, str, bool]] = []
+        for position in rarest:
+            if index.lengths[position] > len(query_words) and wanted <= index.words[position]:
+                text, source = index.rows[position]
+                found.append((text, source, False))
+                if len(found) == want:
+                    break
+        return generated + found
     every_word = Q()
-    for word in dict.fromkeys(_words(normalized)):
+    for word in dict.fromkeys(query_words):
         every_word &= Q(text__contains=word)
     # The status is checked here too: through its index (nearly every row is
     # approved) the scan costs three times a plain one.
@@ -192,12 +271,13 @@ def _candidates(normalized: str, want: int, *, mined: bool = True) -> list[tuple
     return generated + [(t, s, False) for t, s, status in rows if status == SuggestionStatus.APPROVED][:want]
 
 
-def _compute(normalized: str, limit: int, zero: bool, backend_alias: str) -> tuple[list[tuple[str, str, str]], bool]:
+def _compute(normalized: str, limit: int, zero: bool, backend_alias: str,
+             version: str | None = None) -> tuple[list[tuple[str, str, str]], bool]:
     """``([(text, source, kind)], complete)``; not complete (so not cached)
     when the backend was down for a rewrite's count."""
     words = _words(normalized)
     # A query that finds nothing gets rewrites, never texts holding all its words.
-    candidates = _candidates(normalized, limit * CANDIDATES_PER_SLOT, mined=not zero)
+    candidates = _candidates(normalized, limit * CANDIDATES_PER_SLOT, mined=not zero, version=version)
     if not zero:
         rows = [(text, source, REFINEMENT) for text, source, for_query in candidates
                 if for_query or _refines(text, words)]

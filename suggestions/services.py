@@ -586,12 +586,14 @@ __all__ = [
 
 # -- search analytics (see suggestions/analytics.py) ---------------------------------------
 
+from .analytics import OWN_WORDS as CHIP_SOURCE_OWN_WORDS  # noqa: E402,F401
 from .analytics import AnalyticsReport, RollupReport  # noqa: E402,F401
 from .analytics import report as analytics_report  # noqa: E402,F401
 from .analytics import rollup as rollup_analytics  # noqa: E402,F401
 from .moderation import block_text  # noqa: E402,F401
 
-__all__ += ["AnalyticsReport", "RollupReport", "analytics_report", "block_text", "rollup_analytics"]
+__all__ += ["AnalyticsReport", "CHIP_SOURCE_OWN_WORDS", "RollupReport", "analytics_report", "block_text",
+            "rollup_analytics"]
 
 
 # -- refinement chips (see suggestions/refinements.py) -----------------------------------

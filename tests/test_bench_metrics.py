@@ -145,3 +145,25 @@ def test_time_split_keeps_the_earliest_share():
     train, test = split_by_time(reversed(searches), train_share=0.8)
     assert [s.user for s in train] == [f"u{i}" for i in range(8)]
     assert [s.user for s in test] == ["u8", "u9"]
+
+
+def test_unseen_slice_title_ngrams_and_per_search_regrouping():
+    from bench.qac import bootstrap_by_search, per_search, title_ngram_completion
+
+    when = datetime(2011, 8, 1)
+    test = [Search("u1", "Halo", when, "halo"), Search("u2", "halo reach", when, "halo reach")]
+    stats = evaluate(test, lambda prefix: ["halo reach"], unseen_queries={"halo reach"})
+    assert stats.unseen.n == 10 and stats.unseen.success_at(10) == 1.0
+    assert stats.overall.n == 14 and stats.overall.success_at(10) == pytest.approx(10 / 14)
+
+    grouped, _ = per_search(stats.overall.ranks, test)
+    assert [(rr, hits, n) for rr, hits, n in grouped] == [(0.0, 0.0, 4), (10.0, 10.0, 10)]
+    with pytest.raises(ValueError):
+        per_search(stats.overall.ranks[:-1], test)
+    low, high = bootstrap_by_search(grouped, grouped, 0, resamples=200)
+    assert low == high == 0.0  # a system against itself
+
+    # Runs of title words, by how many titles hold them, shorter first.
+    table = title_ngram_completion(["halo reach", "halo 3", "halo reach limited edition"])
+    assert table["h"][:3] == ["halo", "halo reach", "halo 3"]
+    assert table["re"] == ["reach", "reach limited", "reach limited edition"]

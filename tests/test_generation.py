@@ -88,6 +88,51 @@ def test_history_pairs_pass_the_k_gate_and_the_privacy_filter(settings):
     assert [(p.seed, p.target, p.shoppers) for p in pairs] == [("running shoes", "running shoes men", 3)]
 
 
+def test_searches_started_from_a_refinement_chip_are_never_mined_as_shoppers_refinements(settings):
+    """A chip's text was offered by the shop: k shoppers accepting it is no
+    evidence that shoppers refine that way (it would return the generator's
+    own output to it). What a shopper typed after the chip still counts."""
+    from suggestions.models import SearchEvent, SearchOrigin
+
+    settings.SUGGESTIONS_MIN_DISTINCT_USERS = 3
+    now = timezone.now() - timedelta(days=1)
+    rows = []
+    for i in range(4):
+        for s, q, origin in ((0, "running shoes", SearchOrigin.TYPED),
+                             (20, "running shoes men", SearchOrigin.REFINEMENT),  # a chip
+                             (60, "running shoes men nike", SearchOrigin.TYPED)):
+            rows.append(SearchEvent(normalized_query=q, query=q, actor_hash=f"shopper{i}", identified=True,
+                                    origin=origin, created_at=now + timedelta(minutes=i * 5, seconds=s)))
+    SearchEvent.objects.bulk_create(rows)
+    searches = generation.history_searches()
+    assert sum(s.chosen for s in searches) == 4
+    pairs = {(p.seed, p.target): p.shoppers for p in generation.history_pairs(searches)}
+    assert pairs == {("running shoes", "running shoes men nike"): 4, ("running shoes men", "running shoes men nike"): 4}
+    # The same searches typed are the shoppers' own refinement.
+    SearchEvent.objects.filter(origin=SearchOrigin.REFINEMENT).update(origin=SearchOrigin.TYPED)
+    pairs = {(p.seed, p.target) for p in generation.history_pairs(generation.history_searches())}
+    assert ("running shoes", "running shoes men") in pairs
+
+
+def test_held_out_refinements_started_from_a_chip_are_not_units_of_the_gate(settings):
+    """The gate scores the generator on what shoppers refined by themselves:
+    a chip they accepted in the held-out days would score the shop's own offer."""
+    from suggestions.models import SearchEvent, SearchOrigin
+
+    settings.SUGGESTIONS_HELDOUT_DAYS = 14
+    now = timezone.now()
+    rows = [SearchEvent(normalized_query=f"old {i}", query=f"old {i}", actor_hash=f"o{i}", identified=True,
+                        created_at=now - timedelta(days=40, minutes=i)) for i in range(10)]
+    for i, (target, origin) in enumerate([("tv stand", SearchOrigin.TYPED), ("tv wall mount", SearchOrigin.REFINEMENT)]):
+        start = now - timedelta(days=1, hours=i)
+        rows += [SearchEvent(normalized_query="tv", query="tv", actor_hash=f"h{i}", identified=True, created_at=start),
+                 SearchEvent(normalized_query=target, query=target, actor_hash=f"h{i}", identified=True,
+                             origin=origin, created_at=start + timedelta(minutes=1))]
+    SearchEvent.objects.bulk_create(rows)
+    snapshot = generation.GeneratorKind().snapshot(log=lambda line: None, options={})
+    assert snapshot.heldout == [("tv", "tv stand")]
+
+
 def test_catalog_pairs_and_decisions(settings):
     Suggestion.objects.bulk_create([
         Suggestion(text="laser printer", source="catalog", provenance={"rule": "product_type"}),
@@ -111,6 +156,21 @@ def test_catalog_pairs_and_decisions(settings):
         ("laser printer", "laser printer a3", settings.SUGGESTIONS_GENERATOR_APPROVED_WEIGHT
          if hasattr(settings, "SUGGESTIONS_GENERATOR_APPROVED_WEIGHT") else 5.0)]
     assert rejected == {("laser printer", "laser printer cheap")}
+
+
+def test_gated_queries_found_in_titles_make_catalog_pairs(settings):
+    """A query enough shoppers searched ("dance central") found in a title → it
+    and the title's next words; one below the k-gate is never a seed."""
+    from suggestions.adapter import ProductDocument
+    from suggestions.ml.generator.pairs import Search
+
+    settings.SUGGESTIONS_MIN_DISTINCT_USERS = 3
+    now = timezone.now()
+    searches = ([Search("dance central", f"u{i}", now) for i in range(3)]
+                + [Search("rocksmith", f"u{i}", now) for i in range(2)])
+    docs = [ProductDocument(id="1", title="Dance Central 2"), ProductDocument(id="2", title="Rocksmith Guitar Game")]
+    pairs = generation.training_pairs(searches, documents=docs)
+    assert {(p.seed, p.target) for p in pairs["catalog"]} == {("dance central", "dance central 2")}
 
 
 # -- constrained decoding ------------------------------------------------------------------

@@ -257,9 +257,10 @@ def _daily(query: str) -> dict[str, dict]:
             for row in QueryDailyStat.objects.filter(normalized_query=query).values("date", *fields)}
 
 
-def _shopper_activity(query: str, session_key: str, when: datetime | None = None) -> None:
+def _shopper_activity(query: str, session_key: str, when: datetime | None = None, *, chips: bool = False) -> None:
     """One shopper's search of ``query``, the list they were shown, their clicks,
-    and the workers' understanding of it, all at ``when`` (default: now)."""
+    and the workers' understanding of it, all at ``when`` (default: now); with
+    ``chips``, also a refinement chip holding the query, shown and chosen."""
     actor = {"session_key": session_key}
     when = when or timezone.now()
     # A product the adapter knows: clicks on unknown ids are not stored.
@@ -273,7 +274,12 @@ def _shopper_activity(query: str, session_key: str, when: datetime | None = None
              "position": 0},
             {"type": "product_click", "request_id": request_id.hex, "query": query, "product_id": product_id,
              "position": 0},
-        ], **actor)
+        ] + ([
+            {"type": "refinement_impression", "request_id": request_id.hex, "query": query,
+             "refinements": [f"{query} box"]},
+            {"type": "refinement_click", "request_id": request_id.hex, "query": query, "refinement": f"{query} box",
+             "position": 0},
+        ] if chips else []), **actor)
     # Their default creation time is not the patched clock.
     for model in (SuggestionImpression, SuggestionClick, ProductClick):
         model.objects.filter(request_id=request_id).update(created_at=when)
@@ -374,6 +380,9 @@ QUERY_TEXT_COVERAGE = {
     ("ProductClick", "actor_hash"): NO_TEXT,
     ("QueryDailyStat", "normalized_query"): DAILY,
     ("AnalyticsQueryDay", "normalized_query"): ROLLUP,
+    ("AnalyticsChipDay", "query"): ROLLUP,
+    ("AnalyticsChipDay", "chip"): ROLLUP,  # a rewrite may be the shopper's query less a word
+    ("AnalyticsChipDay", "source"): NO_TEXT,
     ("QueryUnderstanding", "normalized_query"): UNDERSTOOD,
     ("QueryUnderstanding", "query"): UNDERSTOOD,
     ("QueryUnderstanding", "data"): UNDERSTOOD,
@@ -471,7 +480,7 @@ def test_no_copy_of_a_shoppers_query_survives_erasure_or_retention(how):
     marker = "wallaby secret gift"
     age = app_settings.HISTORY_RETENTION_DAYS + 1 if how == "retention" else 0
     when = timezone.now() - timedelta(days=age)
-    _shopper_activity(marker, "alice", when)
+    _shopper_activity(marker, "alice", when, chips=True)
     analytics.rollup_day(timezone.localdate(when))
     # The activity wrote every kind of copy the table says a shopper leaves
     # (it applies no filters, so SearchEvent.filters holds none).

@@ -142,6 +142,34 @@ def test_refinements_are_cached_per_version_and_cost_no_query_when_repeated(shop
     assert "running shoes men" not in [r.text for r in refinements_for("running shoes", found=4)]
 
 
+def test_the_word_index_answers_as_the_scan_does_and_is_read_once_per_version(shop, django_assert_num_queries):
+    from suggestions import refinements as module
+
+    for text, weight in [("men running shoes trail", 30), ("running", 20), ("socks", 10), ("running shoe", 35)]:
+        SuggestionFactory(text=text, source="history", weight=weight)
+    version = serving._current_version()
+    for query in ["running shoes", "running", "shoes", "socks", "running shoes men", "nothing like it"]:
+        module.reset_word_index()
+        module._word_index(version, build=True)
+        indexed = module._candidates(query, 100, version=version)  # more than there are: nothing cut
+        scanned = [c for c in module._candidates(query, 100) if c[2] or module._refines(c[0], query.split())]
+        assert indexed == scanned, query
+        assert indexed or query == "nothing like it"
+    # A version's first answers scan; then it builds its index and scans no more.
+    module.reset_word_index()
+    serving.blocked_matcher(version)  # read once per version, not part of what is counted
+    queries = [f"running {n}" for n in range(module.SCANS_BEFORE_INDEX)]
+    for query in queries:
+        with django_assert_num_queries(2):  # the generated refinements of the query, and the scan
+            refinements_for(query, found=4)
+    refinements_for("shoes", found=4)  # builds the index: one more query
+    with django_assert_num_queries(1):  # the generated refinements of the query; no scan of the texts
+        assert [r.text for r in refinements_for("running", found=4)][:1] == ["running shoes"]
+    SuggestionFactory(text="running tights", source="history", weight=500)
+    services.invalidate_cache()  # a new version: scans again, then a new index
+    assert refinements_for("running", found=4)[0].text == "running tights"
+
+
 def test_rewrites_of_the_shoppers_own_words_stay_out_of_the_shared_cache(shop):
     import hashlib
 

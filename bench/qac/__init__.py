@@ -51,6 +51,24 @@ shopper need not type when taking the query as soon as it appears in the top 5
 searches; and the returning-shopper slice (test searches of shoppers who also
 have training searches).
 
+Unseen queries: the test searches whose normalised query never occurs among
+the training searches (MPC can never suggest them) are a slice of their own
+("Unseen queries" table). ``--generated`` measures what generated refinements
+add, in the same run and split: after our popularity system is measured, the
+learning loop trains the ``generator`` (``--generator-model tiny`` by default:
+a config-built GPT-2 trained from scratch; ``smollm2``: LoRA on
+SmolLM2-135M-Instruct) on the imported history and the catalog,
+:func:`suggestions.services.generate_refinements` generates for the shop's
+seeds (:func:`suggestions.generation.generation_seeds`, its window stretched
+over the log), every candidate the gates let through is approved (standing for
+the merchandisers' review), and ``suggest`` is measured again. With
+``--generated`` the products are indexed first (the results gate searches
+them), for both measurements. It prints ours
+with generated refinements beside ours without: overall MRR@10 and Success@10
+on unseen queries, with paired-bootstrap intervals over test searches, and
+the catalog baseline of the unseen slice: completion from the product titles'
+n-grams (1–4 consecutive words, by the number of titles holding them).
+
 ``--ablations`` adds diagnostic rows of our system with time decay and/or
 typo-tolerant (fuzzy) completion switched off through settings, to show what
 each costs or brings on this log.
@@ -111,15 +129,18 @@ class SegmentStats:
     short: RankStats = field(default_factory=lambda: RankStats(k=TOP_K))
     long: RankStats = field(default_factory=lambda: RankStats(k=TOP_K))
     returning: RankStats = field(default_factory=lambda: RankStats(k=TOP_K))
+    unseen: RankStats = field(default_factory=lambda: RankStats(k=TOP_K))
     servable: int = 0
     saved: list[float] = field(default_factory=list)
 
-    def add(self, prefix_length: int, rank: int, returning: bool = False) -> None:
+    def add(self, prefix_length: int, rank: int, returning: bool = False, unseen: bool = False) -> None:
         """Record the rank of one pair."""
         self.overall.add(rank)
         (self.short if prefix_length <= SHORT_MAX else self.long).add(rank)
         if returning:
             self.returning.add(rank)
+        if unseen:
+            self.unseen.add(rank)
 
     def esaved(self) -> float:
         """Mean share of characters saved per search (see the module docstring)."""
@@ -223,6 +244,7 @@ def evaluation_pairs(test: Iterable[Search], max_prefix: int = MAX_PREFIX) -> li
 def evaluate(
     test: Sequence[Search], answer: Callable[[str], list[str]], servable: set[str] | None = None,
     returning_users: set[str] | None = None, max_prefix: int = MAX_PREFIX,
+    unseen_queries: set[str] | None = None,
 ) -> SegmentStats:
     """Rank every (prefix, target) pair of the test searches in the answer of its
     prefix (answers cached per prefix), and the keystrokes each search saves.
@@ -233,10 +255,12 @@ def evaluate(
         servable: Every text the system could ever suggest (for the
             "target servable" diagnostic), if known.
         returning_users: Users with training searches (the returning-shopper slice).
+        unseen_queries: Normalised queries that no training search has (the unseen slice).
     """
     cache: dict[str, list[str]] = {}
     stats = SegmentStats()
     returning_users = returning_users or set()
+    unseen_queries = unseen_queries or set()
     for search in test:
         target = search.normalized
         first_top5 = None
@@ -246,13 +270,84 @@ def evaluate(
             if ranked is None:
                 ranked = cache[prefix] = answer(prefix)
             rank = rank_of(target, ranked, TOP_K)
-            stats.add(length, rank, search.user in returning_users)
+            stats.add(length, rank, search.user in returning_users, target in unseen_queries)
             if first_top5 is None and 0 < rank <= 5:
                 first_top5 = length
             if servable is not None and target in servable:
                 stats.servable += 1
         stats.saved.append((len(target) - first_top5) / len(target) if first_top5 else 0.0)
     return stats
+
+
+def title_ngram_completion(titles: Iterable[str], *, max_words: int = 4, max_prefix: int = MAX_PREFIX,
+                           k: int = TOP_K) -> dict[str, list[str]]:
+    """The catalog baseline of unseen queries: every run of 1..``max_words``
+    consecutive words of the normalised titles, ranked for each prefix of
+    1..``max_prefix`` characters by the number of titles holding it, then
+    shorter first, then text."""
+    holding: Counter = Counter()
+    for title in titles:
+        words = title.split()
+        grams = {" ".join(words[i:j]) for i in range(len(words))
+                 for j in range(i + 1, min(len(words), i + max_words) + 1)}
+        holding.update(grams)
+    table: dict[str, list[str]] = defaultdict(list)
+    for text, _n in sorted(holding.items(), key=lambda item: (-item[1], len(item[0]), item[0])):
+        for length in range(1, min(max_prefix, len(text)) + 1):
+            answers = table[text[:length]]
+            if len(answers) < k:
+                answers.append(text)
+    return dict(table)
+
+
+#: Longest run of title words counted by :func:`title_word_runs`.
+RUN_WORDS = 6
+
+
+def title_word_runs(titles: Iterable[str], max_words: int = RUN_WORDS) -> set[str]:
+    """Every run of 1..``max_words`` consecutive words of the normalised titles."""
+    runs: set[str] = set()
+    for title in titles:
+        words = title.split()
+        runs.update(" ".join(words[i:j]) for i in range(len(words))
+                    for j in range(i + 1, min(len(words), i + max_words) + 1))
+    return runs
+
+
+def per_search(ranks: Sequence[int], searches: Sequence[Search], max_prefix: int = MAX_PREFIX,
+               k: int = TOP_K) -> tuple[list[tuple[float, float, int]], list[Search]]:
+    """``ranks`` (pair order of :func:`evaluate`) regrouped by search: for each
+    search (reciprocal ranks summed, hits@k summed, pairs)."""
+    out, i = [], 0
+    for search in searches:
+        n = min(max_prefix, len(search.normalized))
+        chunk = ranks[i:i + n]
+        i += n
+        out.append((sum(1.0 / r for r in chunk if 0 < r <= k), float(sum(1 for r in chunk if 0 < r <= k)), n))
+    if i != len(ranks):
+        raise ValueError(f"{len(ranks)} ranks for {i} pairs of {len(searches)} searches")
+    return out, list(searches)
+
+
+def bootstrap_by_search(ours: Sequence[tuple[float, float, int]], base: Sequence[tuple[float, float, int]],
+                        column: int, *, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95% interval of the difference of a pair-level mean (``column`` 0: MRR,
+    1: Success@k) between two systems, resampling test searches (a search's
+    prefixes stay together; the same resample for both)."""
+    import numpy as np
+
+    a = np.asarray([row[column] for row in ours], dtype=np.float64)
+    b = np.asarray([row[column] for row in base], dtype=np.float64)
+    n_pairs = np.asarray([row[2] for row in ours], dtype=np.float64)
+    if not len(a):
+        return 0.0, 0.0
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for start in range(0, resamples, 100):
+        w = rng.multinomial(len(a), np.full(len(a), 1.0 / len(a)), size=min(100, resamples - start))
+        diffs.append((w @ a - w @ b) / (w @ n_pairs))
+    low, high = np.percentile(np.concatenate(diffs), [2.5, 97.5])
+    return float(low), float(high)
 
 
 def load_catalog(path: Path) -> int:
@@ -290,7 +385,9 @@ def results_tables(rows: Sequence[tuple[str, SegmentStats]], pairs: int) -> str:
     out = []
     for title, attr in (("All prefixes (1–10 chars)", "overall"), ("Prefixes of 1–3 chars", "short"),
                         ("Prefixes of 4–10 chars", "long"),
-                        ("Returning shoppers (test searches of shoppers with training searches)", "returning")):
+                        ("Returning shoppers (test searches of shoppers with training searches)", "returning"),
+                        ("Unseen queries (test searches whose query no training search has; MPC: 0 by "
+                         "construction)", "unseen")):
         body = []
         for name, stats in rows:
             s: RankStats = getattr(stats, attr)
@@ -311,6 +408,34 @@ def results_tables(rows: Sequence[tuple[str, SegmentStats]], pairs: int) -> str:
     out.append("### Keystrokes saved (eSaved: share of characters not typed, taking the query once in the top 5)\n\n"
                + markdown_table(["system", "eSaved"], saved))
     return "\n\n".join(out)
+
+
+def generated_comparison(rows: Sequence[tuple[str, SegmentStats]], test: Sequence[Search], unseen: set[str]) -> str:
+    """Ours with generated refinements against ours without (same run): overall
+    MRR@10 and unseen Success@10, with intervals over test searches."""
+    named = dict(rows)
+    ours = named["ours + generated refinements (suggest)"]
+    base = named["ours, popularity (suggest)"]
+    unseen_test = [s for s in test if s.normalized in unseen]
+    a_all, _ = per_search(ours.overall.ranks, test)
+    b_all, _ = per_search(base.overall.ranks, test)
+    a_new, _ = per_search(ours.unseen.ranks, unseen_test)
+    b_new, _ = per_search(base.unseen.ranks, unseen_test)
+    mrr_low, mrr_high = bootstrap_by_search(a_all, b_all, 0)
+    s10_low, s10_high = bootstrap_by_search(a_new, b_new, 1)
+    d_mrr = ours.overall.mrr() - base.overall.mrr()
+    d_s10 = ours.unseen.success_at(10) - base.unseen.success_at(10)
+    body = [
+        ["overall MRR@10", _fmt(base.overall.mrr()), _fmt(ours.overall.mrr()),
+         f"{d_mrr:+.4f} [{mrr_low:+.4f}, {mrr_high:+.4f}]"],
+        ["unseen queries Success@10", _fmt(base.unseen.success_at(10)), _fmt(ours.unseen.success_at(10)),
+         f"{d_s10:+.4f} [{s10_low:+.4f}, {s10_high:+.4f}]"],
+    ]
+    table = markdown_table(["measure", "ours without", "ours with generated", "Δ [95% CI over test searches]"], body)
+    target = (f"target: unseen Success@10 ≥ 0.12: {'met' if ours.unseen.success_at(10) >= 0.12 else 'missed'} "
+              f"({ours.unseen.success_at(10):.4f}); overall MRR@10 not lower than without: "
+              f"{'yes' if d_mrr >= 0 else 'no'} ({d_mrr:+.4f})")
+    return "### Generated refinements: ours with them against ours without (same run, same split)\n\n" + table + "\n\n" + target
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -334,7 +459,57 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: shoppers for --split user, time for --split time).")
     parser.add_argument("--ablations", action="store_true",
                         help="Also evaluate our system without time decay and/or without fuzzy completion.")
+    parser.add_argument("--generated", action="store_true",
+                        help="Also train the refinement generator through the learning loop, generate and gate "
+                        "refinements for the shop's seeds, approve what the gates pass, and measure suggest "
+                        "again: ours with generated refinements beside ours without (same run and split).")
+    parser.add_argument("--generator-model", choices=("tiny", "smollm2"), default="tiny",
+                        help="With --generated: tiny (config-built GPT-2 trained from scratch, default) or smollm2 "
+                        "(LoRA on SmolLM2-135M-Instruct; needs manage.py suggestions_prepare_generator).")
+    parser.add_argument("--generator-steps", type=int, default=None,
+                        help="With --generated: training steps (default: 1500 tiny, 150 smollm2).")
+    parser.add_argument("--generated-min-results", type=int, default=None, metavar="N",
+                        help="With --generated: the results gate (SUGGESTIONS_GENERATED_MIN_RESULTS; default: the "
+                        "setting's, 3). A smaller N is a diagnostic of what the gate costs, not the product.")
+    parser.add_argument("--generator-seeds", type=int, default=200,
+                        help="With --generated: most seeds of each kind (SUGGESTIONS_GENERATOR_SEEDS; default 200).")
     return parser
+
+
+def _generate(args, train: Sequence[Search], clock: Stopwatch) -> tuple[dict, int]:
+    """Train the generator through the loop, generate for the shop's seeds and
+    approve what the gates pass. Returns (what it did, approved count)."""
+    from django.test.utils import override_settings
+    from django.utils import timezone
+
+    from suggestions import services
+    from suggestions.models import Suggestion, SuggestionSource, SuggestionStatus
+
+    options: dict = {"steps": args.generator_steps or (1500 if args.generator_model == "tiny" else 150)}
+    if args.generator_model == "tiny":
+        import torch
+
+        torch.set_num_threads(1)  # a tiny model gains nothing from threads on a shared CPU
+        options.update(tiny=True, batch_size=32)
+    with clock.phase("train generator"):
+        trained = services.retrain("generator", options=options, log=lambda line: print(f"  loop: {line}"))
+    from suggestions.conf import app_settings
+
+    done: dict = {"version": trained.version.version if trained.version else None,
+                  "promoted": trained.promoted, "gate": trained.gate.reason if trained.gate else "",
+                  "steps": options["steps"]}
+    if not trained.promoted:
+        return done, 0
+    window = (timezone.localdate() - min(s.time for s in train).date()).days + 1
+    gate = {} if args.generated_min_results is None else {"SUGGESTIONS_GENERATED_MIN_RESULTS": args.generated_min_results}
+    with clock.phase("generate"), override_settings(SUGGESTIONS_GENERATOR_WINDOW_DAYS=window,
+                                                     SUGGESTIONS_GENERATOR_SEEDS=args.generator_seeds, **gate):
+        report = services.generate_refinements()
+        pending = Suggestion.objects.filter(source=SuggestionSource.GENERATED, status=SuggestionStatus.PENDING)
+        approved = services.review_generated(pending, SuggestionStatus.APPROVED)
+        done["min_results"] = app_settings.GENERATED_MIN_RESULTS
+    done.update(report.as_dict())
+    return done, approved
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -371,8 +546,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 test = test[: max(0, args.limit_test)]
             pairs = evaluation_pairs(test)
             returning = {s.user for s in train} & {s.user for s in test}
+            unseen = {s.normalized for s in test} - {s.normalized for s in train}
         k = app_settings.MIN_DISTINCT_USERS
+        titles: list[str] = []
         products = load_catalog(sku_file) if sku_file else 0
+        if args.generated and sku_file:
+            # The generator's results gate searches the products: index them before anything is
+            # built, so ours with and without generated refinements see the same shop.
+            with clock.phase("index products"):
+                services.rebuild_index()
         with clock.phase("import"):
             report = services.import_search_history(
                 services.ImportedSearch(user=s.user, query=s.query, time=s.time) for s in train)
@@ -381,17 +563,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows: list[tuple[str, SegmentStats]] = []
         retrained = None
         with clock.phase("eval ours"):
-            rows.append(("ours, popularity (suggest)", evaluate(test, _our_answer, _served_texts(), returning)))
+            rows.append(("ours, popularity (suggest)", evaluate(test, _our_answer, _served_texts(), returning, unseen_queries=unseen)))
         with clock.phase("eval MPC"):
             counts = Counter(s.normalized for s in train)
             users: dict[str, set[str]] = defaultdict(set)
             for s in train:
                 users[s.normalized].add(s.user)
             mpc = most_popular_completion(counts)
-            rows.append(("MPC", evaluate(test, lambda p: mpc.get(p, []), set(counts), returning)))
+            rows.append(("MPC", evaluate(test, lambda p: mpc.get(p, []), set(counts), returning, unseen_queries=unseen)))
             gated = most_popular_completion(counts, allowed=lambda t: len(users[t]) >= k)
             gated_set = {t for t in counts if len(users[t]) >= k}
-            rows.append((f"MPC + k-gate (k={k})", evaluate(test, lambda p: gated.get(p, []), gated_set, returning)))
+            rows.append((f"MPC + k-gate (k={k})", evaluate(test, lambda p: gated.get(p, []), gated_set, returning,
+                                                            unseen_queries=unseen)))
+            if sku_file:
+                from catalog.models import Product
+                from suggestions.text import normalize_query
+
+                titles = [normalize_query(t) for t in Product.objects.values_list("title", flat=True)]
+                grams = title_ngram_completion(titles)
+                rows.append(("catalog title n-grams", evaluate(
+                    test, lambda p: grams.get(p, []), {t for ts in grams.values() for t in ts}, returning,
+                    unseen_queries=unseen)))
         if args.ablations:
             variants = [
                 ("ours, no time decay", {"SUGGESTIONS_DECAY_HALF_LIFE_DAYS": 1e9}),
@@ -405,8 +597,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for name, overrides in variants:
                     with override_settings(**overrides):
                         services.build_suggestions(include_catalog=bool(sku_file))
-                        rows.append((name, evaluate(test, _our_answer, _served_texts(), returning)))
+                        rows.append((name, evaluate(test, _our_answer, _served_texts(), returning, unseen_queries=unseen)))
                 services.build_suggestions(include_catalog=bool(sku_file))
+        generated = None
+        if args.generated:
+            generated, approved = _generate(args, train, clock)
+            if approved:
+                with clock.phase("eval ours + generated"):
+                    rows.insert(0, ("ours + generated refinements (suggest)",
+                                    evaluate(test, _our_answer, _served_texts(), returning, unseen_queries=unseen)))
+            generated["approved"] = approved
         if args.ranker:
             # Last: the promoted ranker's order stays in place for what follows.
             with clock.phase("retrain"), override_settings(SUGGESTIONS_RANKER_LABEL_SPLIT=label_split):
@@ -414,7 +614,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             with clock.phase("eval ours + ranker"):
                 name = ("ours + ranker (suggest)" if retrained.promoted
                         else "ours after the loop (ranker rejected: popularity order)")
-                rows.insert(0, (name, evaluate(test, _our_answer, _served_texts(), returning)))
+                rows.insert(0, (name, evaluate(test, _our_answer, _served_texts(), returning, unseen_queries=unseen)))
 
     train_users = len({s.user for s in train})
     test_users = len({s.user for s in test})
@@ -438,6 +638,23 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"gate: {retrained.gate.reason}")
     print(f"pairs (prefix, target): {len(pairs):,}, distinct prefixes {len({p for p, _ in pairs}):,}; "
           f"returning-shopper searches {sum(1 for s in test if s.user in returning):,}\n")
+    if generated is not None:
+        print(f"generator ({args.generator_model}, {generated['steps']} steps): version {generated['version']}, "
+              f"{'promoted' if generated['promoted'] else 'not promoted'} ({generated['gate']}); "
+              + (f"seeds {generated.get('seeds')}, {generated.get('generated', 0):,} generated, "
+                 f"stopped by the gates (results gate: ≥ {generated.get('min_results')} products) "
+                 f"{generated.get('stopped')}, {generated['approved']:,} stored and approved "
+                 f"in {generated.get('seconds', 0)} s" if generated["promoted"] else "nothing generated"))
+    unseen_searches = [s for s in test if s.normalized in unseen]
+    reachable = ""
+    if titles:
+        runs = title_word_runs(titles)
+        reachable = (f"; {sum(1 for s in unseen_searches if s.normalized in runs):,} of them are a run of up to "
+                     f"{RUN_WORDS} consecutive words of a product title (what text grounded in the catalog can "
+                     f"match exactly)")
+    print(f"unseen-query test searches: {len(unseen_searches):,} ({len(unseen):,} distinct queries){reachable}\n")
     print(results_tables(rows, len(pairs)))
+    if generated is not None and generated["approved"]:
+        print("\n" + generated_comparison(rows, test, unseen))
     print(f"\nwall time: {clock.summary()}")
     return 0

@@ -20,7 +20,14 @@ What is measured (the demo catalog, the judged queries of
    pass), every clean and misspelt query three times, with refinements (answers cached per version,
    as served) and without (``SUGGESTIONS_REFINEMENTS=False``, the baseline);
    and the computation of one answer with an empty cache (the first search of
-   a query after a moderation change), median and p95.
+   a query after a moderation change: the version's first answers scan the
+   suggestion texts, see :data:`suggestions.refinements.SCANS_BEFORE_INDEX`),
+   median and p95.
+4. The word index: the refinements of every clean query computed without
+   the answer cache within one version, interleaved, from the version's word
+   index and from one scan of the suggestion texts (the baseline, what the
+   index replaced), with the share of identical answers and the index's build
+   time (paid once per version).
 """
 
 from __future__ import annotations
@@ -73,6 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from django.urls import reverse
 
         from suggestions import services
+        from suggestions.conf import app_settings
         from suggestions.models import Suggestion
         from suggestions.recall import get_backend
         from suggestions.refinements import refinements_for
@@ -122,6 +130,32 @@ def main(argv: Sequence[str] | None = None) -> int:
                 t0 = time.perf_counter()
                 refinements_for(q, found=found)
                 cold_ms.append((time.perf_counter() - t0) * 1000)
+        with clock.phase("word index"):
+            # Refinements of a search that found products, computed (no answer cache) the two ways
+            # within one cache version, interleaved: the word index of the version against one scan
+            # of the suggestion texts per answer (the baseline, what the index replaced).
+            from suggestions import refinements as chips
+            from suggestions import serving
+
+            version = serving._current_version()
+            builds_ms = []
+            for _build in range(5):
+                chips.reset_word_index()
+                t0 = time.perf_counter()
+                index = chips._word_index(version, build=True)
+                builds_ms.append((time.perf_counter() - t0) * 1000)
+            build_ms = statistics.median(builds_ms)
+            limit = app_settings.REFINEMENTS_LIMIT
+            index_ms, scan_ms, same = [], [], 0
+            for _round in range(args.rounds):
+                for q in clean:
+                    t0 = time.perf_counter()
+                    scanned, _ = chips._compute(q, limit, False, "default", None)
+                    scan_ms.append((time.perf_counter() - t0) * 1000)
+                    t0 = time.perf_counter()
+                    indexed, _ = chips._compute(q, limit, False, "default", version)
+                    index_ms.append((time.perf_counter() - t0) * 1000)
+                    same += scanned == indexed
         with clock.phase("endpoint"):
             client, url = Client(), reverse("suggestions:search")
             texts = clean + misspelt
@@ -157,6 +191,13 @@ def main(argv: Sequence[str] | None = None) -> int:
           + "; every rewrite finds >= 1 product (asserted)")
     print(f"one answer with an empty cache (refinements_for): median {statistics.median(cold_ms):.2f} ms, "
           f"p95 {_p95(cold_ms):.2f} ms over {len(cold_ms)} queries")
+    print(f"refinements of a search with results, computed without the answer cache within one version "
+          f"({len(index_ms)} each, interleaved): word index median {statistics.median(index_ms):.2f} ms, "
+          f"p95 {_p95(index_ms):.2f} ms; scan of the texts (baseline) median {statistics.median(scan_ms):.2f} ms, "
+          f"p95 {_p95(scan_ms):.2f} ms; ratio of medians {statistics.median(index_ms) / statistics.median(scan_ms):.2f}; "
+          f"same answer {same}/{len(index_ms)}; the index ({len(index.rows):,} suggestions, "
+          f"{len(index.postings):,} words) built in {build_ms:.1f} ms (median of 5 builds; "
+          f"{build_ms / statistics.median(scan_ms):.0f} scans) once per version")
     print(f"search/ at the Django test client ({len(on)} requests each, warm): median {statistics.median(on):.2f} ms, "
           f"p95 {_p95(on):.2f} ms with refinements; median {statistics.median(off):.2f} ms, p95 {_p95(off):.2f} ms "
           f"without (baseline); ratio of medians {statistics.median(on) / statistics.median(off):.2f}")

@@ -10,7 +10,13 @@ database, ``bench/generation`` from the Best Buy log, and both mine pairs here.
   words (a brand, an attribute).
 * :func:`session_refinements`: per shopper, a search followed within
   ``gap_minutes`` by a refinement of it; evidence counts distinct shoppers,
-  so the caller applies the k-anonymity gate on it.
+  so the caller applies the k-anonymity gate on it. A search the shopper
+  started from a refinement chip (:attr:`Search.chosen`) is never a pair's
+  target: the shop offered that text, the shopper only accepted it. Counting
+  it would feed the generator's own output back to it as shoppers' evidence
+  (a self-reinforcing loop; the chip's click is recorded, and learnt from, as
+  a suggestion click instead). It can still be a seed: what the shopper typed
+  after it is their own refinement.
 """
 
 from __future__ import annotations
@@ -28,11 +34,14 @@ LOOKAHEAD = 4
 
 @dataclass(frozen=True)
 class Search:
-    """One search: normalised query, shopper key ("" when not identified), time."""
+    """One search: normalised query, shopper key ("" when not identified), time,
+    and whether the shopper chose its text from refinements the shop offered
+    (``origin="refinement"``) rather than typing it."""
 
     query: str
     actor: str
     time: datetime
+    chosen: bool = False
 
 
 @dataclass
@@ -101,7 +110,8 @@ def session_refinements(searches: Iterable[Search], *, gap_minutes: float = 30.0
 
     Args:
         searches: Normalised searches; those without an actor are skipped (no
-            session can be told apart).
+            session can be told apart). A chosen search (a refinement chip)
+            is a seed but never a target.
         gap_minutes: A later search counts when it follows within this many
             minutes.
         product_type: Optional reader of a query's product type (see
@@ -126,6 +136,8 @@ def session_refinements(searches: Iterable[Search], *, gap_minutes: float = 30.0
                 if later.query in seen:
                     continue
                 seen.add(later.query)
+                if later.chosen:  # offered by the shop, not the shopper's own refinement
+                    continue
                 if is_refinement(first.query, later.query, product_type):
                     out[(first.query, later.query)].add(actor, later.time)
     return dict(out)
