@@ -345,13 +345,16 @@ def search(query: str, *, filters: SearchFilters | None = None, page: int = 1, p
         total, brand_counts = len(docs), {}
         recorded_total = total
     if normalized:
-        signals.query_submitted.send(
-            sender=search, query=query.strip(), normalized_query=normalized, results_count=recorded_total,
-            origin=origin, request_id=request_id, user=user, session_key=session_key, understanding=understood,
-            filters={k: v for k, v in {
-                "brands": list(filters.brands), "product_types": list(filters.product_types),
-                "min_price": filters.min_price, "max_price": filters.max_price}.items() if v},
-        )
+        # One transaction for what the receivers write (the search, its daily count, the
+        # shopper's profile): one commit per search, and all of it or none.
+        with transaction.atomic():
+            signals.query_submitted.send(
+                sender=search, query=query.strip(), normalized_query=normalized, results_count=recorded_total,
+                origin=origin, request_id=request_id, user=user, session_key=session_key, understanding=understood,
+                filters={k: v for k, v in {
+                    "brands": list(filters.brands), "product_types": list(filters.product_types),
+                    "min_price": filters.min_price, "max_price": filters.max_price}.items() if v},
+            )
         # The receivers enqueued understanding (or the breaker skipped it).
         if broker.unavailable():
             reasons.append(broker.REASON)
