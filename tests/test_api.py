@@ -1214,3 +1214,63 @@ def test_plain_search_requests_take_the_shortcut(query, expected):
 
     data = plain_search_params(QueryDict(query))
     assert data is not None and {k: data[k] for k in expected} == expected
+
+
+# -- the plain events shortcut ------------------------------------------------------------
+
+_IDS = st.sampled_from([REQUEST_ID, str(uuid.UUID(REQUEST_ID)), REQUEST_ID.upper(), "{" + REQUEST_ID + "}",
+                        "urn:uuid:" + str(uuid.UUID(REQUEST_ID)), REQUEST_ID[:-1] + "g", "", 5, None,
+                        str(uuid.UUID(REQUEST_ID)).replace("-", "", 1) + "-"])
+_POSITIONS = st.sampled_from([0, 5, 99, 100, -1, 1.0, 2.5, "3", True, None])
+_TEXTS = st.one_of(_PARAM_TEXT, st.sampled_from([None, 7, ["x"]]))
+_LISTS = st.one_of(st.lists(_TEXTS, max_size=3), st.sampled_from(["usb", None, [], ["a"] * 51]))
+
+
+_FIELDS = {
+    "impression": ("prefix", "suggestions"), "suggestion_click": ("prefix", "suggestion", "position"),
+    "product_click": ("query", "product_id", "position"), "refinement_impression": ("query", "refinements"),
+    "refinement_click": ("query", "refinement", "position"),
+}
+_VALUES = {"position": _POSITIONS, "suggestions": _LISTS, "refinements": _LISTS}
+
+
+@st.composite
+def _events(draw):
+    kind = draw(st.sampled_from([*_FIELDS, "bogus", 3]))
+    event = {"type": kind, "request_id": draw(st.one_of(st.just(REQUEST_ID), _IDS))}
+    # Mostly the type's own fields with plausible values (the shortcut's cases), sometimes
+    # one missing, sometimes another type's field or an unknown one.
+    for key in _FIELDS.get(kind, ("prefix",)):
+        if draw(st.integers(0, 9)):
+            plain = st.just(3) if key == "position" else st.just(["usb hub"]) if key in _VALUES else st.just("usb")
+            event[key] = draw(st.one_of(plain, _VALUES.get(key, _TEXTS)))
+    if not draw(st.integers(0, 4)):
+        event[draw(st.sampled_from(["extra", "query", "prefix", "position"]))] = draw(_TEXTS)
+    return event
+
+
+@settings_hypothesis(max_examples=500, deadline=None)
+@given(body=st.one_of(st.fixed_dictionaries({"events": st.lists(_events(), max_size=3)}),
+                      st.sampled_from([[], None, {"events": "x"}, {"other": []}])))
+def test_the_plain_events_shortcut_agrees_with_the_serializer(body):
+    from suggestions.api.serializers import EventsBatchSerializer, plain_events
+
+    fast = plain_events(body)
+    serializer = EventsBatchSerializer(data=body)
+    if fast is not None:
+        assert serializer.is_valid(), (body, serializer.errors)
+        assert fast == [dict(e) for e in serializer.validated_data["events"]]
+
+
+def test_the_storefronts_batches_take_the_events_shortcut():
+    from suggestions.api.serializers import plain_events
+
+    body = {"events": [impression(), suggestion_click(), product_click(query=""),
+                       {"type": "refinement_impression", "request_id": str(uuid.UUID(REQUEST_ID)), "query": "usb",
+                        "refinements": ["usb hub"]},
+                       {"type": "refinement_click", "request_id": REQUEST_ID, "query": "usb",
+                        "refinement": "usb hub", "position": 0}]}
+    events = plain_events(body)
+
+    assert events is not None and [e["type"] for e in events] == [e["type"] for e in body["events"]]
+    assert {e["request_id"] for e in events} == {REQUEST_ID}

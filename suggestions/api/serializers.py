@@ -704,6 +704,98 @@ class EventsBatchSerializer(serializers.Serializer):
         }
 
 
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def _plain_uuid_hex(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    if len(value) == 36 and value[8] == value[13] == value[18] == value[23] == "-":
+        digits = value.replace("-", "")
+    elif len(value) == 32:
+        digits = value
+    else:
+        return None
+    if len(digits) != 32 or not _HEX.issuperset(digits):
+        return None
+    return digits.lower()
+
+
+def _plain_event_text(value: Any, max_length: int, *, blank: bool = False) -> str | None:
+    if not isinstance(value, str):
+        return None
+    value = value.strip()
+    if (not value and not blank) or len(value) > max_length or _CONTROL_CHARACTER.search(value):
+        return None
+    return value
+
+
+def _plain_texts(value: Any) -> list[str] | None:
+    if type(value) is not list or len(value) > MAX_IMPRESSION_SUGGESTIONS:
+        return None
+    texts = [_plain_event_text(v, MAX_TEXT_LENGTH) for v in value]
+    return None if any(t is None for t in texts) else texts
+
+
+def _plain_position(value: Any) -> int | None:
+    return value if type(value) is int and 0 <= value <= MAX_POSITION else None
+
+
+def _plain_event(event: Any, query_length: int) -> dict[str, Any] | None:
+    if type(event) is not dict:
+        return None
+    kind = event.get("type")
+    request_id = _plain_uuid_hex(event.get("request_id"))
+    if request_id is None:
+        return None
+    out: dict[str, Any] = {"request_id": request_id, "type": kind}
+    if kind == "impression":
+        out["suggestions"] = _plain_texts(event.get("suggestions"))
+        out["prefix"] = _plain_event_text(event.get("prefix"), query_length)
+    elif kind == "suggestion_click":
+        out["suggestion"] = _plain_event_text(event.get("suggestion"), MAX_TEXT_LENGTH)
+        out["position"] = _plain_position(event.get("position"))
+        out["prefix"] = _plain_event_text(event.get("prefix"), query_length)
+    elif kind == "product_click":
+        out["product_id"] = _plain_event_text(event.get("product_id"), MAX_PRODUCT_ID_LENGTH)
+        out["position"] = _plain_position(event.get("position"))
+        out["query"] = _plain_event_text(event.get("query"), query_length, blank=True)
+    elif kind == "refinement_impression":
+        out["refinements"] = _plain_texts(event.get("refinements"))
+        out["query"] = _plain_event_text(event.get("query"), query_length)
+    elif kind == "refinement_click":
+        out["refinement"] = _plain_event_text(event.get("refinement"), MAX_TEXT_LENGTH)
+        out["position"] = _plain_position(event.get("position"))
+        out["query"] = _plain_event_text(event.get("query"), query_length)
+    else:
+        return None
+    return None if any(v is None for v in out.values()) else out
+
+
+def plain_events(data: Any) -> list[dict[str, Any]] | None:
+    """The validated events of a plain ``POST events/`` batch, without a serializer.
+
+    What the storefront's script sends: ``{"events": [...]}`` of well-formed
+    events (ids as 32 hex digits or hyphenated, texts as strings within their
+    limits, positions as JSON integers). Such a batch gets exactly the data
+    :class:`EventsBatchSerializer` would give; any other body returns None and
+    goes through the serializer, which words the 400.
+    """
+    if type(data) is not dict:
+        return None
+    events = data.get("events")
+    if type(events) is not list or not 1 <= len(events) <= app_settings.MAX_EVENTS_PER_BATCH:
+        return None
+    query_length = app_settings.MAX_QUERY_LENGTH
+    out = []
+    for event in events:
+        plain = _plain_event(event, query_length)
+        if plain is None:
+            return None
+        out.append(plain)
+    return out
+
+
 class EventsAcceptedSerializer(serializers.Serializer):
     accepted = serializers.IntegerField(
         help_text="Number of events recorded: the batch's events less the product clicks "

@@ -204,9 +204,11 @@ class EventsView(APIView):
         },
     )
     def post(self, request: Request) -> Response:
-        batch = s.EventsBatchSerializer(data=request.data)
-        batch.is_valid(raise_exception=True)
-        events = batch.validated_data["events"]
+        events = s.plain_events(request.data)
+        if events is None:
+            batch = s.EventsBatchSerializer(data=request.data)
+            batch.is_valid(raise_exception=True)
+            events = batch.validated_data["events"]
         accepted = services.record_events(events, **_actor(request))
         return Response(
             {"accepted": accepted, "ignored": len(events) - accepted}, status=status.HTTP_202_ACCEPTED
