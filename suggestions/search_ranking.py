@@ -105,11 +105,24 @@ def click_stats(clicks, searches) -> ClickStats:
 # -- candidates -----------------------------------------------------------------------------
 
 
-def candidate(document, score: float) -> Candidate:
+def candidate(document, score: float, fusion: tuple[int | None, int | None, float | None] | None = None,
+              *, fused: bool = False) -> Candidate:
+    """A recall hit as the ranker's candidate; ``fusion`` is the hit's entry of
+    :attr:`SearchResult.fusion` (``fused``: dense recall was fused into its list)."""
     from .ml.search_ranker import Candidate
 
+    lexical_rank, dense_rank, similarity = fusion or (None, None, None)
     return Candidate(document.id, float(score), document.title, document.brand, document.product_type,
-                     float(document.price) if document.price is not None else None)
+                     float(document.price) if document.price is not None else None,
+                     lexical_rank, dense_rank, similarity, fused)
+
+
+def candidates(result: SearchResult) -> list[Candidate]:
+    """The hits of ``result`` as candidates, with their fusion ranks when dense recall was fused in."""
+    fusion = result.fusion
+    if fusion is None:
+        return [candidate(h.document, h.score) for h in result.hits]
+    return [candidate(h.document, h.score, fusion.get(h.id), fused=True) for h in result.hits]
 
 
 def context_of(query: str, understood: Understanding | None, filters: SearchFilters | None) -> QueryContext:
@@ -125,8 +138,10 @@ def context_of(query: str, understood: Understanding | None, filters: SearchFilt
 def recall(query: str, *, backend_alias: str = "default", depth: int | None = None
            ) -> tuple[QueryContext, list[Candidate]]:
     """The candidates :func:`suggestions.services.search` would rerank for ``query``
-    (normalised): understanding, synonyms and the backend, first ``depth`` hits."""
+    (normalised): understanding, synonyms and the backend, first ``depth`` hits,
+    fused with the nearest products when dense recall is ready (as search fuses them)."""
     from . import services
+    from .dense import ready as dense_ready
     from .recall import SearchBoosts, SearchFilters, get_backend
 
     understood, text, filters, boosts = None, query, SearchFilters(), SearchBoosts()
@@ -136,10 +151,14 @@ def recall(query: str, *, backend_alias: str = "default", depth: int | None = No
             text, filters, boosts = services.apply_understanding(understood, SearchFilters())
         except Exception:  # noqa: BLE001 - as search: understanding is an enhancement
             understood = None
-    result = get_backend(backend_alias).search_products(
-        text, filters, offset=0, limit=depth or app_settings.SEARCH_RANKER_DEPTH, boosts=boosts,
+    backend = get_backend(backend_alias)
+    dense_depth = app_settings.DENSE_DEPTH if dense_ready(backend, backend_alias) else 0
+    result = backend.search_products(
+        text, filters, offset=0, limit=max(depth or app_settings.SEARCH_RANKER_DEPTH, dense_depth), boosts=boosts,
         **services._synonym_argument(text))
-    return context_of(query, understood, filters), [candidate(h.document, h.score) for h in result.hits]
+    if dense_depth:
+        result = services._fuse_dense(backend, text, filters, result, dense_depth, [])
+    return context_of(query, understood, filters), candidates(result)
 
 
 def documents(ids: list[str]) -> dict[str, Candidate]:
@@ -357,7 +376,7 @@ def rerank(query: str, understood: Understanding | None, filters: SearchFilters,
         return replace(result, hits=hits[offset:offset + limit])
     from .ml.search_ranker import with_click_recall
 
-    recalled = [candidate(h.document, h.score) for h in hits]
+    recalled = candidates(result)
     docs = {h.id: h.document for h in hits}
     lookup = None
     if app_settings.SEARCH_RANKER_CLICK_RECALL and not filters:

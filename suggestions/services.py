@@ -194,13 +194,26 @@ def _price_bounds(value: str) -> tuple[float | None, float | None] | None:
     return float(low), float(high)
 
 
+def boosted_entities(understood: Understanding, label: str) -> list[Entity]:
+    """The entities of ``label`` that search boosts: all of a model's or a
+    label's, the rules fallback's scored at least ``SUGGESTIONS_FALLBACK_MIN_SCORE``."""
+    found = understood.entities_of(label)
+    if understood.source != "rules":
+        return found
+    return [e for e in found if e.score >= app_settings.FALLBACK_MIN_SCORE]
+
+
 def apply_understanding(understood: Understanding, filters: SearchFilters) -> tuple[str, SearchFilters, SearchBoosts]:
     """Turn an understanding into search text, filters and boosts.
 
     * A price range becomes a price filter (unless the request set one) and its
       words leave the text: "laptop under 500" searches "laptop" up to 500.
     * Brands and product types become soft boosts, never filters: a wrong guess
-      reorders results but hides none.
+      reorders results but hides none. Of the rules fallback's tags (a query
+      no worker has understood yet) only those scored at least
+      ``SUGGESTIONS_FALLBACK_MIN_SCORE`` boost: the score is the precision
+      measured for tags of that shape (:mod:`suggestions.nlp.rules`), and a
+      wrong type boosts the wrong products ("camera" in "camera bag").
     """
     text = understood.query
     min_price, max_price = filters.min_price, filters.max_price
@@ -212,8 +225,8 @@ def apply_understanding(understood: Understanding, filters: SearchFilters) -> tu
             min_price, max_price = bounds
         text = (text[:ent.start] + " " + text[ent.end:])
     boosts = SearchBoosts(
-        brands=tuple(e.value or e.text for e in understood.entities_of("brand")),
-        product_types=tuple(e.value or e.text for e in understood.entities_of("product_type")),
+        brands=tuple(e.value or e.text for e in boosted_entities(understood, "brand")),
+        product_types=tuple(e.value or e.text for e in boosted_entities(understood, "product_type")),
         weight=app_settings.ENTITY_BOOST,
     )
     new_filters = SearchFilters(brands=filters.brands, product_types=filters.product_types,
