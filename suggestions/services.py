@@ -315,6 +315,9 @@ def search(query: str, *, filters: SearchFilters | None = None, page: int = 1, p
         backend = get_backend(backend_alias)
         # The search ranker reorders recall's first results (None: off or no active version).
         depth = search_ranking.serving_depth(offset) if normalized else None
+        if depth and boosts and search_ranking.reranks(normalized):
+            # The ranker weighs the understood brand and type itself (as it was trained).
+            boosts = SearchBoosts()
         # Personal re-ranking reorders the first results too (None: no profile, or past them).
         if normalized and app_settings.PERSONALIZATION and offset < app_settings.PERSONALIZATION_DEPTH:
             profile = profile if profile is not None else personal.profile_for(user, session_key)

@@ -158,3 +158,40 @@ def test_a_version_that_reads_an_unknown_feature_fails_to_load(tmp_path, monkeyp
     monkeypatch.undo()
     with pytest.raises(ValueError, match="feature_of_a_later_release"):
         sr.SearchRankerModel.load(tmp_path)
+
+
+@pytest.mark.django_db
+def test_queries_the_ranker_reorders_are_recalled_without_fixed_boosts(settings, tmp_path, monkeypatch):
+    from catalog.models import Product
+    from suggestions import search_ranking
+    from suggestions.nlp.gazetteer import build_gazetteer
+    from suggestions.recall import get_backend
+
+    for i in range(3):
+        Product.objects.create(source_id=f"c{i}", title=f"Canon EOS {i}00D camera", brand="Canon",
+                               product_type="camera", price=500 + i)
+    services.rebuild_index()
+    settings.SUGGESTIONS_MODEL_DIR = str(tmp_path / "models")
+    build_gazetteer(save=True)
+    backend = get_backend()
+    seen = []
+    original = type(backend).search_products
+
+    def spy(self, text, *args, boosts=None, **kwargs):
+        seen.append(boosts)
+        return original(self, text, *args, boosts=boosts, **kwargs)
+
+    monkeypatch.setattr(type(backend), "search_products", spy)
+    monkeypatch.setattr(search_ranking, "serving_depth", lambda offset: 50)
+    monkeypatch.setattr(search_ranking, "rerank", lambda q, u, f, result, *, offset, limit, corrected="":
+                        SearchResult(result.hits[offset:offset + limit], result.total))
+    understood = []
+    for known in (False, True):
+        monkeypatch.setattr(search_ranking, "reranks", lambda q, known=known: known)
+        seen.clear()
+        page = services.search("canon camera")
+        understood.append([e.value for e in page.understanding.entities_of("brand")])
+        assert len(page.results) == 3
+        assert seen[0].brands == (() if known else ("Canon",))
+    # The ranker still reads what understanding found (its brand_match feature).
+    assert understood == [["Canon"], ["Canon"]]
