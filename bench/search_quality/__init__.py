@@ -373,11 +373,12 @@ def _understanding_report(args: argparse.Namespace, scores: list[QueryScore], ju
             from suggestions.ml.understanding.model import UnderstandingModel
 
             model = UnderstandingModel.load(args.understanding_model)
+            model.meta.setdefault("version", f"bench-{args.understanding_model.name}")
             queries = [normalize_query(s.query) for s in scores]
             predicted = model.predict(queries, batch_size=64)
             understanding.store_understandings(predicted)  # as a worker stores them
             warm_understood = dict(zip([s.query for s in scores], predicted, strict=True))
-            version = model.meta.get("version") or args.understanding_model.name
+            version = model.meta["version"]
             for hybrid in dense_modes:
                 systems[f"warm ({version})" + (" + dense" if hybrid else "")] = run(dense=hybrid)
     base_name = next(iter(systems))

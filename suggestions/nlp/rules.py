@@ -243,8 +243,8 @@ def _uncovered_words(tokens, entities: Sequence[Entity], fillers: frozenset[str]
 # Precision of the gazetteer's catalog tags, by the shape of the tag in the query:
 # exact-span agreement with the brand (``creator``) and ``core_product_type``
 # labels of QueryNER's *train* split, tagged with the Icecat catalog's gazetteer
-# (bench/understanding/README.md, "Reliability of the fallback's tags"; the dev
-# split is the held-out check). A "free" word is one no other entity covers and
+# (``python -m bench.search_quality`` prints them for train and for dev, the
+# held-out check; bench/RESULTS.md, "Understanding in search"). A "free" word is one no other entity covers and
 # that is no filler; a common type names at least COMMON_TYPE_PRODUCTS products.
 #: A brand first in the query or after other entities only ("dell laptop").
 SCORE_BRAND_LEADING = 0.82
@@ -253,7 +253,7 @@ SCORE_BRAND_AFTER_WORD = 0.34
 #: A product type of several words ("digital camera", "mouse pad").
 SCORE_TYPE_PHRASE = 0.67
 #: A common one-word type that ends the query ("gaming keyboard").
-SCORE_TYPE_HEAD = 0.55
+SCORE_TYPE_HEAD = 0.53
 #: Any other one-word type: followed by a free word ("camera" in "camera bag"),
 #: or named on few products ("card" in "sd card").
 SCORE_TYPE_WORD = 0.21
