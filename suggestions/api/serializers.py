@@ -314,13 +314,7 @@ class SearchQuerySerializer(serializers.Serializer):
 
 
 def _plain_text(query_params: Mapping[str, Any], name: str) -> str | None:
-    value = query_params.get(name)
-    if not isinstance(value, str):
-        return None
-    value = value.strip()
-    if not value or len(value) > app_settings.MAX_QUERY_LENGTH or _CONTROL_CHARACTER.search(value):
-        return None
-    return value
+    return _plain_event_text(query_params.get(name), app_settings.MAX_QUERY_LENGTH)
 
 
 def _plain_positive(value: Any) -> int | None:
@@ -741,6 +735,25 @@ def _plain_position(value: Any) -> int | None:
     return value if type(value) is int and 0 <= value <= MAX_POSITION else None
 
 
+#: Fields of each event type and their checks (``check(value, query_length)``), as
+#: the type's serializer declares them.
+_PLAIN_EVENT_FIELDS: dict[str, tuple] = {
+    "impression": (("suggestions", lambda v, _n: _plain_texts(v)),
+                   ("prefix", lambda v, n: _plain_event_text(v, n))),
+    "suggestion_click": (("suggestion", lambda v, _n: _plain_event_text(v, MAX_TEXT_LENGTH)),
+                         ("position", lambda v, _n: _plain_position(v)),
+                         ("prefix", lambda v, n: _plain_event_text(v, n))),
+    "product_click": (("product_id", lambda v, _n: _plain_event_text(v, MAX_PRODUCT_ID_LENGTH)),
+                      ("position", lambda v, _n: _plain_position(v)),
+                      ("query", lambda v, n: _plain_event_text(v, n, blank=True))),
+    "refinement_impression": (("refinements", lambda v, _n: _plain_texts(v)),
+                              ("query", lambda v, n: _plain_event_text(v, n))),
+    "refinement_click": (("refinement", lambda v, _n: _plain_event_text(v, MAX_TEXT_LENGTH)),
+                         ("position", lambda v, _n: _plain_position(v)),
+                         ("query", lambda v, n: _plain_event_text(v, n))),
+}
+
+
 def _plain_event(event: Any, query_length: int) -> dict[str, Any] | None:
     if type(event) is not dict:
         return None
@@ -749,26 +762,11 @@ def _plain_event(event: Any, query_length: int) -> dict[str, Any] | None:
     if request_id is None:
         return None
     out: dict[str, Any] = {"request_id": request_id, "type": kind}
-    if kind == "impression":
-        out["suggestions"] = _plain_texts(event.get("suggestions"))
-        out["prefix"] = _plain_event_text(event.get("prefix"), query_length)
-    elif kind == "suggestion_click":
-        out["suggestion"] = _plain_event_text(event.get("suggestion"), MAX_TEXT_LENGTH)
-        out["position"] = _plain_position(event.get("position"))
-        out["prefix"] = _plain_event_text(event.get("prefix"), query_length)
-    elif kind == "product_click":
-        out["product_id"] = _plain_event_text(event.get("product_id"), MAX_PRODUCT_ID_LENGTH)
-        out["position"] = _plain_position(event.get("position"))
-        out["query"] = _plain_event_text(event.get("query"), query_length, blank=True)
-    elif kind == "refinement_impression":
-        out["refinements"] = _plain_texts(event.get("refinements"))
-        out["query"] = _plain_event_text(event.get("query"), query_length)
-    elif kind == "refinement_click":
-        out["refinement"] = _plain_event_text(event.get("refinement"), MAX_TEXT_LENGTH)
-        out["position"] = _plain_position(event.get("position"))
-        out["query"] = _plain_event_text(event.get("query"), query_length)
-    else:
+    fields = _PLAIN_EVENT_FIELDS.get(kind) if isinstance(kind, str) else None
+    if fields is None:
         return None
+    for name, check in fields:
+        out[name] = check(event.get(name), query_length)
     return None if any(v is None for v in out.values()) else out
 
 
