@@ -295,6 +295,14 @@ class AppSettings:
         return float(self._get("ENTITY_BOOST", 2.0))
 
     @property
+    def FALLBACK_MIN_SCORE(self) -> float:
+        """Least score of a rules-fallback brand or product type that search
+        boosts (a query no worker has understood yet). Scores are the
+        precision measured for tags of that shape (:mod:`suggestions.nlp.rules`):
+        0.5 boosts tags that are right more often than wrong; 0 boosts every tag."""
+        return float(self._get("FALLBACK_MIN_SCORE", 0.5))
+
+    @property
     def CORRECTION_WEIGHT(self) -> float:
         """Sample weight of a merchandiser's correction in training, relative to
         distantly supervised examples (weight 1)."""

@@ -259,7 +259,9 @@ def fuse(lexical: SearchResult, dense: SearchResult, *, weight: float | None = N
 
     Returns:
         The fused list. Hits BM25 found keep their BM25 score, the others score
-        0; ``total`` and the brand counts add the products only dense recall found.
+        0; ``total`` and the brand counts add the products only dense recall found;
+        ``fusion`` holds each hit's BM25 and kNN ranks and its similarity (the
+        search ranker's fusion features, so that a ranker learns the weights).
     """
     weight = app_settings.DENSE_WEIGHT if weight is None else weight
     k = app_settings.DENSE_RRF_K if k is None else k
@@ -281,7 +283,11 @@ def fuse(lexical: SearchResult, dense: SearchResult, *, weight: float | None = N
     for hit in added:
         if hit.document.brand:
             brand_counts[hit.document.brand] = brand_counts.get(hit.document.brand, 0) + 1
-    return SearchResult(hits=[hits[i] for i in order], total=lexical.total + len(added), brand_counts=brand_counts)
+    fusion = {h.id: (rank, None, None) for rank, h in enumerate(lexical.hits)}
+    for rank, hit in enumerate(dense.hits):
+        fusion[hit.id] = (fusion.get(hit.id, (None,))[0], rank, float(hit.score))
+    return SearchResult(hits=[hits[i] for i in order], total=lexical.total + len(added), brand_counts=brand_counts,
+                        fusion=fusion)
 
 
 def describe() -> dict[str, Any]:

@@ -21,6 +21,11 @@ Contracts:
   - Options: ``max_groups``, ``shuffle_labels`` (a deliberately broken
     challenger, to check the gate).
 
+* **Understanding as features**: the queries the ranker reorders
+  (:func:`reranks`) are recalled without the understood brands' and types'
+  fixed boosts, in training, in the gate and in search; the ranker's
+  ``brand_match`` and ``type_match`` features weigh them instead. Price
+  ranges stay filters. Other queries keep the boosts.
 * **Serving** (:func:`rerank`): with ``SUGGESTIONS_SEARCH_RANKER`` on and an
   active version, the first ``SUGGESTIONS_SEARCH_RANKER_DEPTH`` results of a
   search are reordered; without one nothing is loaded and search is unchanged.
@@ -105,11 +110,24 @@ def click_stats(clicks, searches) -> ClickStats:
 # -- candidates -----------------------------------------------------------------------------
 
 
-def candidate(document, score: float) -> Candidate:
+def candidate(document, score: float, fusion: tuple[int | None, int | None, float | None] | None = None,
+              *, fused: bool = False) -> Candidate:
+    """A recall hit as the ranker's candidate; ``fusion`` is the hit's entry of
+    :attr:`SearchResult.fusion` (``fused``: dense recall was fused into its list)."""
     from .ml.search_ranker import Candidate
 
+    lexical_rank, dense_rank, similarity = fusion or (None, None, None)
     return Candidate(document.id, float(score), document.title, document.brand, document.product_type,
-                     float(document.price) if document.price is not None else None)
+                     float(document.price) if document.price is not None else None,
+                     lexical_rank, dense_rank, similarity, fused)
+
+
+def candidates(result: SearchResult) -> list[Candidate]:
+    """The hits of ``result`` as candidates, with their fusion ranks when dense recall was fused in."""
+    fusion = result.fusion
+    if fusion is None:
+        return [candidate(h.document, h.score) for h in result.hits]
+    return [candidate(h.document, h.score, fusion.get(h.id), fused=True) for h in result.hits]
 
 
 def context_of(query: str, understood: Understanding | None, filters: SearchFilters | None) -> QueryContext:
@@ -122,11 +140,17 @@ def context_of(query: str, understood: Understanding | None, filters: SearchFilt
     return QueryContext(query, brands, types, getattr(filters, "min_price", None), getattr(filters, "max_price", None))
 
 
-def recall(query: str, *, backend_alias: str = "default", depth: int | None = None
+def recall(query: str, *, backend_alias: str = "default", depth: int | None = None, boosted: bool = True
            ) -> tuple[QueryContext, list[Candidate]]:
     """The candidates :func:`suggestions.services.search` would rerank for ``query``
-    (normalised): understanding, synonyms and the backend, first ``depth`` hits."""
+    (normalised): understanding, synonyms and the backend, first ``depth`` hits,
+    fused with the nearest products when dense recall is ready (as search fuses them).
+
+    ``boosted=False``: without the understood brands' and types' boosts, as
+    search recalls the queries the ranker reorders (:func:`reranks`); the
+    ranker weighs the understanding itself (features ``brand_match``, ``type_match``)."""
     from . import services
+    from .dense import ready as dense_ready
     from .recall import SearchBoosts, SearchFilters, get_backend
 
     understood, text, filters, boosts = None, query, SearchFilters(), SearchBoosts()
@@ -136,10 +160,16 @@ def recall(query: str, *, backend_alias: str = "default", depth: int | None = No
             text, filters, boosts = services.apply_understanding(understood, SearchFilters())
         except Exception:  # noqa: BLE001 - as search: understanding is an enhancement
             understood = None
-    result = get_backend(backend_alias).search_products(
-        text, filters, offset=0, limit=depth or app_settings.SEARCH_RANKER_DEPTH, boosts=boosts,
+    if not boosted:
+        boosts = SearchBoosts()
+    backend = get_backend(backend_alias)
+    dense_depth = app_settings.DENSE_DEPTH if dense_ready(backend, backend_alias) else 0
+    result = backend.search_products(
+        text, filters, offset=0, limit=max(depth or app_settings.SEARCH_RANKER_DEPTH, dense_depth), boosts=boosts,
         **services._synonym_argument(text))
-    return context_of(query, understood, filters), [candidate(h.document, h.score) for h in result.hits]
+    if dense_depth:
+        result = services._fuse_dense(backend, text, filters, result, dense_depth, [])
+    return context_of(query, understood, filters), candidates(result)
 
 
 def documents(ids: list[str]) -> dict[str, Candidate]:
@@ -181,14 +211,19 @@ class SearchRankerKind(ModelKind):
             snapshot.cache["stats"] = click_stats(snapshot.train["clicks"], snapshot.train["searches"])
         return snapshot.cache["stats"]
 
-    def _heldout_lists(self, snapshot: Snapshot):
-        if "lists" not in snapshot.cache:
+    def _heldout_lists(self, snapshot: Snapshot, *, boosted: bool = True):
+        """The held-out queries' candidates: with understanding's boosts as search
+        recalls without the ranker, or without them as it recalls for the ranker."""
+        key = "lists" if boosted else "lists_unboosted"
+        if key not in snapshot.cache:
+            from functools import partial
+
             from .ml.search_ranker import candidate_lists
 
-            snapshot.cache["lists"] = candidate_lists(
-                self._stats(snapshot), (c.query for c in snapshot.heldout), recall,
+            snapshot.cache[key] = candidate_lists(
+                self._stats(snapshot), (c.query for c in snapshot.heldout), partial(recall, boosted=boosted),
                 documents if app_settings.SEARCH_RANKER_CLICK_RECALL else None)
-        return snapshot.cache["lists"]
+        return snapshot.cache[key]
 
     def train(self, snapshot: Snapshot, folder: Path, *, log: Callable[[str], None]) -> Trained:
         from .ml.search_ranker import (
@@ -201,8 +236,10 @@ class SearchRankerKind(ModelKind):
         opts = snapshot.options
         params = TrainParams(**({"max_groups": int(opts["max_groups"])} if opts.get("max_groups") else {}))
         started = time.perf_counter()
+        from functools import partial
+
         x, y, groups = training_groups(
-            snapshot.train["clicks"], snapshot.train["searches"], recall,
+            snapshot.train["clicks"], snapshot.train["searches"], partial(recall, boosted=False),
             documents if app_settings.SEARCH_RANKER_CLICK_RECALL else None, params,
             min_users=app_settings.MIN_DISTINCT_USERS)
         log(f"{len(groups):,} training groups ({len(y):,} candidates)")
@@ -227,11 +264,13 @@ class SearchRankerKind(ModelKind):
 
         model = SearchRankerModel.load(artefact)
         stats = self._stats(snapshot)
+        unboosted = self._heldout_lists(snapshot, boosted=False)
 
         def rank(q: str) -> list[str]:
-            context, cands, recalled = lists[q]
             if not stats.knows(q):  # as served: recall's order
+                context, cands, recalled = lists[q]
                 return [c.id for c in cands[:recalled]]
+            context, cands, recalled = unboosted[q]
             return [cands[i].id for i in model.order(context, cands, recalled, stats=stats)]
         return rank
 
@@ -335,6 +374,14 @@ def serving_depth(offset: int) -> int | None:
     return app_settings.SEARCH_RANKER_DEPTH if active_ranker() is not None else None
 
 
+def reranks(query: str) -> bool:
+    """Whether the active ranker reorders ``query`` (normalised): one is active
+    and the clicks know the query. Search then recalls without understanding's
+    fixed boosts and lets the ranker weigh the understood brand and type."""
+    model = active_ranker()
+    return model is not None and bool(query) and model.stats.knows(query)
+
+
 def rerank(query: str, understood: Understanding | None, filters: SearchFilters, result: SearchResult, *,
            offset: int, limit: int, corrected: str = "") -> SearchResult:
     """``result`` (recall's first hits, from offset 0) reordered by the active
@@ -357,7 +404,7 @@ def rerank(query: str, understood: Understanding | None, filters: SearchFilters,
         return replace(result, hits=hits[offset:offset + limit])
     from .ml.search_ranker import with_click_recall
 
-    recalled = [candidate(h.document, h.score) for h in hits]
+    recalled = candidates(result)
     docs = {h.id: h.document for h in hits}
     lookup = None
     if app_settings.SEARCH_RANKER_CLICK_RECALL and not filters:

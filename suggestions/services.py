@@ -195,13 +195,26 @@ def _price_bounds(value: str) -> tuple[float | None, float | None] | None:
     return float(low), float(high)
 
 
+def boosted_entities(understood: Understanding, label: str) -> list[Entity]:
+    """The entities of ``label`` that search boosts: all of a model's or a
+    label's, the rules fallback's scored at least ``SUGGESTIONS_FALLBACK_MIN_SCORE``."""
+    found = understood.entities_of(label)
+    if understood.source != "rules":
+        return found
+    return [e for e in found if e.score >= app_settings.FALLBACK_MIN_SCORE]
+
+
 def apply_understanding(understood: Understanding, filters: SearchFilters) -> tuple[str, SearchFilters, SearchBoosts]:
     """Turn an understanding into search text, filters and boosts.
 
     * A price range becomes a price filter (unless the request set one) and its
       words leave the text: "laptop under 500" searches "laptop" up to 500.
     * Brands and product types become soft boosts, never filters: a wrong guess
-      reorders results but hides none.
+      reorders results but hides none. Of the rules fallback's tags (a query
+      no worker has understood yet) only those scored at least
+      ``SUGGESTIONS_FALLBACK_MIN_SCORE`` boost: the score is the precision
+      measured for tags of that shape (:mod:`suggestions.nlp.rules`), and a
+      wrong type boosts the wrong products ("camera" in "camera bag").
     """
     text = understood.query
     min_price, max_price = filters.min_price, filters.max_price
@@ -213,8 +226,8 @@ def apply_understanding(understood: Understanding, filters: SearchFilters) -> tu
             min_price, max_price = bounds
         text = (text[:ent.start] + " " + text[ent.end:])
     boosts = SearchBoosts(
-        brands=tuple(e.value or e.text for e in understood.entities_of("brand")),
-        product_types=tuple(e.value or e.text for e in understood.entities_of("product_type")),
+        brands=tuple(e.value or e.text for e in boosted_entities(understood, "brand")),
+        product_types=tuple(e.value or e.text for e in boosted_entities(understood, "product_type")),
         weight=app_settings.ENTITY_BOOST,
     )
     new_filters = SearchFilters(brands=filters.brands, product_types=filters.product_types,
@@ -303,6 +316,9 @@ def search(query: str, *, filters: SearchFilters | None = None, page: int = 1, p
         backend = get_backend(backend_alias)
         # The search ranker reorders recall's first results (None: off or no active version).
         depth = search_ranking.serving_depth(offset) if normalized else None
+        if depth and boosts and search_ranking.reranks(normalized):
+            # The ranker weighs the understood brand and type itself (as it was trained).
+            boosts = SearchBoosts()
         # Personal re-ranking reorders the first results too (None: no profile, or past them).
         if normalized and app_settings.PERSONALIZATION and offset < app_settings.PERSONALIZATION_DEPTH:
             profile = profile if profile is not None else personal.profile_for(user, session_key)

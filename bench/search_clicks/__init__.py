@@ -53,6 +53,11 @@ How:
    ``N`` test queries with the ranker on and off, and the rerank alone
    (median and p95, warm).
 
+``--dense`` runs all of it with hybrid search (``SUGGESTIONS_DENSE``): the
+437 names are embedded (``services.embed_products``), search without the
+ranker fuses BM25 and the nearest products by reciprocal rank fusion, and the
+ranker learns the fusion from its BM25-rank, kNN-rank and similarity features.
+
 ``--save-ranker DIR`` keeps the promoted version (model and the whole
 history's click statistics) for ``python -m bench.search_quality --ranker DIR``.
 """
@@ -207,6 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--save-ranker", type=Path, default=None,
                         help="Copy the promoted ranker's folder (model and click statistics) here, e.g. for "
                              "bench.search_quality --ranker.")
+    parser.add_argument("--dense", action="store_true",
+                        help="Hybrid search throughout: embed the catalog and fuse dense recall (see above).")
     parser.add_argument("--latency", type=int, default=200,
                         help="Test queries timed at the test client with the ranker on and off (0: skip).")
     return parser
@@ -233,6 +240,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from suggestions.models import ProductClick
         from suggestions.text import hash_identifier
 
+        hybrid = override_settings(SUGGESTIONS_DENSE=True) if args.dense else None
+        if hybrid is not None:
+            hybrid.enable()
         names = read_names(names_file)
         clicks = read_log(log_file, names)
         if args.limit:
@@ -247,6 +257,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             from suggestions.nlp.gazetteer import build_gazetteer
 
             build_gazetteer(save=True)
+        embedded = None
+        if args.dense:
+            from suggestions import dense
+
+            with clock.phase("embed"):
+                embedded = services.embed_products().stored
+                dense.reset()
         with clock.phase("history"):
             services.import_search_history(
                 services.ImportedSearch(c.user, c.raw_query, c.query_time) for c in history)
@@ -391,6 +408,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     times.sort()
                     latency["personal re-rank alone (50 hits)"] = (
                         statistics.median(times), times[int(0.95 * (len(times) - 1))], len(times))
+        if hybrid is not None:
+            hybrid.disable()
 
     ours_key = "ours: search with the ranker"
     print("# Search ranking from clicks: the Best Buy log (clicked product's rank)\n")
@@ -398,6 +417,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"log: {len(clicks):,} clicks on named skus; history {len(history):,} (to "
           f"{history[-1].query_time:%Y-%m-%d %H:%M}), test {len(test):,} searches "
           f"({len({c.query for c in test}):,} distinct queries); catalog {len(names)} products")
+    if args.dense:
+        print(f"hybrid search throughout (SUGGESTIONS_DENSE): {embedded:,} products embedded; without the ranker "
+              "BM25 and the nearest products are fused by reciprocal rank fusion, the ranker learns the fusion")
     print(f"history click positions (simulated: rank in search without the ranker): "
           f"{sum(1 for r in rows if r.position < 10) / max(len(rows), 1):.1%} in the first 10")
     trained = report.version.metrics.get("train", {}) if report.version else {}

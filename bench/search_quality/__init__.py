@@ -23,7 +23,18 @@ How:
    fusion weight and depth, search latency with and without it, Chinese
    queries for English product types (cross-lingual recall) and gibberish
    (whether BM25-less answers stand out enough to be shown).
-5. nDCG@10 with gains ``2**rating - 1``; unjudged documents count 0; the ideal
+5. Query understanding (``--understanding``): search with none
+   (``SUGGESTIONS_SEARCH_USES_UNDERSTANDING`` off), *cold* (what a query gets
+   before a worker understood it: the rules fallback, boosting only the tags
+   scored at least ``SUGGESTIONS_FALLBACK_MIN_SCORE``; also with every tag
+   boosted, as before that setting), and *warm* (``--understanding-model
+   DIR``: a trained understanding model's answers stored as a worker stores
+   them, e.g. a variant trained by ``python -m bench.understanding``), side by
+   side, with the per-query losses of the fallback's tags; and the precision
+   of the fallback's brand and product-type tags by score on QueryNER's train
+   and dev splits, tagged with this catalog's gazetteer (the scores were
+   measured on train; dev is held out).
+6. nDCG@10 with gains ``2**rating - 1``; unjudged documents count 0; the ideal
    DCG comes from every judged document of the query (a query whose judged
    documents are all rated 0 scores 0 for both systems). The mean over
    queries, the paired difference with a seeded bootstrap 95% confidence
@@ -282,6 +293,125 @@ def _measure_dense(args: argparse.Namespace, scores: list[QueryScore], judgments
     return "\n".join(lines)
 
 
+UNDERSTANDING_MODES = ("off", "cold", "warm")
+
+
+def fallback_precision(data_dir: Path) -> str:
+    """Precision of the rules fallback's brand and product-type tags, by score,
+    on QueryNER's train and dev splits (exact spans against ``creator`` and
+    ``core_product_type``), tagged with the process's gazetteer (this catalog's)."""
+    from suggestions.ml.understanding.corpora import queryner_examples
+    from suggestions.nlp.gazetteer import get_gazetteer
+    from suggestions.nlp.labels import DEFAULT_ENTITY_LABELS
+    from suggestions.nlp.rules import understand_with_rules
+
+    gaz = get_gazetteer()
+    rows = []
+    for split in ("train", "dev"):
+        path = data_dir / "queryner" / f"{split}.jsonl"
+        if not path.is_file():
+            return f"(no {path}: fallback precision not measured)"
+        counts: dict[tuple[str, float], list[int]] = defaultdict(lambda: [0, 0])
+        for example in queryner_examples(path, DEFAULT_ENTITY_LABELS):
+            gold = {(label, start, end) for label, start, end in example.spans or ()}
+            for e in understand_with_rules(example.text, gaz).entities:
+                if e.label in ("brand", "product_type"):
+                    cell = counts[(e.label, round(e.score, 2))]
+                    cell[0] += (e.label, e.start, e.end) in gold
+                    cell[1] += 1
+        for (label, score), (right, tagged) in sorted(counts.items()):
+            rows.append([split, label, f"{score:.2f}", f"{tagged:,}", f"{right / tagged:.3f}"])
+    return markdown_table(["split", "label", "score", "tags", "precision"], rows)
+
+
+def _tags(understood) -> str:
+    if understood is None:
+        return ""
+    return ", ".join(f"{e.label}:{e.text} ({e.score:.2f})" for e in understood.entities
+                     if e.label in ("brand", "product_type")) or "–"
+
+
+def _understanding_report(args: argparse.Namespace, scores: list[QueryScore], judgments: dict[str, dict[str, float]],
+                          source_of: dict[str, str], data_dir: Path) -> str:
+    """Search with no, cold (rules fallback) and warm (model) understanding, side by side."""
+    from django.core.cache import caches
+    from django.test import override_settings
+
+    from suggestions import dense, understanding
+    from suggestions.conf import app_settings
+    from suggestions.text import normalize_query
+
+    wanted = UNDERSTANDING_MODES if args.understanding == "all" else (args.understanding,)
+    lines = ["## Query understanding in search: off, cold (rules fallback), warm (model)\n"]
+    with_relevant = [n for n, s in enumerate(scores) if any(r > 0 for r in judgments[s.query].values())]
+    dense_modes = (False, True) if args.dense else (False,)
+
+    def run(**overrides: object) -> list[float]:
+        caches[app_settings.CACHE_ALIAS].clear()  # the fallback's answers are cached for a minute
+        with override_settings(**{f"SUGGESTIONS_{k.upper()}": v for k, v in overrides.items()}):
+            dense.reset()
+            return [ndcg_at_k(tuple(source_of.get(i, f"?{i}") for i in our_search(s.query)), judgments[s.query], TOP_K)
+                    for s in scores]
+
+    systems: dict[str, list[float]] = {}
+    for hybrid in dense_modes:
+        suffix = " + dense" if hybrid else ""
+        if "off" in wanted:
+            systems["off" + suffix] = run(search_uses_understanding=False, dense=hybrid)
+        if "cold" in wanted:
+            systems["cold, every fallback tag boosted (FALLBACK_MIN_SCORE 0)" + suffix] = run(
+                fallback_min_score=0.0, dense=hybrid)
+            systems[f"cold (FALLBACK_MIN_SCORE {app_settings.FALLBACK_MIN_SCORE}, the default)" + suffix] = run(
+                dense=hybrid)
+    caches[app_settings.CACHE_ALIAS].clear()
+    fallback = {s.query: understanding.rules_understanding(normalize_query(s.query)) for s in scores}
+    warm_understood = {}
+    if "warm" in wanted:
+        if args.understanding_model is None:
+            lines.append("warm: skipped (no --understanding-model)\n")
+        else:
+            from suggestions.ml.understanding.model import UnderstandingModel
+
+            model = UnderstandingModel.load(args.understanding_model)
+            model.meta.setdefault("version", f"bench-{args.understanding_model.name}")
+            queries = [normalize_query(s.query) for s in scores]
+            predicted = model.predict(queries, batch_size=64)
+            understanding.store_understandings(predicted)  # as a worker stores them
+            warm_understood = dict(zip([s.query for s in scores], predicted, strict=True))
+            version = model.meta["version"]
+            for hybrid in dense_modes:
+                systems[f"warm ({version})" + (" + dense" if hybrid else "")] = run(dense=hybrid)
+    base_name = next(iter(systems))
+    base = systems[base_name]
+    rows = []
+    for name, values in systems.items():
+        low, high = paired_bootstrap_ci(values, base, resamples=args.resamples, seed=args.seed)
+        wins, losses, ties = win_loss_tie(values, base)
+        rows.append([name, _f(mean(values)), _f(mean([values[n] for n in with_relevant])),
+                     "–" if values is base else f"{mean(values) - mean(base):+.4f} [{low:+.4f}, {high:+.4f}]",
+                     "–" if values is base else f"{wins}/{losses}/{ties}"])
+    lines.append(markdown_table(["understanding", f"nDCG@10 ({len(scores)})", f"({len(with_relevant)} with a relevant doc)",
+                                 f"Δ vs {base_name} [95% CI]", "wins/losses/ties"], rows))
+    every = next((v for k, v in systems.items() if k.startswith("cold, every") and "dense" not in k), None)
+    if every is not None and "off" in systems:
+        off = systems["off"]
+        reliable = next(v for k, v in systems.items() if k.startswith("cold (") and "dense" not in k)
+        warm = next((v for k, v in systems.items() if k.startswith("warm") and "dense" not in k), None)
+        moved = sorted((n for n in range(len(scores)) if abs(every[n] - off[n]) > 1e-9 or abs(reliable[n] - off[n]) > 1e-9
+                        or (warm is not None and abs(warm[n] - off[n]) > 1e-9)), key=lambda n: every[n] - off[n])
+        table = [[scores[n].query, _tags(fallback[scores[n].query]), _f(off[n]), _f(every[n]), _f(reliable[n]),
+                  *([_f(warm[n]), _tags(warm_understood.get(scores[n].query))] if warm is not None else [])]
+                 for n in moved]
+        lines.append("\nQueries whose nDCG@10 any understanding changed (most hurt by the fallback's tags first; "
+                     "tags with their scores):\n")
+        lines.append(markdown_table(["query", "fallback tags", "off", "cold, every tag", "cold", *(
+            ["warm", "model tags"] if warm is not None else [])], table))
+    lines.append("\nPrecision of the fallback's tags by score (QueryNER, exact spans; this catalog's gazetteer; "
+                 "the scores are train's precision, dev is held out):\n")
+    lines.append(fallback_precision(data_dir))
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Command-line options of ``python -m bench.search_quality``."""
     parser = argparse.ArgumentParser(prog="python -m bench.search_quality",
@@ -295,6 +425,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--vectors", type=Path, default=None,
                         help="With --dense: read the products' vectors from this .npz when it exists, else "
                              "embed them and write it (outside the repository).")
+    parser.add_argument("--understanding", choices=(*UNDERSTANDING_MODES, "all", "none"), default="all",
+                        help="Compare search with query understanding off, cold (the rules fallback), warm "
+                             "(--understanding-model), or all (default); none skips the comparison.")
+    parser.add_argument("--understanding-model", type=Path, default=None,
+                        help="For warm understanding: a trained understanding model folder (e.g. "
+                             "<SUGGESTIONS_ENCODER_CACHE_DIR>/bench-understanding/minilm-en, trained by "
+                             "python -m bench.understanding --variants minilm-en --ensembles '').")
     parser.add_argument("--ranker", type=Path, default=None,
                         help="Also measure search with this search ranker folder active (e.g. one saved by "
                              "bench.search_clicks --save-ranker: learnt on another shop's clicks, it has none "
@@ -348,6 +485,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 plain = [ndcg_at_k(tuple(source_of.get(i, f"?{i}") for i in our_search(s.query)),
                                judgments[s.query], TOP_K) for s in scores]
         dense_report = _measure_dense(args, scores, judgments, source_of) if args.dense else None
+        understanding_report = (_understanding_report(args, scores, judgments, source_of,
+                                                      resolve_data_dir(args.data_dir))
+                                if args.understanding != "none" else None)
         ranked = None
         if args.ranker:
             from suggestions import learning, search_ranking
@@ -397,6 +537,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if dense_report is not None:
         print()
         print(dense_report)
+    if understanding_report is not None:
+        print()
+        print(understanding_report)
     if args.per_query:
         print()
         print(_examples(scores, "Every query"))

@@ -24,6 +24,15 @@ Contracts:
 * **No leakage**: a training group's features come from an older part of the
   training window than its label click (:func:`training_groups`); the held-out
   clicks are scored with statistics of the training window only.
+* **Fusion features**: with dense recall fused in, each candidate carries its
+  BM25 rank, its kNN rank and its cosine similarity to the query
+  (:class:`Candidate`), so the ranker learns how much each list is worth;
+  without dense recall the BM25 rank is the recall rank, the kNN rank
+  :data:`DEPTH` and the similarity missing (NaN, which LightGBM treats as missing).
+* **Feature sets**: a version scores with the features it was trained with
+  (``meta["features"]``, any subset of :data:`FEATURE_NAMES`), so appending a
+  feature does not break a saved version; one naming a feature this code
+  does not compute fails to load.
 * :func:`evaluate` returns one reciprocal rank (at :data:`TOP_K`) per held-out
   click: the unit the evaluation gate resamples.
 """
@@ -72,6 +81,9 @@ FEATURE_NAMES = (
     "query_known", "query_searches", "qp_rate", "qp_share", "qp_recent_share", "qp_rank",
     "word_share_mean", "word_share_max", "neighbour_share", "neighbour_similarity",
     "qp_share_raw", "product_popularity_raw",
+    # Hybrid fusion, learnt instead of reciprocal rank fusion's fixed weight
+    # (appended: a version trained before them still loads and reads its own columns).
+    "lexical_rank", "dense_rank", "dense_similarity",
 )
 
 
@@ -105,6 +117,13 @@ class Candidate:
     brand: str = ""
     product_type: str = ""
     price: float | None = None
+    #: With dense recall fused in: 0-based BM25 rank and kNN rank (None: not in
+    #: that list) and cosine similarity to the query (None: not among the nearest).
+    lexical_rank: int | None = None
+    dense_rank: int | None = None
+    dense_similarity: float | None = None
+    #: Whether dense recall was fused into the list this candidate came from.
+    fused: bool = False
 
 
 @dataclass(frozen=True)
@@ -406,6 +425,12 @@ def features(stats: ClickStats, context: QueryContext, candidates: Sequence[Cand
                   and (context.max_price is None or price <= context.max_price))
             in_range = 1.0 if ok else -1.0
         from_clicks = rank >= n_recalled
+        if cand.fused:
+            lexical_rank = DEPTH if cand.lexical_rank is None else min(cand.lexical_rank, DEPTH)
+            dense_rank = DEPTH if cand.dense_rank is None else min(cand.dense_rank, DEPTH)
+        else:
+            lexical_rank, dense_rank = (DEPTH if from_clicks else min(rank, DEPTH)), DEPTH
+        similarity = math.nan if cand.dense_similarity is None else cand.dense_similarity
         rows.append((
             cand.score if not from_clicks else 0.0,
             min(rank, n_recalled) if not from_clicks else DEPTH,
@@ -435,6 +460,9 @@ def features(stats: ClickStats, context: QueryContext, candidates: Sequence[Cand
             math.log((raw.get(cand.id, 0) + SMOOTHING * (stats.product_counts.get(cand.id, 0) + 0.1)
                       / (raw_prior_total + 1.0)) / (raw_total + SMOOTHING)),
             math.log((stats.product_counts.get(cand.id, 0) + 0.1) / (raw_prior_total + 1.0)),
+            lexical_rank,
+            dense_rank,
+            similarity,
         ))
     return np.asarray(rows, dtype=np.float32).reshape(len(rows), len(FEATURE_NAMES))
 
@@ -538,6 +566,12 @@ class SearchRankerModel:
         self.booster = booster
         self.stats = stats or ClickStats()
         self.meta = dict(meta or {})
+        names = self.meta.get("features") or FEATURE_NAMES
+        unknown = [n for n in names if n not in FEATURE_NAMES]
+        if unknown:
+            raise ValueError(f"trained with features this version does not compute: {unknown}; retrain it")
+        #: Columns of :func:`features`' rows this version was trained on, in its order.
+        self.columns = None if tuple(names) == FEATURE_NAMES else [FEATURE_NAMES.index(n) for n in names]
 
     @classmethod
     def fit(cls, x: np.ndarray, y: np.ndarray, groups: list[int], params: TrainParams,
@@ -550,6 +584,9 @@ class SearchRankerModel:
                                            "features": list(FEATURE_NAMES), "eta": stats.eta})
 
     def scores(self, x: np.ndarray) -> np.ndarray:
+        """Scores of :func:`features` rows (all of :data:`FEATURE_NAMES`)."""
+        if self.columns is not None:
+            x = x[:, self.columns]
         return self.booster.predict(x, num_threads=1)
 
     def order(self, context: QueryContext, candidates: Sequence[Candidate], recalled: int | None = None,
@@ -575,11 +612,16 @@ class SearchRankerModel:
         path = Path(folder)
         booster = lightgbm.Booster(model_file=str(path / cls.BOOSTER_FILE))
         meta = json.loads((path / cls.META_FILE).read_text()) if (path / cls.META_FILE).exists() else {}
-        names = meta.get("features")
-        if names and tuple(names) != FEATURE_NAMES:
-            raise ValueError(f"{path}: trained with other features ({len(names)}); retrain it")
+        names = meta.get("features") or []
+        if names and booster.num_feature() != len(names):
+            raise ValueError(f"{path}: the model reads {booster.num_feature()} features, its meta names {len(names)}")
+        if not names and booster.num_feature() != len(FEATURE_NAMES):
+            raise ValueError(f"{path}: trained with other features ({booster.num_feature()}); retrain it")
         stats = ClickStats.load(path / cls.STATS_FILE) if (path / cls.STATS_FILE).exists() else ClickStats()
-        return cls(booster, stats, meta)
+        try:
+            return cls(booster, stats, meta)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
 
 
 def reciprocal_rank(ranked: Sequence[str], product: str, k: int = TOP_K) -> float:

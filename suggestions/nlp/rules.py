@@ -41,6 +41,13 @@ found and 0.6 when nothing was recognised; 0.5 when the rule's intent is not
 configured and the first configured intent is used instead; 0.0 for an empty
 query.
 
+Entity scores of catalog brands and product types are the precision such a
+tag had on labelled queries (:func:`calibrated_entities`): a product type of
+one word followed by another word of the query ("camera" in "camera bag") is
+right about one time in five, a multi-word type ("digital camera") two times
+in three. Search boosts only the tags it can trust
+(``SUGGESTIONS_FALLBACK_MIN_SCORE``, :func:`suggestions.services.apply_understanding`).
+
 Contract: the result is an :class:`~suggestions.nlp.types.Understanding` with
 ``source="rules"``, entity offsets into the query as given, ``intent`` one of
 ``SUGGESTIONS_INTENTS`` and entity labels among ``SUGGESTIONS_ENTITY_LABELS``
@@ -59,7 +66,8 @@ from .language import detect_language
 from .segment import tokenize
 from .types import Entity, Understanding
 
-__all__ = ["understand_with_rules", "keyword_intent", "keyword_hits", "is_question", "KeywordHit"]
+__all__ = ["understand_with_rules", "keyword_intent", "keyword_hits", "is_question", "KeywordHit",
+           "calibrated_entities"]
 
 CUSTOMER_SERVICE = "customer_service"
 NAVIGATION = "navigation"
@@ -232,6 +240,62 @@ def _uncovered_words(tokens, entities: Sequence[Entity], fillers: frozenset[str]
     return out
 
 
+# Precision of the gazetteer's catalog tags, by the shape of the tag in the query:
+# exact-span agreement with the brand (``creator``) and ``core_product_type``
+# labels of QueryNER's *train* split, tagged with the Icecat catalog's gazetteer
+# (``python -m bench.search_quality`` prints them for train and for dev, the
+# held-out check; bench/RESULTS.md, "Understanding in search"). A "free" word is one no other entity covers and
+# that is no filler; a common type names at least COMMON_TYPE_PRODUCTS products.
+#: A brand first in the query or after other entities only ("dell laptop").
+SCORE_BRAND_LEADING = 0.82
+#: A brand after a free word ("case for dell"; often part of a product name).
+SCORE_BRAND_AFTER_WORD = 0.34
+#: A product type of several words ("digital camera", "mouse pad").
+SCORE_TYPE_PHRASE = 0.67
+#: A common one-word type that ends the query ("gaming keyboard").
+SCORE_TYPE_HEAD = 0.53
+#: Any other one-word type: followed by a free word ("camera" in "camera bag"),
+#: or named on few products ("card" in "sd card").
+SCORE_TYPE_WORD = 0.21
+#: Products a one-word type must name to count as common.
+COMMON_TYPE_PRODUCTS = 5
+
+
+def calibrated_entities(entities: Sequence[Entity], tokens, gazetteer: Gazetteer) -> tuple[Entity, ...]:
+    """``entities`` with the scores of catalog brands and product types set to
+    the precision measured for tags of their shape (see the ``SCORE_*`` constants).
+
+    Tags from merchandisers' labels, built-in words and regex rules keep their score.
+
+    Args:
+        entities: The gazetteer's tags of the query.
+        tokens: The query's tokens (:func:`~.segment.tokenize`).
+        gazetteer: The gazetteer that tagged it (for the source and the
+            product count of a phrase).
+    """
+    covered: set[int] = set()
+    for e in entities:
+        covered.update(range(e.start, e.end))
+    free = [t for t in tokens if not all(i in covered for i in range(t.start, t.end))
+            and fold(t.text) not in CATEGORY_FILLERS]
+    out = []
+    for e in entities:
+        entry = gazetteer.lookup(e.text) if e.label in ("brand", "product_type") else None
+        if entry is None or entry.source != "catalog":
+            out.append(e)
+            continue
+        if e.label == "brand":
+            score = SCORE_BRAND_AFTER_WORD if any(t.end <= e.start for t in free) else SCORE_BRAND_LEADING
+        elif len(e.text.split()) > 1:
+            score = SCORE_TYPE_PHRASE
+        elif entry.count >= COMMON_TYPE_PRODUCTS and not any(t.start >= e.end for t in free):
+            score = SCORE_TYPE_HEAD
+        else:
+            score = SCORE_TYPE_WORD
+        out.append(Entity(label=e.label, text=e.text, start=e.start, end=e.end, value=e.value, score=score))
+    return tuple(out)
+
+
 #: Intents a keyword settles (see :func:`keyword_intent`).
 KEYWORD_INTENTS = frozenset({CUSTOMER_SERVICE, NAVIGATION, PRODUCT_QUESTION, PRICE_DEAL})
 #: Rule confidence from which a keyword's intent overrides a model's.
@@ -296,8 +360,8 @@ def understand_with_rules(
 
     gaz = gazetteer if gazetteer is not None else get_gazetteer()
     allowed = set(entity_labels)
-    entities = tuple(e for e in gaz.tag(query) if e.label in allowed)
     tokens = tokenize(query)
+    entities = calibrated_entities([e for e in gaz.tag(query) if e.label in allowed], tokens, gaz)
     folded = fold(query)
 
     intent, confidence = _decide(folded, tokens, entities)

@@ -112,6 +112,11 @@ class SearchResult:
     hits: list[SearchHit]
     total: int
     brand_counts: dict[str, int] = field(default_factory=dict)
+    #: Set by hybrid fusion (:func:`suggestions.dense.fuse`), never by a backend:
+    #: per hit id, its 0-based BM25 rank, kNN rank (None: not in that list) and
+    #: query-product cosine similarity (None: not among the nearest), for the
+    #: search ranker's fusion features.
+    fusion: dict[str, tuple[int | None, int | None, float | None]] | None = None
 
 
 @dataclass(frozen=True)
