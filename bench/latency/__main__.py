@@ -111,7 +111,6 @@ from bench.common import free_port, resolve_data_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WRK_SCRIPT = Path(__file__).resolve().parent / "wrk.lua"
-WRK_POST_SCRIPT = Path(__file__).resolve().parent / "wrk_post.lua"
 SETTINGS_MODULE = "bench.latency.settings"
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/bench_suggestions"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/14"
@@ -403,9 +402,12 @@ def sample_prefixes(train_csv: Path, titles: list[str], *, samples: int, title_s
 # -- server --------------------------------------------------------------------------------
 
 
-def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
+def http_get(url: str, timeout: float = 5.0, *, post: bytes | None = None) -> tuple[int, bytes]:
+    """Status and body of a GET of ``url`` (or a POST of the JSON ``post``)."""
+    request = urllib.request.Request(url, data=post, method="POST" if post is not None else "GET",
+                                     headers={"Content-Type": "application/json"} if post is not None else {})
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
             return resp.status, resp.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
@@ -530,6 +532,8 @@ class Target:
     connections: int
     script: Path
     script_args: list[str]
+    #: POST each line of the script's file to this path (events/); None: GET each line.
+    post_path: str | None = None
 
 
 @dataclass
@@ -570,7 +574,8 @@ def run_wrk(args: argparse.Namespace, base: str, target: Target, seconds: int, s
             server_pids: list[int], redis, *, count_answers: bool) -> tuple[dict[str, float], dict[str, float]]:
     """One wrk run; returns its figures and what the server, Redis and the machine did meanwhile."""
     cmd = [args.wrk, "-t1", f"-c{target.connections}", f"-d{seconds}s", "--timeout", "5s",
-           "-s", str(target.script), base, "--", *target.script_args, str(args.clients), str(seed)]
+           "-s", str(target.script), base, "--", *target.script_args, str(args.clients), str(seed),
+           *([target.post_path] if target.post_path else [])]
     before_redis = redis_snapshot(redis, count_answers)
     before_sys = system_cpu()
     before_srv = sum(proc_cpu_seconds(p) for p in server_pids)
@@ -718,13 +723,7 @@ def check_endpoint(base: str, target: Target, sample: str) -> str:
         if data.get("degraded"):
             raise fail(f"{sample} answered degraded: {body[:300]!r}", 1)
         return f"search sample {urllib.parse.unquote(sample.split('q=', 1)[1])!r}: {data['total']} results"
-    request = urllib.request.Request(base + EVENTS_PATH, data=sample.encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as resp:
-            status, body = resp.status, resp.read()
-    except urllib.error.HTTPError as exc:
-        status, body = exc.code, exc.read()
+    status, body = http_get(base + EVENTS_PATH, timeout=10, post=sample.encode())
     if status != 202:
         raise fail(f"POST {EVENTS_PATH} answered {status}: {body[:300]!r}", 1)
     return f"events sample: {json.loads(body)}"
@@ -794,8 +793,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for pair in args.endpoints:
             trivial = Target(pair, "trivial", conns[pair], WRK_SCRIPT, [str(tmpdir / "trivial-paths.txt")])
             if pair == "events":
-                measured = Target(pair, pair, conns[pair], WRK_POST_SCRIPT,
-                                  [EVENTS_PATH, str(tmpdir / "event-bodies.txt")])
+                measured = Target(pair, pair, conns[pair], WRK_SCRIPT, [str(tmpdir / "event-bodies.txt")],
+                                  post_path=EVENTS_PATH)
             else:
                 measured = Target(pair, pair, conns[pair], WRK_SCRIPT, [str(tmpdir / f"{pair}-paths.txt")])
             targets[pair] = (trivial, measured)

@@ -1,12 +1,16 @@
 -- wrk script of `python -m bench.latency` (run by it; usable by hand too):
 --
---   wrk -t1 -c16 -d15s -s bench/latency/wrk.lua http://127.0.0.1:PORT -- PATHS_FILE [CLIENTS] [SEED]
+--   wrk -t1 -c16 -d15s -s bench/latency/wrk.lua http://127.0.0.1:PORT -- LINES_FILE [CLIENTS] [SEED] [POST_PATH]
 --
--- PATHS_FILE holds one request path a line (already URL-encoded), written at
--- run time by the benchmark: prefixes sampled from real queries and titles, so
--- popular prefixes repeat. Each request takes a random line, so over a run the
--- prefixes follow that popularity. A file with a single line (the trivial
--- endpoint) sends that path every time.
+-- Without POST_PATH, LINES_FILE holds one request path a line (already
+-- URL-encoded), written at run time by the benchmark: prefixes sampled from
+-- real queries and titles, so popular prefixes repeat. Each request GETs a
+-- random line, so over a run the prefixes follow that popularity. A file with a
+-- single line (the trivial endpoint) sends that path every time.
+--
+-- With POST_PATH (events/), LINES_FILE holds one JSON body a line (an event
+-- batch) and each request POSTs a random one to POST_PATH with
+-- `Content-Type: application/json`.
 --
 -- Every request carries `X-Forwarded-For: <one of CLIENTS addresses>`, as a
 -- reverse proxy in front of gunicorn would: DRF's throttle keys on it, so the
@@ -29,28 +33,34 @@ non2xx = 0
 degraded = 0
 
 function init(args)
-   local paths_file = args[1]
+   local lines_file = args[1]
    local clients = tonumber(args[2] or "1000")
    local seed = tonumber(args[3] or "1")
+   local post_path = args[4]
    math.randomseed(seed)
-   local paths = {}
-   local fh = assert(io.open(paths_file, "r"))
+   local lines = {}
+   local fh = assert(io.open(lines_file, "r"))
    for line in fh:lines() do
       if #line > 0 then
-         table.insert(paths, line)
+         table.insert(lines, line)
       end
    end
    fh:close()
-   assert(#paths > 0, "no paths in " .. paths_file)
+   assert(#lines > 0, "no lines in " .. lines_file)
    -- Pre-format the requests: building them costs the load generator the same
    -- for both endpoints, and nothing at all while the clock runs.
-   local n = math.max(#paths, clients)
+   local n = math.max(#lines, clients)
    for i = 1, n do
       local c = (i - 1) % clients
       local ip = string.format("10.%d.%d.%d", math.floor(c / 65536) % 256,
                                math.floor(c / 256) % 256, c % 256)
-      local path = paths[((i - 1) % #paths) + 1]
-      requests_pool[i] = wrk.format("GET", path, {["X-Forwarded-For"] = ip})
+      local line = lines[((i - 1) % #lines) + 1]
+      if post_path then
+         requests_pool[i] = wrk.format("POST", post_path, {["X-Forwarded-For"] = ip,
+                                                           ["Content-Type"] = "application/json"}, line)
+      else
+         requests_pool[i] = wrk.format("GET", line, {["X-Forwarded-For"] = ip})
+      end
    end
 end
 
