@@ -161,21 +161,16 @@ def plain_suggest_params(query_params: Mapping[str, Any]) -> dict[str, Any] | No
     """
     if not 1 <= len(query_params) <= 2:
         return None
-    q = query_params.get("q")
-    if not isinstance(q, str):
-        return None
-    q = q.strip()
-    if not q or len(q) > app_settings.MAX_QUERY_LENGTH or _CONTROL_CHARACTER.search(q):
+    q = _plain_text(query_params, "q")
+    if q is None:
         return None
     raw_limit = query_params.get("limit")
     if raw_limit is None:
         if len(query_params) != 1:
             return None
         return {"q": q, "limit": app_settings.DEFAULT_SUGGESTION_LIMIT}
-    if not (isinstance(raw_limit, str) and raw_limit.isascii() and raw_limit.isdigit() and len(raw_limit) < 6):
-        return None
-    limit = int(raw_limit)
-    if not 1 <= limit <= app_settings.MAX_SUGGESTION_LIMIT:
+    limit = _plain_positive(raw_limit)
+    if limit is None or limit > app_settings.MAX_SUGGESTION_LIMIT:
         return None
     return {"q": q, "limit": limit}
 
