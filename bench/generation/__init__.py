@@ -23,6 +23,9 @@ log) and ``bestbuy/sku_name.tsv`` (its products' names, the shop's catalog).
   about 1.5-5 s per step on a CPU).
 * Hit@k matches texts as searches do (any word order, plurals folded);
   the 95% interval of ours − baseline is the loop's paired bootstrap.
+* ``--device cpu|cuda|auto`` (default cpu): where the generator trains and
+  generates; ``cuda`` on a machine without one is an error, never a silent
+  CPU run. Generation speed is printed as refinements and tokens per second.
 * Groundedness: share of generated candidates whose words all occur together
   in at least 3 products (the offline form of the results gate), and of those
   not already a training query (near-duplicates); generation speed on this
@@ -43,7 +46,9 @@ from pathlib import Path
 
 from bench.common import (
     add_common_arguments,
+    add_device_argument,
     command_line,
+    device_text,
     markdown_table,
     require_file,
     resolve_data_dir,
@@ -53,6 +58,7 @@ from bench.common import (
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench.generation", description=__doc__.split("\n\n")[0])
     add_common_arguments(parser)
+    add_device_argument(parser)
     parser.add_argument("--heldout-days", type=float, default=14.0, help="Newest days held out (default 14).")
     parser.add_argument("--gap-minutes", type=float, default=30.0, help="Session gap of a refinement (default 30).")
     parser.add_argument("--min-users", type=int, default=3, help="k-anonymity gate of history pairs (default 3).")
@@ -72,8 +78,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     data = resolve_data_dir(args.data_dir)
     log_file = require_file(data / "bestbuy" / "train.csv", "the Best Buy log")
     sku_file = require_file(data / "bestbuy" / "sku_name.tsv", "the Best Buy product names")
-    from bench.common import django_environment
+    from bench.common import django_environment, resolve_device
 
+    args.device = resolve_device(args.device)
     with django_environment(keep=args.keep_tmp):
         folder = Path(tempfile.mkdtemp(prefix="bench-generation-"))
         try:
@@ -89,6 +96,7 @@ def _run(args, argv, log_file: Path, sku_file: Path, folder: Path) -> int:
     import numpy as np
     import torch
 
+    from bench.common import synchronize
     from bench.qac import read_searches
     from suggestions.adapter import ProductDocument
     from suggestions.catalog_phrases import MatchIndex, mine_phrases
@@ -137,7 +145,7 @@ def _run(args, argv, log_file: Path, sku_file: Path, folder: Path) -> int:
 
     torch.manual_seed(args.seed)
     random.seed(args.seed)
-    if args.model == "tiny":
+    if args.model == "tiny" and args.device == "cpu":
         torch.set_num_threads(1)
         base = build_tiny_base([t for p in pairs for t in (p.seed, p.target)] + sorted(words), folder / "base",
                                seed=args.seed, vocab_size=2000)
@@ -148,12 +156,14 @@ def _run(args, argv, log_file: Path, sku_file: Path, folder: Path) -> int:
         base = resolve_base(None, build=False)
         params = TrainParams(steps=args.steps or 150, seed=args.seed, batch_size=16)
     train_started = time.perf_counter()
-    model = GeneratorModel.fit(base, pairs, folder / "model", params)
+    model = GeneratorModel.fit(base, pairs, folder / "model", params, device=args.device)
+    synchronize(args.device)
     train_seconds = time.perf_counter() - train_started
 
     seeds = sorted({seed for seed, _t in units})
     gen_started = time.perf_counter()
     generated = dict(zip(seeds, model.generate(seeds, words, k=args.candidates), strict=True))
+    synchronize(args.device)
     gen_seconds = time.perf_counter() - gen_started
     texts = [t for out in generated.values() for t, _s in out]
     tokens = sum(len(model.tokenizer.encode(" " + t, add_special_tokens=False)) + 1 for t in texts)
@@ -182,7 +192,7 @@ def _run(args, argv, log_file: Path, sku_file: Path, folder: Path) -> int:
           f"({len(names)} products); vocabulary {len(words):,} words")
     what = "config-built GPT-2, trained from scratch" if args.model == "tiny" else "SmolLM2-135M-Instruct, LoRA"
     print(f"generator: {args.model} ({what}), "
-          f"{params.steps} steps in {train_seconds:.1f} s on {'cuda' if torch.cuda.is_available() else 'cpu'}")
+          f"{params.steps} steps in {train_seconds:.1f} s on {device_text(args.device)}")
     print(f"held-out refinement pairs (units): {n}")
     print()
     table = [(name, _fmt(float(r[:, 1].mean()) if n else 0.0), _fmt(float(r[:, 0].mean()) if n else 0.0))

@@ -1,7 +1,8 @@
-"""CPU speed of the understanding model, float32 vs int8, through the workers' path.
+"""Speed of the understanding model, float32 vs int8, through the workers' path.
 
-``python -m bench.understanding_speed [--variants minilm-en-ph,e5-en-ph] [--modes off,int8]
-[--threads 2] [--repeats 5] [--models-dir DIR] [--data-dir DIR] [--train missing|never]``
+``python -m bench.understanding_speed [--device cpu|cuda|auto] [--variants minilm-en-ph,e5-en-ph]
+[--modes off,int8] [--threads 2] [--repeats 5] [--models-dir DIR] [--data-dir DIR]
+[--train missing|never]``
 
 Each model (every variant, and the ensemble of all of them, the product's
 default shape: MiniLM + multilingual-e5-small) is loaded once per
@@ -28,6 +29,14 @@ per output channel (the model is loaded with :meth:`UnderstandingModel.load`
 and quantised by :func:`~suggestions.ml.understanding.model.quantize_encoder`,
 not through the registry).
 
+``--device cuda`` loads and trains on the GPU; int8 is a CPU quantisation
+(the workers run float32 on a GPU), so there only ``off`` is measured and
+the other modes are dropped with a note. ``--variants tiny-en`` is a
+config-built 2-layer BERT (hidden 64, WordPiece vocabulary learned from the
+QueryNER train queries) trained one epoch on 2,000 QueryNER train queries
+plus the intent templates: no base encoder package is needed (the short mode
+of ``bench/gpu.sh``); its F1 is far below the real variants'.
+
 Variants are the ones of :mod:`bench.understanding.variants`, cached in
 ``--models-dir`` (the same folder ``python -m bench.understanding`` uses) and
 trained there when missing (``--train missing``, the default; 5 to 15 minutes
@@ -48,25 +57,32 @@ from typing import Any
 from bench.common import (
     Stopwatch,
     add_common_arguments,
+    add_device_argument,
     command_line,
+    device_text,
     django_environment,
     markdown_table,
     require_file,
     resolve_data_dir,
+    resolve_device,
+    synchronize,
 )
 
 DEFAULT_VARIANTS = "minilm-en-ph,e5-en-ph"
 #: --modes value of the per-tensor ablation (not a SUGGESTIONS_UNDERSTANDING_QUANTIZE value).
 ABLATION = "int8-per-tensor"
+#: --variants value of the config-built variant (no base encoder package needed).
+TINY = "tiny-en"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.understanding_speed",
                                      description=__doc__.split("\n\n")[0])
     add_common_arguments(parser)
+    add_device_argument(parser)
     parser.add_argument("--variants", default=DEFAULT_VARIANTS,
-                        help=f"Comma-separated variants of bench.understanding (default {DEFAULT_VARIANTS}); "
-                             "with several, their ensemble is measured too.")
+                        help=f"Comma-separated variants of bench.understanding, or {TINY!r} "
+                             f"(default {DEFAULT_VARIANTS}); with several, their ensemble is measured too.")
     parser.add_argument("--modes", default="off,int8",
                         help="Comma-separated quantisations (SUGGESTIONS_UNDERSTANDING_QUANTIZE values); "
                              "the first is the reference of the ratios and F1 differences (default off,int8).")
@@ -98,11 +114,13 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
+    args.device = resolve_device(args.device)
     print(f"command: {command_line('bench.understanding_speed', argv)}")
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), "?") if Path("/proc/cpuinfo").is_file() else "?"
     print(f"machine: {cpu}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, "
           f"{torch.get_num_threads()} torch threads, quantized engine {torch.backends.quantized.engine}")
+    print(f"device: {device_text(args.device)}")
     print(f"date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}")
     print(f"load average at start: {_load_text()}")
     print()
@@ -114,9 +132,31 @@ def main(argv: list[str] | None = None) -> int:
     return status
 
 
-def _ensure_models(args: argparse.Namespace, data_dir: Path, models_dir: Path, names: list[str]) -> dict[str, Path]:
+def _variants(models_dir: Path, data_dir: Path, names: list[str]) -> dict[str, Any]:
+    """The benchmark's variants, with the config-built one when asked for (its base built once)."""
+    from bench.understanding.variants import VARIANTS, Variant
+
+    variants = dict(VARIANTS)
+    if TINY in names:
+        base = models_dir / f"{TINY}-base"
+        if not (base / "config.json").is_file():
+            import json
+
+            from suggestions.ml.understanding.model import build_tiny_base
+
+            lines = (data_dir / "queryner/train.jsonl").read_text(encoding="utf-8").splitlines()
+            texts = [json.loads(line).get("query", "") for line in lines if line.strip()]
+            build_tiny_base(texts, base, hidden=64, layers=2, heads=2, vocab_size=3000, seed=13)
+        variants[TINY] = Variant(TINY, str(base), ("queryner", "templates"),
+                                 {"lr": 5e-3, "head_lr": 5e-3, "epochs": 1, "phrase_features": False},
+                                 max_train=2000, description="config-built BERT (2 layers, hidden 64), 1 epoch")
+    return variants
+
+
+def _ensure_models(args: argparse.Namespace, data_dir: Path, models_dir: Path, names: list[str],
+                   variants: dict[str, Any]) -> dict[str, Path]:
     """Folders of the trained variants and, with several, of their ensemble."""
-    from bench.understanding.variants import VARIANTS, add_missing_prior, train_variant
+    from bench.understanding.variants import add_missing_prior, train_variant
     from suggestions.ml.understanding.model import EnsembleModel, UnderstandingModel
 
     folders: dict[str, Path] = {}
@@ -126,10 +166,10 @@ def _ensure_models(args: argparse.Namespace, data_dir: Path, models_dir: Path, n
             if args.train == "never":
                 print(f"skipping {name}: not trained in {folder} (--train never)")
                 continue
-            print(f"training {name} into {folder} …", flush=True)
-            train_variant(VARIANTS[name], folder, data_dir=data_dir, device="cpu", progress=False,
+            print(f"training {name} on {args.device} into {folder} …", flush=True)
+            train_variant(variants[name], folder, data_dir=data_dir, device=args.device, progress=False,
                           log=lambda line: print(f"  {line}", flush=True))
-        add_missing_prior(VARIANTS[name], folder, UnderstandingModel.load(folder, device="cpu"), data_dir=data_dir)
+        add_missing_prior(variants[name], folder, UnderstandingModel.load(folder, device="cpu"), data_dir=data_dir)
         folders[name] = folder
     if len(folders) > 1:
         name = "+".join(folders)
@@ -141,10 +181,10 @@ def _ensure_models(args: argparse.Namespace, data_dir: Path, models_dir: Path, n
     return folders
 
 
-def _load(registry: Any, folder: Path, mode: str) -> Any:
+def _load(registry: Any, folder: Path, mode: str, device: str) -> Any:
     """The model as a worker loads it, or the per-tensor ablation."""
     if mode != ABLATION:
-        return registry.load_model(str(folder), device="cpu", quantize=mode)
+        return registry.load_model(str(folder), device=device, quantize=mode)
     from suggestions.ml.understanding.model import (
         EnsembleModel,
         UnderstandingModel,
@@ -158,9 +198,11 @@ def _load(registry: Any, folder: Path, mode: str) -> Any:
     return model
 
 
-def _rate(call: Any, queries: list[str]) -> float:
+def _rate(call: Any, queries: list[str], device: str) -> float:
+    synchronize(device)
     started = time.perf_counter()
     call(queries)
+    synchronize(device)
     return len(queries) / (time.perf_counter() - started)
 
 
@@ -176,13 +218,19 @@ def _run(args: argparse.Namespace, data_dir: Path, watch: Stopwatch) -> int:
 
     names = [n.strip() for n in args.variants.split(",") if n.strip()]
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    unknown = [n for n in names if n not in VARIANTS] + [m for m in modes if m not in (*QUANTIZE_MODES, ABLATION)]
+    known = [*VARIANTS, TINY]
+    unknown = [n for n in names if n not in known] + [m for m in modes if m not in (*QUANTIZE_MODES, ABLATION)]
     if unknown or not modes:
-        raise SystemExit(f"error: unknown variants or modes {unknown}; variants: {list(VARIANTS)}, "
+        raise SystemExit(f"error: unknown variants or modes {unknown}; variants: {known}, "
                          f"modes: {list(QUANTIZE_MODES)}")
+    if args.device != "cpu" and modes != ["off"]:
+        print(f"note: int8 is a CPU quantisation; on {args.device} only 'off' (float32) is measured "
+              f"(dropped: {', '.join(m for m in modes if m != 'off')})")
+        modes = ["off"]
     models_dir = args.models_dir or Path(app_settings.ENCODER_CACHE_DIR) / "bench-understanding"
     with watch.phase("train/prepare"):
-        folders = _ensure_models(args, data_dir, models_dir, names)
+        variants = _variants(models_dir, data_dir, names)
+        folders = _ensure_models(args, data_dir, models_dir, names, variants)
     dev = queryner_examples(data_dir / "queryner/dev.jsonl", DEFAULT_ENTITY_LABELS)
     for ex in dev:
         ex.words = model_words(ex.text)
@@ -193,7 +241,7 @@ def _run(args: argparse.Namespace, data_dir: Path, watch: Stopwatch) -> int:
     for name, folder in folders.items():
         registry.reset()
         with watch.phase("load"):
-            loaded = {mode: _load(registry, folder, mode) for mode in modes}
+            loaded = {mode: _load(registry, folder, mode, args.device) for mode in modes}
         for mode, model in loaded.items():
             if model.quantized != mode.split("-")[0]:
                 print(f"note: {name} asked for {mode!r} runs {model.quantized!r}")
@@ -206,10 +254,12 @@ def _run(args: argparse.Namespace, data_dir: Path, watch: Stopwatch) -> int:
                 chunk1 = [texts[(r * n1 + i) % len(texts)] for i in range(n1)]
                 words64 = [model_words(q) for q in chunk64]
                 for mode, model in loaded.items():
-                    rates[(mode, "b1")].append(_rate(lambda qs, m=model: m.predict(qs, batch_size=1), chunk1))
-                    rates[(mode, "b64")].append(_rate(lambda qs, m=model: m.predict(qs, batch_size=64), chunk64))
+                    rates[(mode, "b1")].append(
+                        _rate(lambda qs, m=model: m.predict(qs, batch_size=1), chunk1, args.device))
+                    rates[(mode, "b64")].append(
+                        _rate(lambda qs, m=model: m.predict(qs, batch_size=64), chunk64, args.device))
                     rates[(mode, "fwd")].append(
-                        _rate(lambda qs, m=model, w=words64: m.forward_words(w, 64), chunk64))
+                        _rate(lambda qs, m=model, w=words64: m.forward_words(w, 64), chunk64, args.device))
         with watch.phase("entity F1"):
             f1 = {mode: evaluate(model, dev)["entity"]["f1"] for mode, model in loaded.items()}
         ref = modes[0]
@@ -229,7 +279,8 @@ def _run(args: argparse.Namespace, data_dir: Path, watch: Stopwatch) -> int:
         del loaded
         registry.reset()
 
-    print(f"## Throughput of predict() through registry.load_model, {args.threads} torch threads "
+    where = f"{args.threads} torch threads" if args.device == "cpu" else args.device
+    print(f"## Throughput of predict() through registry.load_model, {where} "
           f"(queries/s, median of {args.repeats} repeats; ratio: median of per-repeat ratios to {modes[0]})\n")
     print(markdown_table(["model", "quantisation", "batch 1", "ratio b1", "batch 64", "ratio b64",
                           "forward only b64", "batch 64 repeats"], speed_rows))
