@@ -149,6 +149,35 @@ def test_bio_decoding_and_constrained_viterbi():
     assert [tags[i] for i in viterbi_bio(probs, allowed, start)] == ["B-brand"]
 
 
+def test_viterbi_finds_the_best_valid_path_of_every_enumerated_one():
+    import itertools
+    import random
+
+    tags = ["O", "B-brand", "I-brand", "B-color", "I-color"]
+    allowed, start = bio_transitions(tags)
+    gen = torch.Generator().manual_seed(3)
+    rnd = random.Random(3)
+    for trial in range(200):
+        n = rnd.randint(1, 4)
+        probs = torch.rand((n, len(tags)), generator=gen).softmax(-1)
+        prior = torch.randn((len(tags), len(tags)), generator=gen) if trial % 2 else None
+
+        def score(path, probs=probs, prior=prior):
+            total = sum(math.log(max(float(probs[t, k]), 1e-9)) for t, k in enumerate(path))
+            if prior is not None:
+                total += sum(float(prior[a, b]) for a, b in itertools.pairwise(path))
+            return total
+
+        valid = [p for p in itertools.product(range(len(tags)), repeat=n)
+                 if bool(start[p[0]]) and all(bool(allowed[a, b]) for a, b in itertools.pairwise(p))]
+        best = max(valid, key=score)
+        found = viterbi_bio(probs, allowed, start, prior=prior)
+        assert tuple(found) in valid
+        assert score(found) == pytest.approx(score(best), abs=1e-4)
+    # numpy input decodes the same as a tensor (the model's outputs are numpy).
+    assert viterbi_bio(probs.numpy(), allowed, start) == viterbi_bio(probs, allowed, start)
+
+
 def test_transition_prior_keeps_a_phrase_whole_where_the_data_does():
     tags = ["O", "B-product_type", "I-product_type", "B-color", "I-color"]
     data = [["B-product_type", "I-product_type"], ["B-color", "B-product_type", "I-product_type"],

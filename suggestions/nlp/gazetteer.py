@@ -130,6 +130,8 @@ def fold(text: str) -> str:
         NFKC-folded where a character folds to one character ("Ｔ" → "t",
         "ＵＳＢ" → "usb"), with typographic quotes and dashes made ASCII.
     """
+    if text.isascii():  # the common case, and what _fold_char does to each ASCII character
+        return text.lower()
     return "".join(_fold_char(c) for c in text)
 
 

@@ -107,10 +107,14 @@ class _LiveGazetteer:
     reloads it when a worker rebuilds the file, and a model loaded once per
     process must see the new catalog spellings too."""
 
-    def tag(self, text: str) -> list[Any]:
+    def current(self) -> Any:
+        """The gazetteer as it is now (what a batch of predictions uses)."""
         from ...nlp.gazetteer import get_gazetteer
 
-        return get_gazetteer().tag(text)
+        return get_gazetteer()
+
+    def tag(self, text: str) -> list[Any]:
+        return self.current().tag(text)
 
 
 def _gazetteer() -> Any:
