@@ -22,6 +22,7 @@ DEFAULT_RECALL_BACKENDS: dict[str, dict[str, Any]] = {
 
 #: Marks a setting the host did not define (its default applies).
 _MISSING = object()
+_NOT_READ = object()
 
 
 class AppSettings:
@@ -40,8 +41,10 @@ class AppSettings:
         self._values: dict[str, Any] = {}
 
     def _get(self, name: str, default: Any) -> Any:
-        value = self._values.get(name, _MISSING)
-        if value is _MISSING:
+        # _NOT_READ (never looked up) is not _MISSING (looked up, not set): a
+        # setting the host leaves at its default is remembered as unset too.
+        value = self._values.get(name, _NOT_READ)
+        if value is _NOT_READ:
             value = self._values[name] = getattr(settings, self.prefix + name, _MISSING)
         return default if value is _MISSING else value
 
