@@ -27,7 +27,11 @@ Method
    ``--clients`` shopper addresses in ``X-Forwarded-For`` (as a reverse proxy
    would), so the throttle keeps one short history per shopper.
 3. **Server.** gunicorn on a free ``127.0.0.1`` port, ``--workers`` workers of
-   ``--worker-class`` (default ``gthread``, ``--threads`` each; see below).
+   ``--worker-class`` (default ``gthread``, ``--threads`` each; see below),
+   started afresh for each endpoint pair with every worker capped at its
+   share of that pair's connections (:func:`server_shape`): without the cap
+   one worker could take all of wrk's connections and leave the other idle,
+   which halved a run's throughput at random, trivial or not.
 4. **Runs.** A warm-up of ``--warmup`` seconds on each run (not reported; it
    also fills the cache with the most popular prefixes, the steady state of a
    live shop), then ``--rounds`` rounds. In a round each endpoint of
@@ -413,14 +417,38 @@ def http_get(url: str, timeout: float = 5.0, *, post: bytes | None = None) -> tu
         return exc.code, exc.read()
 
 
+def server_shape(args: argparse.Namespace, connections: int) -> tuple[int | None, int]:
+    """``(worker connections, threads)`` of the gunicorn serving a pair at ``connections``.
+
+    The gthread workers share one listening socket and the kernel does not
+    spread connections over them: wrk opens all of its connections at once and
+    one worker may take every one, leaving the other idle (seen as runs at half
+    the throughput with the CPU half busy, for any endpoint, at random). Capping
+    each worker at its share (``--worker-connections``) spreads them evenly;
+    a worker keeps connections alive only with fewer threads than connections,
+    so threads are held below the share. None: not capped (sync workers, or
+    fewer connections than two per worker).
+    """
+    if args.worker_class != "gthread":
+        return None, args.threads
+    share = -(-connections // args.workers)
+    if share < 2:
+        return None, args.threads
+    return share, max(1, min(args.threads, share - 1))
+
+
 @contextlib.contextmanager
-def gunicorn(args: argparse.Namespace, env: dict[str, str], port: int, log_path: Path) -> Iterator[subprocess.Popen]:
+def gunicorn(args: argparse.Namespace, env: dict[str, str], port: int, log_path: Path,
+             connections: int) -> Iterator[subprocess.Popen]:
     cmd = [sys.executable, "-m", "gunicorn", "shop_search.wsgi:application",
            "--bind", f"127.0.0.1:{port}", "--workers", str(args.workers),
            "--worker-class", args.worker_class, "--log-level", "warning",
            "--error-logfile", str(log_path), "--graceful-timeout", "5"]
     if args.worker_class == "gthread":
-        cmd += ["--threads", str(args.threads)]
+        worker_connections, threads = server_shape(args, connections)
+        cmd += ["--threads", str(threads)]
+        if worker_connections:
+            cmd += ["--worker-connections", str(worker_connections)]
     log_path.write_text("")
     proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
@@ -798,23 +826,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 measured = Target(pair, pair, conns[pair], WRK_SCRIPT, [str(tmpdir / f"{pair}-paths.txt")])
             targets[pair] = (trivial, measured)
-        with gunicorn(args, env, port, log_path) as server:
-            server_pids = [server.pid, *children(server.pid)]
-            sanity = [check_answers(base, traffic.paths)] if "suggest" in args.endpoints else []
-            if "search" in args.endpoints:
-                sanity.append(check_endpoint(base, targets["search"][1], searches[0]))
-            if "events" in args.endpoints:
-                sanity.append(check_endpoint(base, targets["events"][1], bodies[0]))
-            print(f"gunicorn up on {base} (pid {server.pid}, {len(server_pids) - 1} workers); "
-                  + "; ".join(sanity), flush=True)
-            if args.warmup:
-                for pair in args.endpoints:
+        restarted = False
+        # One server per endpoint pair, shaped for its connection count (server_shape);
+        # the pair's trivial and measured runs share it.
+        for pair in args.endpoints:
+            with gunicorn(args, env, port, log_path, conns[pair]) as server:
+                server_pids = [server.pid, *children(server.pid)]
+                if pair == "suggest":
+                    sanity = check_answers(base, traffic.paths)
+                else:
+                    sanity = check_endpoint(base, targets[pair][1], searches[0] if pair == "search" else bodies[0])
+                shape = server_shape(args, conns[pair])
+                print(f"gunicorn up on {base} for {pair} (pid {server.pid}, {len(server_pids) - 1} workers, "
+                      f"{shape[1]} threads, worker connections {shape[0] or 'uncapped'}); {sanity}", flush=True)
+                if args.warmup:
                     for target in targets[pair]:
                         print(f"warm-up {target.endpoint} (-c{target.connections}) {args.warmup} s …", flush=True)
                         run_wrk(args, base, target, args.warmup, args.seed + 1000, server_pids, redis,
                                 count_answers=False)
-            for n in range(args.rounds):
-                for pair in args.endpoints:
+                for n in range(args.rounds):
                     pair_targets = targets[pair] if n % 2 == 0 else targets[pair][::-1]
                     for target in pair_targets:
                         before = stored_events() if target.endpoint == "events" else 0
@@ -827,11 +857,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                               f"non-2xx {int(result['non2xx'])}"
                               + (f", {stored / (result['duration_us'] / 1e6):.0f} events/s stored"
                                  if target.endpoint == "events" else ""), flush=True)
-            server_pids_after = [server.pid, *children(server.pid)]
+                restarted |= sorted([server.pid, *children(server.pid)]) != sorted(server_pids)
     warnings = [ln for ln in tail(log_path, 10_000).splitlines() if "WARNING" in ln or "ERROR" in ln
                 or "Traceback" in ln]
     return report(args, command, started, rounds, traffic, searches, data_dir, setup_log, pg_version,
-                  redis_version, warnings, sorted(server_pids_after) != sorted(server_pids))
+                  redis_version, warnings, restarted)
+
+
+def _pair_connections(args: argparse.Namespace) -> list[tuple[str, int]]:
+    conns = {"suggest": args.connections, "search": args.search_connections, "events": args.events_connections}
+    return [(pair, conns[pair]) for pair in args.endpoints]
 
 
 def report(args, command, started, rounds, traffic, searches, data_dir, setup_log, pg_version, redis_version,
@@ -844,8 +879,10 @@ def report(args, command, started, rounds, traffic, searches, data_dir, setup_lo
     for fact in machine_facts():
         print(f"machine: {fact}")
     print(f"software: PostgreSQL {pg_version}, Redis {redis_version}, {versions()}")
-    print(f"server: gunicorn {args.workers} × {args.worker_class}"
-          + (f" ({args.threads} threads each)" if args.worker_class == "gthread" else "")
+    print(f"server: gunicorn {args.workers} × {args.worker_class}, one server per endpoint pair"
+          + (" (threads " + ", ".join(f"{pair} {server_shape(args, c)[1]}" for pair, c in _pair_connections(args))
+             + "; each worker capped at its share of the connections, --worker-connections)"
+             if args.worker_class == "gthread" else "")
           + f" on 127.0.0.1, settings {SETTINGS_MODULE} (DEBUG=False, PostgreSQL, django-redis, tantivy, the "
           "shop's throttle rates, loopback trusted as the proxy, anonymous shoppers)")
     print(f"load: wrk -t1, {args.rounds} rounds × {args.duration} s per run; in each round every endpoint runs "
