@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
 from collections.abc import Iterable
 
 from django.core.cache import caches
@@ -42,10 +41,8 @@ logger = logging.getLogger(__name__)
 #: stored by a worker is picked up soon even where the cache is per process.
 FALLBACK_CACHE_TIMEOUT = 60
 _DRAIN_LOCK_KEY = "shop_suggestions:u:drain-scheduled"
-#: Seconds between two drains asked for by the same process (and, through the cache lock, by all).
+#: Seconds between two drains asked for by any process (the cache lock).
 _DRAIN_INTERVAL = 2
-#: When this process last asked for a drain (time.monotonic()).
-_scheduled_at = float("-inf")
 
 
 def _cache():
@@ -147,31 +144,21 @@ def understand(query: str, *, schedule: bool = True) -> Understanding:
 
 
 def schedule_understanding() -> None:
-    """Ask the workers to understand pending queries (at most once per 2 s).
+    """Ask the workers to understand pending queries (at most once per 2 s, shop-wide).
 
     Announces :data:`~suggestions.signals.understanding_requested`; the app's receiver
     sends the task once the transaction commits (this module never imports the tasks,
     which call back into it).
     """
-    global _scheduled_at
-    # This process asked less than 2 s ago: the drain it asked for covers this query
-    # too, and the search pays no cache round trip for it.
-    now = time.monotonic()
-    if now - _scheduled_at < _DRAIN_INTERVAL:
-        return
-    _scheduled_at = now
+    # Every search touches the cache (the drain lock) or the broker: a per-process
+    # "asked a moment ago" shortcut saved that round trip, but hid an outage from
+    # the searches in its window (their answers must say degraded).
     try:
         first = _cache().add(_DRAIN_LOCK_KEY, 1, timeout=_DRAIN_INTERVAL)
     except Exception:  # noqa: BLE001 - without a cache, schedule every time
         first = True
     if first:
         signals.understanding_requested.send(sender=schedule_understanding)
-
-
-def reset_schedule() -> None:
-    """Forget when this process last scheduled a drain (tests)."""
-    global _scheduled_at
-    _scheduled_at = float("-inf")
 
 
 # -- labels ---------------------------------------------------------------------------

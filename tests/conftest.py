@@ -21,7 +21,7 @@ def _isolated_state(settings, tmp_path):
     """Fresh tantivy directory, empty cache and rebuilt backends for every test."""
     from django.core.cache import caches
 
-    from suggestions import dense, synonyms, understanding
+    from suggestions import dense, synonyms
     from suggestions.api.throttling import reset_local_counts
     from suggestions.recall import reset_backends
     from suggestions.serving import reset_local_state
@@ -32,7 +32,6 @@ def _isolated_state(settings, tmp_path):
     dense.reset()
     reset_local_counts()
     synonyms.reset()
-    understanding.reset_schedule()
     for cache in caches.all():
         try:
             cache.clear()
