@@ -271,15 +271,15 @@ class AppSettings:
 
     @property
     def UNDERSTANDING_QUANTIZE(self) -> str:
-        """How workers run the understanding model on the CPU: ``"int8"``
-        (dynamic int8 quantisation of the encoder's linear layers, applied when
-        a worker loads the model) or ``"off"`` (float32). Measured with
-        ``python -m bench.understanding_speed`` (bench/RESULTS.md): on the
-        default ensemble (MiniLM + multilingual-e5-small) int8 kept QueryNER
-        dev entity F1 within 0.002 of float32 at 2.4 times the queries per
-        second; a single e5 model lost 0.011, so measure before using int8 with
-        ``UNDERSTANDING_BASE = "multilingual"``. Ignored on a GPU."""
-        return str(self._get("UNDERSTANDING_QUANTIZE", "int8"))
+        """How workers run the understanding model on the CPU: ``"off"``
+        (float32, the default) or ``"int8"`` (dynamic int8 quantisation of the
+        encoder's linear layers, applied when a worker loads the model).
+        Measured with ``python -m bench.understanding_speed`` (bench/RESULTS.md):
+        on the default ensemble (MiniLM + multilingual-e5-small, 6 epochs each)
+        int8 answers 2.8 times the queries per second but loses 0.015 QueryNER
+        dev entity F1 (MiniLM alone 0.005, e5 alone 0.030), so it is a choice
+        for a shop that needs the speed more than those points. Ignored on a GPU."""
+        return str(self._get("UNDERSTANDING_QUANTIZE", "off"))
 
     @property
     def UNDERSTANDING_CACHE_TIMEOUT(self) -> int:

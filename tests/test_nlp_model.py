@@ -437,11 +437,12 @@ def test_the_quantize_setting_routes_the_registry_load(tiny, tmp_path, settings)
     try:
         learning.promote(ModelVersion.objects.create(kind="understanding", version="a", artefact_uri=path))
         default = registry.active_model()
-        assert default.quantized == "int8" and _encoder_linears(default)["float"] == 0  # the default
-        settings.SUGGESTIONS_UNDERSTANDING_QUANTIZE = "off"
-        plain = registry.active_model()
-        assert plain is not default and plain.quantized == "off" and _encoder_linears(plain)["int8"] == 0
-        assert registry.load_model(path, quantize="int8") is not plain
+        assert default.quantized == "off" and _encoder_linears(default)["int8"] == 0  # the default: float32
+        settings.SUGGESTIONS_UNDERSTANDING_QUANTIZE = "int8"
+        quantized = registry.active_model()
+        assert quantized is not default and quantized.quantized == "int8"
+        assert _encoder_linears(quantized)["float"] == 0
+        assert registry.load_model(path, quantize="off") is not quantized
         settings.SUGGESTIONS_UNDERSTANDING_QUANTIZE = "int4"
         with pytest.raises(ImproperlyConfigured, match="SUGGESTIONS_UNDERSTANDING_QUANTIZE"):
             registry.active_model()
