@@ -68,12 +68,18 @@ def test_messages_sent_while_a_consumer_polls_all_arrive_whole(tmp_path):
     # A queue name of its own: kombu keeps exchange bindings per process, across connections.
     name = f"q{uuid.uuid4().hex}"
 
+    sent = []
+
     def produce() -> None:
-        with connection(tmp_path) as conn:
-            queue = conn.SimpleQueue(name)
-            for i in range(total):
-                queue.put({"n": i, "pad": "z" * 200_000})
-            queue.close()
+        try:
+            with connection(tmp_path) as conn:
+                queue = conn.SimpleQueue(name)
+                for i in range(total):
+                    queue.put({"n": i, "pad": "z" * 200_000})
+                    sent.append(i)
+                queue.close()
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
 
     def consume() -> None:
         try:
@@ -92,8 +98,13 @@ def test_messages_sent_while_a_consumer_polls_all_arrive_whole(tmp_path):
         thread.start()
     for thread in threads:
         thread.join(timeout=120)
-    assert not errors, (errors, len(received))
-    assert sorted(received) == list(range(total))
+    # On a failure, say where the missing messages are: never sent, still waiting
+    # in the folder (not picked up), or gone.
+    waiting = sorted(f.name for f in tmp_path.iterdir() if f.name.endswith(f".{name}.msg"))
+    state = {"sent": len(sent), "received": len(received), "waiting in the folder": len(waiting),
+             "first waiting": waiting[:3]}
+    assert not errors, (errors, state)
+    assert sorted(received) == list(range(total)), state
 
 
 def test_an_exchange_table_is_never_seen_empty_while_it_is_rewritten(tmp_path, monkeypatch):
