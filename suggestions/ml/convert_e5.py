@@ -392,24 +392,12 @@ def convert(
 
 
 def embed_hf(folder: str, texts: list[str], prefix: str) -> np.ndarray:
-    """Embed with the converted model the way multilingual-e5 is meant to be used.
+    """Embed with the converted model the way multilingual-e5 is meant to be used
+    (:class:`~suggestions.ml.torch_encoder.TorchE5Encoder`: mean pooling over the
+    attention mask, then L2 normalisation), each text after ``prefix``."""
+    from .torch_encoder import TorchE5Encoder
 
-    Mean pooling over the attention mask, then L2 normalisation.
-    """
-    import torch
-    from transformers import AutoModel, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    model = AutoModel.from_pretrained(folder)
-    model.eval()
-    with torch.inference_mode():
-        batch = tokenizer([prefix + t for t in texts], padding=True, truncation=True,
-                          max_length=512, return_tensors="pt")
-        hidden = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
-        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(1) / mask.sum(1)
-        pooled = torch.nn.functional.normalize(pooled, dim=-1)
-    return pooled.numpy()
+    return TorchE5Encoder(folder, batch_size=max(1, len(texts))).embed([prefix + t for t in texts])
 
 
 def check_equivalence(

@@ -45,7 +45,8 @@ class TorchE5Encoder:
         self.model = model.to(self.device).eval()
         self.dim = int(self.model.config.hidden_size)
 
-    def _embed(self, texts: Sequence[str]) -> np.ndarray:
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit vectors of ``texts`` as given (prefix included), ``[len(texts), dim]`` float32."""
         out = np.zeros((len(texts), self.dim), np.float32)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         with torch.inference_mode():
@@ -61,7 +62,7 @@ class TorchE5Encoder:
         return out
 
     def queries(self, texts: Sequence[str]) -> np.ndarray:
-        return self._embed([f"query: {t}" for t in texts])
+        return self.embed([f"query: {t}" for t in texts])
 
     def passages(self, texts: Sequence[str]) -> np.ndarray:
-        return self._embed([f"passage: {t}" for t in texts])
+        return self.embed([f"passage: {t}" for t in texts])
