@@ -65,20 +65,25 @@ def test_only_reliable_fallback_tags_boost_but_a_models_all_do(settings):
     assert boosts.product_types == ("camera",)
 
 
-@pytest.mark.django_db
-def test_search_does_not_boost_a_modifier_taken_for_the_product_type(settings, tmp_path):
+def _indexed_with_gazetteer(settings, tmp_path, *products: tuple[str, str, str, str, float]) -> None:
+    """``products`` (source id, title, brand, product type, price) in the catalog,
+    indexed, with the catalog gazetteer built and saved where search reads it."""
     from catalog.models import Product
     from suggestions.nlp.gazetteer import build_gazetteer
 
-    for i in range(5):
-        Product.objects.create(source_id=f"c{i}", title=f"Canon EOS {i}00D camera kit", brand="Canon",
-                               product_type="camera", price=500 + i)
-    for i in range(2):
-        Product.objects.create(source_id=f"b{i}", title=f"Lowepro Adventura {i} shoulder camera bag", brand="Lowepro",
-                               product_type="", price=40 + i)
+    for source_id, title, brand, product_type, price in products:
+        Product.objects.create(source_id=source_id, title=title, brand=brand, product_type=product_type, price=price)
     services.rebuild_index()
     settings.SUGGESTIONS_MODEL_DIR = str(tmp_path / "models")
     build_gazetteer(save=True)
+
+
+@pytest.mark.django_db
+def test_search_does_not_boost_a_modifier_taken_for_the_product_type(settings, tmp_path):
+    _indexed_with_gazetteer(
+        settings, tmp_path,
+        *[(f"c{i}", f"Canon EOS {i}00D camera kit", "Canon", "camera", 500 + i) for i in range(5)],
+        *[(f"b{i}", f"Lowepro Adventura {i} shoulder camera bag", "Lowepro", "", 40 + i) for i in range(2)])
     settings.SUGGESTIONS_ENTITY_BOOST = 50.0  # a boost that outweighs any BM25 difference
 
     page = services.search("camera bag")
@@ -162,17 +167,11 @@ def test_a_version_that_reads_an_unknown_feature_fails_to_load(tmp_path, monkeyp
 
 @pytest.mark.django_db
 def test_queries_the_ranker_reorders_are_recalled_without_fixed_boosts(settings, tmp_path, monkeypatch):
-    from catalog.models import Product
     from suggestions import search_ranking
-    from suggestions.nlp.gazetteer import build_gazetteer
     from suggestions.recall import get_backend
 
-    for i in range(3):
-        Product.objects.create(source_id=f"c{i}", title=f"Canon EOS {i}00D camera", brand="Canon",
-                               product_type="camera", price=500 + i)
-    services.rebuild_index()
-    settings.SUGGESTIONS_MODEL_DIR = str(tmp_path / "models")
-    build_gazetteer(save=True)
+    _indexed_with_gazetteer(settings, tmp_path,
+                            *[(f"c{i}", f"Canon EOS {i}00D camera", "Canon", "camera", 500 + i) for i in range(3)])
     backend = get_backend()
     seen = []
     original = type(backend).search_products

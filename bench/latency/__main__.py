@@ -815,8 +815,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         (tmpdir / "suggest-paths.txt").write_text("\n".join(traffic.paths) + "\n", encoding="utf-8")
         (tmpdir / "search-paths.txt").write_text("\n".join(searches) + "\n", encoding="utf-8")
         (tmpdir / "event-bodies.txt").write_text("\n".join(bodies) + "\n", encoding="utf-8")
-        conns = {"suggest": args.connections, "search": args.search_connections,
-                 "events": args.events_connections}
+        conns = connections_by_pair(args)
         targets: dict[str, tuple[Target, Target]] = {}
         for pair in args.endpoints:
             trivial = Target(pair, "trivial", conns[pair], WRK_SCRIPT, [str(tmpdir / "trivial-paths.txt")])
@@ -864,9 +863,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                   redis_version, warnings, restarted)
 
 
-def _pair_connections(args: argparse.Namespace) -> list[tuple[str, int]]:
-    conns = {"suggest": args.connections, "search": args.search_connections, "events": args.events_connections}
-    return [(pair, conns[pair]) for pair in args.endpoints]
+def connections_by_pair(args: argparse.Namespace) -> dict[str, int]:
+    """wrk connections of each endpoint pair (and of the trivial runs beside it)."""
+    return {"suggest": args.connections, "search": args.search_connections, "events": args.events_connections}
 
 
 def report(args, command, started, rounds, traffic, searches, data_dir, setup_log, pg_version, redis_version,
@@ -880,7 +879,8 @@ def report(args, command, started, rounds, traffic, searches, data_dir, setup_lo
         print(f"machine: {fact}")
     print(f"software: PostgreSQL {pg_version}, Redis {redis_version}, {versions()}")
     print(f"server: gunicorn {args.workers} × {args.worker_class}, one server per endpoint pair"
-          + (" (threads " + ", ".join(f"{pair} {server_shape(args, c)[1]}" for pair, c in _pair_connections(args))
+          + (" (threads " + ", ".join(f"{pair} {server_shape(args, c)[1]}" for pair, c in connections_by_pair(args).items()
+                                 if pair in args.endpoints)
              + "; each worker capped at its share of the connections, --worker-connections)"
              if args.worker_class == "gthread" else "")
           + f" on 127.0.0.1, settings {SETTINGS_MODULE} (DEBUG=False, PostgreSQL, django-redis, tantivy, the "
@@ -899,7 +899,7 @@ def report(args, command, started, rounds, traffic, searches, data_dir, setup_lo
     print()
     groups = [(p, e) for p in args.endpoints for e in ("trivial", p)]
     by = {(p, e): [r for r in rounds if r.pair == p and r.endpoint == e] for p, e in groups}
-    conns = {"suggest": args.connections, "search": args.search_connections, "events": args.events_connections}
+    conns = connections_by_pair(args)
     print(table(
         ["endpoint", "connections", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "non-2xx", "errors",
          "gunicorn CPU ms/req"],

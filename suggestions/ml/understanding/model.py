@@ -482,13 +482,13 @@ class _Predictor:
         return self.predict_words(queries, [model_words(q) for q in queries], batch_size)
 
     def _understanding(self, query: str, words: Sequence[Token], tag_probs: np.ndarray,
-                       intent_probs: np.ndarray, gazetteer: Any = None) -> Understanding:
+                       intent_probs: np.ndarray, gazetteer: Any) -> Understanding:
         prior = None if has_han(words) else self._prior
         probs = _as_array(tag_probs)
         path = viterbi_bio(probs, *self._transitions, prior=prior) if len(words) else []
         best_p = probs[np.arange(len(path)), path] if path else np.zeros(0, dtype=np.float32)
         tags = [self.tags[i] for i in path]
-        known = self._gazetteer_values(query, self.gazetteer if gazetteer is None else gazetteer)
+        known = self._gazetteer_values(query, gazetteer)
         entities = []
         for label, first, last in decode_bio(tags):
             start, end = words[first].start, words[last - 1].end
