@@ -31,7 +31,11 @@ from ..recall.base import SearchFilters
 from . import serializers as s
 from .negotiation import JSONFirstNegotiation
 from .parsers import BoundedJSONParser
+from .renderers import api_renderer_classes
 from .throttling import FailOpenScopedRateThrottle
+
+# JSON answers are written by orjson where that gives DRF's bytes (renderers.py).
+_RENDERERS = api_renderer_classes()
 
 _BAD_REQUEST = OpenApiResponse(description="Invalid parameters; the body names each bad field.")
 _THROTTLED = OpenApiResponse(
@@ -51,6 +55,7 @@ class SuggestView(APIView):
     """Completions for what the shopper has typed."""
 
     authentication_classes = [SessionAuthentication]
+    renderer_classes = _RENDERERS
     permission_classes = [AllowAny]
     throttle_classes = [FailOpenScopedRateThrottle]
     content_negotiation_class = JSONFirstNegotiation
@@ -107,6 +112,7 @@ class SearchView(APIView):
     """Product search with filters and a brand facet; recorded in history."""
 
     authentication_classes = [SessionAuthentication]
+    renderer_classes = _RENDERERS
     permission_classes = [AllowAny]
     throttle_classes = [FailOpenScopedRateThrottle]
     content_negotiation_class = JSONFirstNegotiation
@@ -165,6 +171,7 @@ class EventsView(APIView):
     """Impressions and clicks reported by the client, in batches."""
 
     authentication_classes = [SessionAuthentication]
+    renderer_classes = _RENDERERS
     permission_classes = [AllowAny]
     throttle_classes = [FailOpenScopedRateThrottle]
     content_negotiation_class = JSONFirstNegotiation
@@ -219,6 +226,7 @@ class HistoryView(APIView):
     """The shopper's own search history: list it, or erase it."""
 
     authentication_classes = [SessionAuthentication]
+    renderer_classes = _RENDERERS
     permission_classes = [AllowAny]
     throttle_classes = [FailOpenScopedRateThrottle]
     throttle_scope = "suggestions.history"
@@ -253,6 +261,7 @@ class TrendingView(APIView):
     """Most searched queries of the last ``SUGGESTIONS_TRENDING_DAYS`` days."""
 
     authentication_classes = [SessionAuthentication]
+    renderer_classes = _RENDERERS
     permission_classes = [AllowAny]
     throttle_classes = [FailOpenScopedRateThrottle]
     # Trending is as cheap and as public as suggestions: same budget.
@@ -276,6 +285,7 @@ class UnderstandView(APIView):
     workers' stored result, else from the rules fallback."""
 
     authentication_classes = [SessionAuthentication]
+    renderer_classes = _RENDERERS
     permission_classes = [AllowAny]
     throttle_classes = [FailOpenScopedRateThrottle]
     # As cheap as a suggestion and called as often (the widget may group by it).
