@@ -50,6 +50,7 @@ class AppSettings:
 
     def forget(self) -> None:
         """Drop the remembered values (settings changed)."""
+        self.__dict__.clear()
         self._values = {}
 
     @property
@@ -736,12 +737,42 @@ class AppSettings:
         return str(self._get("PROFILE_COOKIE_NAME", "shop_suggestions_profile"))
 
 
+#: Final values worth remembering: a caller can change none of them in place.
+_IMMUTABLE = (str, int, float, bool, tuple, frozenset, type(None))
+#: Settings whose value depends on more than Django's settings (the environment).
+_NOT_REMEMBERED = frozenset({"ENCODER_CACHE_DIR"})
+
+
+class _Remembered:
+    """A setting's property whose immutable value, once computed, is stored in
+    the instance's ``__dict__``: as a non-data descriptor it is then shadowed by
+    it, and the next read is a plain attribute read (``forget`` clears it)."""
+
+    def __init__(self, prop: property, name: str) -> None:
+        self.fget = prop.fget
+        self.name = name
+        self.__doc__ = prop.__doc__
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self
+        value = self.fget(obj)
+        if isinstance(value, _IMMUTABLE):
+            obj.__dict__[self.name] = value
+        return value
+
+
+for _name, _prop in list(vars(AppSettings).items()):
+    if isinstance(_prop, property) and _name.isupper() and _name not in _NOT_REMEMBERED:
+        setattr(AppSettings, _name, _Remembered(_prop, _name))
+del _name, _prop
+
 app_settings = AppSettings()
 
 
 def _forget_on_setting_changed(*, setting: str, **_: object) -> None:
-    if setting.startswith(AppSettings.prefix):
-        app_settings.forget()
+    # Any setting: a few defaults come from others (DATA_DIR from BASE_DIR).
+    app_settings.forget()
 
 
 setting_changed.connect(_forget_on_setting_changed, dispatch_uid="suggestions.conf.forget_on_setting_changed")

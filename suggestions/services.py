@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import re
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -113,7 +112,7 @@ from .serving import (  # noqa: F401
     publish_suggestions,
     suggest,
 )
-from .text import normalize_query
+from .text import new_request_id, normalize_query
 
 # Query understanding (see suggestions/understanding.py): understand() never loads a model;
 # the workers' understand_pending() and reunderstand() run the active one.
@@ -296,7 +295,7 @@ def search(query: str, *, filters: SearchFilters | None = None, page: int = 1, p
     """
     filters = filters or SearchFilters()
     normalized = normalize_query(query)
-    request_id = uuid.uuid4().hex
+    request_id = new_request_id()
     offset = (page - 1) * page_size
     reasons: list[str] = []
     understood = None

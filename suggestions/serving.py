@@ -60,7 +60,7 @@ from .models import (
     regex_forms,
 )
 from .recall import RecallUnavailable, SuggestionEntry, get_backend
-from .text import contains_word, match_key, normalize_prefix
+from .text import contains_word, match_key, new_request_id, normalize_prefix
 
 logger = logging.getLogger(__name__)
 
@@ -475,7 +475,7 @@ def suggest(prefix: str, *, limit: int, user=None, session_key: str | None = Non
     shopper's profile cookie, :mod:`suggestions.personal`): completions of
     their brands and product types move up; None changes nothing."""
     normalized = normalize_prefix(prefix)
-    request_id = uuid.uuid4().hex
+    request_id = new_request_id()
     if not normalized.strip():
         return SuggestResult(normalized, request_id, [], False)
     reasons: list[str] = []

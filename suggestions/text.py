@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import os
 import re
 import unicodedata
 
@@ -383,6 +384,18 @@ def looks_private(text: str) -> bool:
         if len(digits) >= 9 and (raw.lstrip().startswith("+") or re.search(r"[\s\-./()]", raw)):
             return True
     return False
+
+
+def new_request_id() -> str:
+    """A random version-4 UUID as 32 hex digits, what ``uuid.uuid4().hex`` gives.
+
+    Every answer gets one (clicks refer to it). Setting the version and variant
+    bits on 16 random bytes directly costs a quarter of building a ``uuid.UUID``
+    (0.7 µs against 2.8 µs, timeit), on the path of every keystroke."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    return raw.hex()
 
 
 def hash_identifier(value: str, salt: str) -> str:

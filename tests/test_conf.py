@@ -44,3 +44,35 @@ def test_a_changed_setting_is_read_again():
     with override_settings(SUGGESTIONS_DEFAULT_SUGGESTION_LIMIT=before + 1):
         assert app_settings.DEFAULT_SUGGESTION_LIMIT == before + 1
     assert app_settings.DEFAULT_SUGGESTION_LIMIT == getattr(settings, "SUGGESTIONS_DEFAULT_SUGGESTION_LIMIT", before)
+
+
+def test_a_remembered_value_is_a_plain_attribute_until_forgotten(monkeypatch):
+    fake = CountingSettings(SUGGESTIONS_MAX_QUERY_LENGTH=77, BASE_DIR="/srv/shop")
+    monkeypatch.setattr("suggestions.conf.settings", fake)
+    app = AppSettings()
+    assert app.MAX_QUERY_LENGTH == 77
+    assert app.__dict__["MAX_QUERY_LENGTH"] == 77
+    assert app.DATA_DIR == "/srv/shop/var/suggestions"
+    fake.values["SUGGESTIONS_MAX_QUERY_LENGTH"] = 78
+    fake.values["BASE_DIR"] = "/srv/other"
+    assert (app.MAX_QUERY_LENGTH, app.DATA_DIR) == (77, "/srv/shop/var/suggestions")
+    app.forget()
+    assert (app.MAX_QUERY_LENGTH, app.DATA_DIR) == (78, "/srv/other/var/suggestions")
+
+
+def test_a_mutable_value_is_never_shared_between_readers():
+    from suggestions.conf import app_settings
+
+    margins = app_settings.PROMOTION_MARGIN
+    margins["understanding"] = 99.0
+    assert app_settings.PROMOTION_MARGIN["understanding"] != 99.0
+
+
+def test_a_change_of_a_setting_the_defaults_derive_from_is_seen(settings, tmp_path):
+    from suggestions.conf import app_settings
+
+    if hasattr(settings, "SUGGESTIONS_DATA_DIR"):
+        del settings.SUGGESTIONS_DATA_DIR
+    app_settings.DATA_DIR  # noqa: B018 - remembered
+    settings.BASE_DIR = tmp_path
+    assert app_settings.DATA_DIR == f"{tmp_path}/var/suggestions"

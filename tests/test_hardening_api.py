@@ -110,6 +110,20 @@ def test_trusted_proxy_gives_the_rightmost_untrusted_hop(settings):
     assert client_address(_request("10.0.0.5", "10.9.9.9, 10.1.2.3")) == "10.9.9.9"
 
 
+def test_the_remembered_trust_follows_the_setting_and_ignores_long_junk(settings):
+    from suggestions.api import throttling
+
+    settings.SUGGESTIONS_TRUSTED_PROXIES = ["10.0.0.0/8"]
+    assert client_address(_request("10.0.0.5", "203.0.113.9")) == "203.0.113.9"
+    settings.SUGGESTIONS_TRUSTED_PROXIES = ["192.0.2.0/24"]  # 10.0.0.5 is no proxy now
+    assert client_address(_request("10.0.0.5", "203.0.113.9")) == "10.0.0.5"
+    settings.SUGGESTIONS_TRUSTED_PROXIES = ["10.0.0.0/8"]
+    throttling._is_trusted_text.cache_clear()
+    junk = "x" * 5000
+    assert client_address(_request("10.0.0.5", f"{junk}, 10.1.2.3")) == junk
+    assert throttling._is_trusted_text.cache_info().currsize == 2  # the two addresses, not the junk
+
+
 def test_drf_num_proxies_is_honoured_only_without_trusted_proxies(settings):
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
     settings.SUGGESTIONS_TRUSTED_PROXIES = []

@@ -52,3 +52,23 @@ def test_hash_identifier_is_salted_and_stable():
     assert hash_identifier("u1", "a") == hash_identifier("u1", "a")
     assert hash_identifier("u1", "a") != hash_identifier("u1", "b")
     assert "u1" not in hash_identifier("u1", "a")
+
+
+def test_request_ids_are_distinct_version_4_uuids():
+    import uuid
+
+    from suggestions.text import new_request_id
+
+    ids = [new_request_id() for _ in range(2000)]
+    assert len(set(ids)) == len(ids)
+    for value in ids:
+        parsed = uuid.UUID(hex=value)
+        assert (parsed.version, parsed.variant, parsed.hex) == (4, uuid.RFC_4122, value)
+    # Every other bit is random: each of the 122 free bits is set in some id and clear in another.
+    free = ~((0xF << 76) | (0x3 << 62)) & ((1 << 128) - 1)
+    ones = zeros = 0
+    for value in ids:
+        number = int(value, 16)
+        ones |= number
+        zeros |= ~number
+    assert ones & free == free and zeros & free == free

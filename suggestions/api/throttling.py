@@ -83,6 +83,24 @@ def _is_trusted(value: str, networks: tuple[_Network, ...]) -> bool:
     return address is not None and any(address in network for network in networks)
 
 
+#: Longest text of an address with a port ("[v6 address%zone]:port" fits).
+_ADDRESS_TEXT_MAX = 64
+
+
+@lru_cache(maxsize=65_536)
+def _is_trusted_text(value: str, entries: tuple[str, ...]) -> bool:
+    return _is_trusted(value, _networks(entries))
+
+
+def _trusted(value: str, entries: tuple[str, ...]) -> bool:
+    # Remembered per address text (parsing one costs microseconds on every
+    # request); text longer than any address is judged afresh, so a client
+    # cannot fill the memory with long junk hops.
+    if len(value) > _ADDRESS_TEXT_MAX:
+        return _is_trusted(value, _networks(entries))
+    return _is_trusted_text(value, entries)
+
+
 def client_address(request) -> str:
     """The client's address for rate limiting (see the module docstring).
 
@@ -97,12 +115,11 @@ def client_address(request) -> str:
     forwarded = meta.get("HTTP_X_FORWARDED_FOR", "") or ""
     trusted = app_settings.TRUSTED_PROXIES
     if trusted:
-        networks = _networks(trusted)
-        if not forwarded or not _is_trusted(remote, networks):
+        if not forwarded or not _trusted(remote, trusted):
             return remote
         hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
         for hop in reversed(hops):
-            if not _is_trusted(hop, networks):
+            if not _trusted(hop, trusted):
                 return hop
         # Every hop is one of our proxies: the farthest one is the best we know.
         return hops[0] if hops else remote
@@ -135,6 +152,10 @@ class FailOpenScopedRateThrottle(ScopedRateThrottle):
         # The app's cache alias, so hosts can keep throttling and answers together
         # (or apart) with one setting; resolved per request for the same reason.
         return caches[app_settings.CACHE_ALIAS]
+
+    def parse_rate(self, rate):
+        # The same few rate strings on every request: parsed once each.
+        return _parse_rate(rate)
 
     def get_ident(self, request) -> str:
         # Replaces DRF's rule, which with NUM_PROXIES unset takes the whole
@@ -180,6 +201,11 @@ class FailOpenScopedRateThrottle(ScopedRateThrottle):
 
     def wait(self) -> float:
         return max(0.0, self.window_end - self.now)
+
+
+@lru_cache(maxsize=64)
+def _parse_rate(rate: str | None) -> tuple[int | None, int | None]:
+    return ScopedRateThrottle.parse_rate(None, rate)
 
 
 class LocalCounts:

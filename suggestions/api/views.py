@@ -31,6 +31,7 @@ from ..recall.base import SearchFilters
 from . import serializers as s
 from .negotiation import JSONFirstNegotiation
 from .parsers import BoundedJSONParser
+from .querystring import plain_query
 from .renderers import api_renderer_classes
 from .throttling import FailOpenScopedRateThrottle
 
@@ -73,7 +74,9 @@ class SuggestView(APIView):
         responses={200: s.SuggestResponseSerializer, 400: _BAD_REQUEST, 429: _THROTTLED},
     )
     def get(self, request: Request) -> Response:
-        data = s.plain_suggest_params(request.query_params)
+        # A keystroke's ?q=… is read without building Django's QueryDict (querystring.py).
+        query = plain_query(request)
+        data = s.plain_suggest_params(request.query_params if query is None else query)
         if data is None:
             params = s.SuggestQuerySerializer(data=request.query_params)
             params.is_valid(raise_exception=True)
@@ -137,7 +140,8 @@ class SearchView(APIView):
         responses={200: s.SearchResponseSerializer, 400: _BAD_REQUEST, 429: _THROTTLED},
     )
     def get(self, request: Request) -> Response:
-        data = s.plain_search_params(request.query_params)
+        query = plain_query(request)
+        data = s.plain_search_params(request.query_params if query is None else query)
         if data is None:
             params = s.SearchQuerySerializer(data=request.query_params)
             params.is_valid(raise_exception=True)
