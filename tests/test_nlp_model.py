@@ -16,6 +16,7 @@ import math
 import os
 import random
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -37,6 +38,7 @@ from suggestions.ml.understanding.model import (  # noqa: E402
     UnderstandingModel,
     bio_transitions,
     build_tiny_base,
+    full_range_supported,
     transition_prior,
     transition_prior_matrix,
     viterbi_bio,
@@ -414,6 +416,47 @@ def test_int8_quantisation_keeps_the_bio_decoding_of_the_float_model(tiny, tmp_p
         int8_model.save(tmp_path / "again")
     with pytest.raises(ValueError, match="unknown quantisation"):
         float_model.quantize("int4")
+
+
+def test_int8_activations_use_all_8_bits_where_the_cpu_has_vnni(tiny, tmp_path, monkeypatch):
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+
+    from suggestions.ml.understanding import model as model_module
+
+    folder = tiny.save(tmp_path / "saved")
+
+    def kinds(full_range):
+        loaded = UnderstandingModel.load(folder, device="cpu")
+        assert model_module.quantize_encoder(loaded.network, "int8", full_range=full_range)
+        return {type(m).__name__ for m in loaded.network.encoder.modules() if isinstance(m, DynamicLinear)}
+
+    assert kinds(True) == {"FullRangeDynamicLinear"}
+    assert kinds(False) == {"Linear"}  # torch's own, 7-bit activations
+    monkeypatch.setattr(model_module, "full_range_supported", lambda: False)
+    assert kinds(None) == {"Linear"}
+    monkeypatch.setattr(model_module, "full_range_supported", lambda: True)
+    assert kinds(None) == {"FullRangeDynamicLinear"}
+
+
+@pytest.mark.skipif(not full_range_supported(),
+                    reason="8-bit activations are only safe (and only used) on a CPU with VNNI")
+def test_8_bit_activations_stay_closer_to_the_float_network_than_7_bit(tiny, tmp_path):
+    from suggestions.ml.understanding.model import quantize_encoder
+
+    folder = tiny.save(tmp_path / "saved")
+    words = [model_words(q) for q in QUANTIZED_QUERIES * 3]
+
+    def probabilities(full_range):
+        loaded = UnderstandingModel.load(folder, device="cpu")
+        if full_range is not None:
+            quantize_encoder(loaded.network, "int8", full_range=full_range)
+        return np.concatenate([np.concatenate([tags.ravel(), intents]) for tags, intents
+                               in loaded.forward_words(words, batch_size=64)])
+
+    reference = probabilities(None)
+    error_8 = np.abs(probabilities(True) - reference).mean()
+    error_7 = np.abs(probabilities(False) - reference).mean()
+    assert 0 < error_8 < error_7
 
 
 def test_quantising_an_ensemble_quantises_every_member(tiny, tmp_path):

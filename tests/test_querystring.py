@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 from django.test import RequestFactory
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from rest_framework.request import Request
 
 from suggestions.api.querystring import plain_query

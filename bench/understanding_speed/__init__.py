@@ -23,11 +23,13 @@ same queries:
 * **entity micro-F1** (exact spans) on the whole QueryNER dev split, and its
   difference to the float32 model.
 
-``--modes`` also takes ``int8-per-tensor``, an ablation the product does not
-offer: the same int8 quantisation with one weight scale per matrix instead of
-per output channel (the model is loaded with :meth:`UnderstandingModel.load`
-and quantised by :func:`~suggestions.ml.understanding.model.quantize_encoder`,
-not through the registry).
+``--modes`` also takes two ablations the product does not offer (the model is
+loaded with :meth:`UnderstandingModel.load` and quantised by
+:func:`~suggestions.ml.understanding.model.quantize_encoder`, not through the
+registry): ``int8-per-tensor``, the same int8 quantisation with one weight
+scale per matrix instead of per output channel, and ``int8-7bit``, with
+activations quantised over 7 bits (torch's ``reduce_range`` default) where the
+product's ``int8`` uses all 8 on a CPU with VNNI.
 
 ``--device cuda`` loads and trains on the GPU; int8 is a CPU quantisation
 (the workers run float32 on a GPU), so there only ``off`` is measured and
@@ -69,8 +71,9 @@ from bench.common import (
 )
 
 DEFAULT_VARIANTS = "minilm-en-ph,e5-en-ph"
-#: --modes value of the per-tensor ablation (not a SUGGESTIONS_UNDERSTANDING_QUANTIZE value).
-ABLATION = "int8-per-tensor"
+#: --modes values of the ablations (not SUGGESTIONS_UNDERSTANDING_QUANTIZE values), as
+#: quantize_encoder arguments: one weight scale per matrix; 7-bit activations.
+ABLATIONS = {"int8-per-tensor": {"per_channel": False}, "int8-7bit": {"full_range": False}}
 #: --variants value of the config-built variant (no base encoder package needed).
 TINY = "tiny-en"
 
@@ -98,6 +101,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _full_range() -> bool:
+    from suggestions.ml.understanding.model import full_range_supported
+
+    return full_range_supported()
+
+
 def _load_text() -> str:
     try:
         one, five, fifteen = os.getloadavg()
@@ -119,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), "?") if Path("/proc/cpuinfo").is_file() else "?"
     print(f"machine: {cpu}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} torch threads, quantized engine {torch.backends.quantized.engine}")
+          f"{torch.get_num_threads()} torch threads, quantized engine {torch.backends.quantized.engine}, "
+          f"int8 activations over {8 if _full_range() else 7} bits (VNNI {'yes' if _full_range() else 'no'})")
     print(f"device: {device_text(args.device)}")
     print(f"date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}")
     print(f"load average at start: {_load_text()}")
@@ -182,8 +192,8 @@ def _ensure_models(args: argparse.Namespace, data_dir: Path, models_dir: Path, n
 
 
 def _load(registry: Any, folder: Path, mode: str, device: str) -> Any:
-    """The model as a worker loads it, or the per-tensor ablation."""
-    if mode != ABLATION:
+    """The model as a worker loads it, or an ablation."""
+    if mode not in ABLATIONS:
         return registry.load_model(str(folder), device=device, quantize=mode)
     from suggestions.ml.understanding.model import (
         EnsembleModel,
@@ -193,7 +203,7 @@ def _load(registry: Any, folder: Path, mode: str, device: str) -> Any:
 
     model = UnderstandingModel.load(folder, device="cpu")
     for member in model.members if isinstance(model, EnsembleModel) else [model]:
-        quantize_encoder(member.network, "int8", per_channel=False)
+        quantize_encoder(member.network, "int8", **ABLATIONS[mode])
         member.meta["quantized"] = "int8"
     return model
 
@@ -219,10 +229,10 @@ def _run(args: argparse.Namespace, data_dir: Path, watch: Stopwatch) -> int:
     names = [n.strip() for n in args.variants.split(",") if n.strip()]
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     known = [*VARIANTS, TINY]
-    unknown = [n for n in names if n not in known] + [m for m in modes if m not in (*QUANTIZE_MODES, ABLATION)]
+    unknown = [n for n in names if n not in known] + [m for m in modes if m not in (*QUANTIZE_MODES, *ABLATIONS)]
     if unknown or not modes:
         raise SystemExit(f"error: unknown variants or modes {unknown}; variants: {known}, "
-                         f"modes: {list(QUANTIZE_MODES)}")
+                         f"modes: {[*QUANTIZE_MODES, *ABLATIONS]}")
     if args.device != "cpu" and modes != ["off"]:
         print(f"note: int8 is a CPU quantisation; on {args.device} only 'off' (float32) is measured "
               f"(dropped: {', '.join(m for m in modes if m != 'off')})")
