@@ -438,10 +438,12 @@ def test_int8_activations_use_all_8_bits_where_the_cpu_has_vnni(tiny, tmp_path, 
     assert kinds(None) == {"FullRangeDynamicLinear"}
 
 
-@pytest.mark.skipif(not full_range_supported(),
-                    reason="8-bit activations are only safe (and only used) on a CPU with VNNI")
 def test_8_bit_activations_stay_closer_to_the_float_network_than_7_bit(tiny, tmp_path):
     from suggestions.ml.understanding.model import quantize_encoder
+    from tests.plugins.services import require_service
+
+    # 8-bit activations are only safe (and only used) where the CPU has VNNI.
+    require_service(full_range_supported(), "a CPU with VNNI (int8 activations over 8 bits)")
 
     folder = tiny.save(tmp_path / "saved")
     words = [model_words(q) for q in QUANTIZED_QUERIES * 3]
