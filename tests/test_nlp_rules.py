@@ -481,3 +481,63 @@ def test_keyword_intent_settles_only_keyword_intents():
     title = Entity(label="product_name", text="my order of things", start=0, end=18, value="my order of things")
     assert keyword_intent("my order of things book")[0] == "customer_service"
     assert keyword_intent("my order of things book", [title]) is None  # the keyword is part of a name
+
+
+# -- keyword phrases: the trie pattern finds what the longest-first alternation found --------------
+
+def _alternation(phrases):
+    """The keyword pattern as it was built before the trie: every phrase, longest first."""
+    import re
+
+    from suggestions.nlp.rules import _HAN_START
+
+    parts = []
+    for phrase in sorted(phrases, key=len, reverse=True):
+        body = r"\s+".join(re.escape(w) for w in phrase.split())
+        parts.append(body if _HAN_START.match(phrase) else rf"(?<![a-z0-9]){body}(?![a-z0-9])")
+    return re.compile("|".join(parts))
+
+
+def _keyword_pieces():
+    from suggestions.nlp.rules import _KEYWORDS
+
+    words = sorted({w for phrase in _KEYWORDS for w in phrase.split()})
+    # Keyword words, their cut-offs and extensions, joiners and neighbours that break word boundaries.
+    return words + [w[:-1] for w in words if len(w) > 2] + [w + "s" for w in words] + [
+        " ", "  ", "\t", "-", "'", "?", "x", "9", "my", "的", "物", "流"]
+
+
+_PIECES = None
+
+
+def _query_strategy():
+    from hypothesis import strategies as st
+
+    global _PIECES
+    if _PIECES is None:
+        _PIECES = _keyword_pieces()
+    return st.lists(st.sampled_from(_PIECES), max_size=8).map(lambda parts: "".join(
+        p if i == 0 or p.isspace() or not parts[i - 1].strip() else " " + p if i % 3 else p
+        for i, p in enumerate(parts)))
+
+
+def test_the_keyword_trie_matches_the_longest_first_alternation():
+    from hypothesis import given
+    from hypothesis import settings as hsettings
+
+    from suggestions.nlp.rules import _KEYWORD_RE, _KEYWORDS
+
+    reference = _alternation(_KEYWORDS)
+
+    @hsettings(max_examples=1500, deadline=None)
+    @given(_query_strategy())
+    def check(text):
+        found = [(m.start(), m.end()) for m in _KEYWORD_RE.finditer(text)]
+        assert found == [(m.start(), m.end()) for m in reference.finditer(text)], text
+
+    check()
+    # And on every phrase itself, alone and inside a query.
+    for phrase in _KEYWORDS:
+        for text in (phrase, f"best {phrase} now", f"x{phrase}", phrase.replace(" ", "   ")):
+            assert ([m.span() for m in _KEYWORD_RE.finditer(text)]
+                    == [m.span() for m in reference.finditer(text)]), text
