@@ -3,7 +3,10 @@
 Wall and CPU time on a small shared machine drift by more than a request-path
 change is worth (the same code gave trivial/suggest capacity ratios of 0.81 and
 0.87 ten minutes apart on 2 cores, bench/RESULTS.md). Instructions executed do
-not drift: valgrind's callgrind counts them, whatever else the machine runs.
+not depend on what else the machine runs: valgrind's callgrind counts them. They
+still move by up to 4% between runs of the same code (what depends on the wall
+clock, such as cache expiry and throttle windows, meets a 50-fold slowdown), so
+a difference smaller than that needs repeated runs.
 
 Method: the state of ``python -m bench.latency`` (run that once first), the
 requests of :mod:`bench.latency.profile` (same sampling, same seed, served in
@@ -20,7 +23,7 @@ processes; the load test puts it at 0.01 ms of 1.2 ms CPU per suggest request)
 and gunicorn's socket handling (the same for every endpoint). Instruction counts
 are a proxy for CPU time, not a measure of it (cache misses and branch
 mispredictions differ per instruction), so the ratio is read beside the load
-test's, not instead of it. ``PYTHONHASHSEED`` is fixed so that a run repeats.
+test's, not instead of it. ``PYTHONHASHSEED`` is fixed so that runs compare.
 
 Each run takes a minute or two (Python under callgrind runs 50 to 100 times
 slower): the default 300 warm-up and 300 counted requests take about eight
