@@ -409,8 +409,11 @@ def test_int8_quantisation_keeps_the_bio_decoding_of_the_float_model(tiny, tmp_p
     assert [spans_of(u) for u in quantized] == [spans_of(u) for u in reference]
     assert [u.intent for u in quantized] == [u.intent for u in reference]
     assert any(u.entities for u in reference)
-    # Same decoding, not the same numbers: the network really changed.
-    assert [u.as_dict() for u in quantized] != [u.as_dict() for u in reference]
+    # Same decoding, not the same numbers: the network really changed. (Compared before
+    # rounding: with 8-bit activations the 4-decimal scores of a tiny model can all agree.)
+    words = [model_words(q) for q in QUANTIZED_QUERIES]
+    assert any(not np.array_equal(a[0], b[0]) for a, b in zip(int8_model.forward_words(words),
+                                                               float_model.forward_words(words), strict=True))
     assert int8_model.quantize("int8")  # twice: a no-op
     with pytest.raises(ValueError, match="cannot be saved"):
         int8_model.save(tmp_path / "again")
