@@ -57,6 +57,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--requests", type=int, default=300, help="Requests counted (default 300).")
     p.add_argument("--warmup", type=int, default=300, help="Requests served before counting (default 300).")
     p.add_argument("--cookies", action="store_true", help="Requests carry a shopper cookie (returning shoppers).")
+    p.add_argument("--batch", type=int, default=20, help="Events per POST for --endpoint events (default 20).")
     p.add_argument("--data-dir", type=Path, default=None,
                    help="Shared data folder holding bestbuy/train.csv (default: $SHOP_DATA_DIR, else ../shared/data).")
     p.add_argument("--seed", type=int, default=1, help="Random seed of the sampling (default 1).")
@@ -65,35 +66,22 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--inner", choices=ENDPOINTS, help=argparse.SUPPRESS)
     p.add_argument("--count", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    if args.requests < 1 or args.warmup < 0:
-        p.error("--requests must be at least 1 and --warmup at least 0")
+    if args.requests < 1 or args.warmup < 0 or args.batch < 1:
+        p.error("--requests and --batch must be at least 1, --warmup not negative")
     return args
 
 
 def inner(args: argparse.Namespace) -> int:
     """Serve ``--warmup`` then ``--count`` requests of ``--inner`` (under callgrind)."""
-    os.environ["DJANGO_SETTINGS_MODULE"] = "bench.latency.settings"
-    import django
+    from bench.latency.profile import prepare, run
 
-    django.setup()
-    from django.core.handlers.wsgi import WSGIHandler
-
-    from bench.latency.profile import build_requests, serve, shopper_cookie
-    from catalog.models import Product
+    # The same list in both runs of a pair (same seed, same length): only --count differs.
+    handler, cookie, envs = prepare(args.inner, args, args.warmup + args.requests)
     from suggestions.serving import invalidate_cache
 
-    if not Product.objects.exists():
-        print("the benchmark database has no catalog; run `python -m bench.latency` once first.", file=sys.stderr)
-        return 2
-    handler = WSGIHandler()
-    cookie = shopper_cookie() if args.cookies else None
-    # The same list in both runs of a pair (same seed, same length): only --count differs.
-    envs = build_requests(args.inner, args, args.warmup + args.requests)
     invalidate_cache()
-    bad = 0
-    for env in envs[: args.warmup + args.count]:
-        code = serve(handler, env, cookie)
-        bad += not 200 <= code < 300
+    n = args.warmup + args.count
+    _wall, _cpu, bad = run(handler, envs[:n], n, cookie) if n else (0.0, 0.0, 0)
     print(f"served {args.warmup} + {args.count} requests of {args.inner}; non-2xx {bad}", file=sys.stderr)
     return 1 if bad else 0
 
@@ -103,7 +91,8 @@ def count(args: argparse.Namespace, endpoint: str, n: int) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-instructions-") as tmp:
         cmd = [args.valgrind, "--tool=callgrind", f"--callgrind-out-file={tmp}/callgrind.out",
                sys.executable, "-m", "bench.latency.instructions", "--inner", endpoint, "--count", str(n),
-               "--requests", str(args.requests), "--warmup", str(args.warmup), "--seed", str(args.seed)]
+               "--requests", str(args.requests), "--warmup", str(args.warmup), "--seed", str(args.seed),
+               "--batch", str(args.batch)]
         if args.cookies:
             cmd.append("--cookies")
         if args.data_dir:

@@ -200,9 +200,10 @@ def shopper_cookie() -> str:
     return f"{app_settings.SHOPPER_COOKIE_NAME}={value}"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parse_args(argv)
+def prepare(endpoint: str, args: argparse.Namespace, n: int) -> tuple[Callable, str | None, list[dict]]:
+    """Django on the benchmark's state: its WSGI handler, the shopper cookie
+    (``args.cookies``) and ``n`` requests of ``endpoint`` (POST bodies kept so
+    that every call can replay them). Also used by :mod:`bench.latency.instructions`."""
     os.environ["DJANGO_SETTINGS_MODULE"] = "bench.latency.settings"
     import django
 
@@ -210,16 +211,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     from django.core.handlers.wsgi import WSGIHandler
 
     from catalog.models import Product
-    from suggestions.serving import invalidate_cache
 
     if not Product.objects.exists():
         raise fail("the benchmark database has no catalog; run `python -m bench.latency` once first.")
-    handler = WSGIHandler()
-    cookie = shopper_cookie() if args.cookies else None
-    envs = build_requests(args.endpoint, args, args.warmup + args.requests)
+    envs = build_requests(endpoint, args, n)
     for env in envs:
         if "wsgi.input" in env and env.get("REQUEST_METHOD") == "POST":
             env["_bench_body"] = env["wsgi.input"].read(int(env["CONTENT_LENGTH"]))
+    return WSGIHandler(), shopper_cookie() if args.cookies else None, envs
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    handler, cookie, envs = prepare(args.endpoint, args, args.warmup + args.requests)
+    from suggestions.serving import invalidate_cache
+
     trivial = build_requests("trivial", args, 1000)
     print(f"# python -m bench.latency.profile {' '.join(argv)}")
     print(f"date: {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}; load average "

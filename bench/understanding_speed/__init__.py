@@ -101,12 +101,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _full_range() -> bool:
-    from suggestions.ml.understanding.model import full_range_supported
-
-    return full_range_supported()
-
-
 def _load_text() -> str:
     try:
         one, five, fifteen = os.getloadavg()
@@ -122,14 +116,17 @@ def main(argv: list[str] | None = None) -> int:
     require_file(data_dir / "queryner/dev.jsonl", "queryner/dev.jsonl")
     import torch
 
+    from suggestions.ml.understanding.model import full_range_supported
+
     torch.set_num_threads(args.threads)
+    vnni = full_range_supported()
     args.device = resolve_device(args.device)
     print(f"command: {command_line('bench.understanding_speed', argv)}")
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), "?") if Path("/proc/cpuinfo").is_file() else "?"
     print(f"machine: {cpu}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, "
           f"{torch.get_num_threads()} torch threads, quantized engine {torch.backends.quantized.engine}, "
-          f"int8 activations over {8 if _full_range() else 7} bits (VNNI {'yes' if _full_range() else 'no'})")
+          f"int8 activations over {8 if vnni else 7} bits (VNNI {'yes' if vnni else 'no'})")
     print(f"device: {device_text(args.device)}")
     print(f"date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}")
     print(f"load average at start: {_load_text()}")

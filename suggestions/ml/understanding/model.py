@@ -44,6 +44,7 @@ Contracts:
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -211,25 +212,20 @@ def full_range_supported() -> bool:
         return False
 
 
-_FULL_RANGE_LINEAR: type | None = None
-
-
+@functools.cache
 def _full_range_linear() -> type:
     """torch's dynamic int8 ``Linear`` with its input quantised over 8 bits, not 7."""
-    global _FULL_RANGE_LINEAR
-    if _FULL_RANGE_LINEAR is None:
-        from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
 
-        class FullRangeDynamicLinear(DynamicLinear):
-            def forward(self, x: torch.Tensor) -> torch.Tensor:
-                y = torch.ops.quantized.linear_dynamic(x, self._packed_params._packed_params, reduce_range=False)
-                return y.to(x.dtype)
+    class FullRangeDynamicLinear(DynamicLinear):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = torch.ops.quantized.linear_dynamic(x, self._packed_params._packed_params, reduce_range=False)
+            return y.to(x.dtype)
 
-            def _get_name(self) -> str:
-                return "FullRangeDynamicQuantizedLinear"
+        def _get_name(self) -> str:
+            return "FullRangeDynamicQuantizedLinear"
 
-        _FULL_RANGE_LINEAR = FullRangeDynamicLinear
-    return _FULL_RANGE_LINEAR
+    return FullRangeDynamicLinear
 
 
 def quantize_encoder(network: UnderstandingNetwork, mode: str, *, per_channel: bool = True,
