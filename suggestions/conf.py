@@ -273,13 +273,13 @@ class AppSettings:
     @property
     def UNDERSTANDING_QUANTIZE(self) -> str:
         """How workers run the understanding model on the CPU: ``"off"``
-        (float32, the default) or ``"int8"`` (dynamic int8 quantisation of the
-        encoder's linear layers, applied when a worker loads the model).
-        Measured with ``python -m bench.understanding_speed`` (bench/RESULTS.md):
-        on the default ensemble (MiniLM + multilingual-e5-small, 6 epochs each)
-        int8 answers 2.8 times the queries per second but loses 0.015 QueryNER
-        dev entity F1 (MiniLM alone 0.005, e5 alone 0.030), so it is a choice
-        for a shop that needs the speed more than those points. Ignored on a GPU."""
+        (float32, the default), ``"int8"`` (torch's dynamic int8 quantisation
+        of the encoder's linear layers, applied when a worker loads the model)
+        or ``"onnx-int8"`` (the network exported to ONNX Runtime at load and
+        quantised to int8 there; needs the ``[onnx]`` extra, else the model
+        stays float32, logged). Measured with ``python -m
+        bench.understanding_speed`` (bench/RESULTS.md, "int8 in ONNX Runtime").
+        Ignored on a GPU."""
         return str(self._get("UNDERSTANDING_QUANTIZE", "off"))
 
     @property

@@ -475,6 +475,80 @@ def test_quantising_an_ensemble_quantises_every_member(tiny, tmp_path):
             == [spans_of(u) for u in reference.predict(QUANTIZED_QUERIES)])
 
 
+# -- int8 in ONNX Runtime ------------------------------------------------------------------
+
+
+def test_onnx_int8_keeps_the_bio_decoding_of_the_float_model(tiny, tmp_path):
+    folder = tiny.save(tmp_path / "saved")
+    float_model = UnderstandingModel.load(folder, device="cpu")
+    onnx_model = UnderstandingModel.load(folder, device="cpu")
+    attention = onnx_model.network.encoder.config._attn_implementation
+    assert onnx_model.quantize("onnx-int8") and onnx_model.quantized == "onnx-int8"
+    assert onnx_model.runtime is not None and float_model.runtime is None
+    # The export put the network back as it found it.
+    assert onnx_model.network.encoder.config._attn_implementation == attention
+    assert not onnx_model.network.training
+    quantized, reference = onnx_model.predict(QUANTIZED_QUERIES), float_model.predict(QUANTIZED_QUERIES)
+    assert [spans_of(u) for u in quantized] == [spans_of(u) for u in reference]
+    assert [u.intent for u in quantized] == [u.intent for u in reference]
+    assert any(u.entities for u in reference)
+    words = [model_words(q) for q in QUANTIZED_QUERIES * 3]
+    got = onnx_model.forward_words(words, batch_size=4)  # several batches, several lengths
+    expected = float_model.forward_words(words, batch_size=64)
+    # Int8, not float: close to the float network, but not the same numbers.
+    assert any(not np.array_equal(a[0], b[0]) for a, b in zip(got, expected, strict=True))
+    assert max(float(np.abs(a[0] - b[0]).max()) for a, b in zip(got, expected, strict=True)) < 0.05
+    assert all(a[0].shape == b[0].shape and a[1].shape == b[1].shape for a, b in zip(got, expected, strict=True))
+    assert onnx_model.quantize("onnx-int8")  # twice: a no-op
+    with pytest.raises(ValueError, match="already quantised"):
+        onnx_model.quantize("int8")
+    with pytest.raises(ValueError, match="cannot be saved"):
+        onnx_model.save(tmp_path / "again")
+
+
+def test_onnx_int8_runs_phrase_feature_models_and_ensembles(tiny, tiny_phrases, tmp_path):
+    folder = EnsembleModel([tiny, tiny_phrases], meta={"version": "ens"}).save(tmp_path / "ens")
+    ensemble = UnderstandingModel.load(folder, device="cpu")
+    assert ensemble.quantize("onnx-int8") and ensemble.quantized == "onnx-int8"
+    assert all(m.runtime is not None for m in ensemble.members)
+    assert ensemble.members[1].runtime.input_names == ["input_ids", "attention_mask", "feature_ids"]
+    reference = UnderstandingModel.load(folder, device="cpu")
+    assert ([spans_of(u) for u in ensemble.predict(QUANTIZED_QUERIES)]
+            == [spans_of(u) for u in reference.predict(QUANTIZED_QUERIES)])
+
+
+def test_onnx_int8_without_onnxruntime_keeps_the_torch_model(tiny, tmp_path, monkeypatch, caplog):
+    from suggestions.ml.understanding import onnx_runtime
+
+    monkeypatch.setattr(onnx_runtime, "available", lambda: False)
+    model = UnderstandingModel.load(tiny.save(tmp_path / "saved"), device="cpu")
+    with caplog.at_level("WARNING", logger=onnx_runtime.__name__):
+        assert model.quantize("onnx-int8") is False
+    assert model.quantized == "off" and model.runtime is None
+    assert "onnxruntime" in caplog.text and onnx_runtime.INSTALL_HINT in caplog.text
+    assert [spans_of(u) for u in model.predict(QUANTIZED_QUERIES)] == [
+        spans_of(u) for u in tiny.predict(QUANTIZED_QUERIES)]
+
+
+def test_an_onnx_export_that_does_not_reproduce_the_network_never_serves(tiny, tmp_path, monkeypatch, caplog):
+    from suggestions.ml.understanding import onnx_runtime
+
+    real_export = onnx_runtime.export
+
+    def export_then_drift(network, folder, **options):
+        exported = real_export(network, folder, **options)
+        with torch.no_grad():  # the torch network the check compares with is no longer the exported one
+            network.tag_head.bias += torch.arange(network.tag_head.bias.numel(), dtype=torch.float32)
+        return exported
+
+    monkeypatch.setattr(onnx_runtime, "export", export_then_drift)
+    model = UnderstandingModel.load(tiny.save(tmp_path / "saved"), device="cpu")
+    with caplog.at_level("ERROR", logger=onnx_runtime.__name__):
+        assert model.quantize("onnx-int8") is False
+    assert model.quantized == "off" and model.runtime is None
+    assert "differs from the torch network" in caplog.text
+
+
 @pytest.mark.django_db
 def test_the_quantize_setting_routes_the_registry_load(tiny, tmp_path, settings):
     from suggestions.models import ModelVersion
@@ -491,6 +565,10 @@ def test_the_quantize_setting_routes_the_registry_load(tiny, tmp_path, settings)
         assert quantized is not default and quantized.quantized == "int8"
         assert _encoder_linears(quantized)["float"] == 0
         assert registry.load_model(path, quantize="off") is not quantized
+        settings.SUGGESTIONS_UNDERSTANDING_QUANTIZE = "onnx-int8"
+        in_onnx = registry.active_model()
+        assert in_onnx not in (default, quantized) and in_onnx.quantized == "onnx-int8"
+        assert in_onnx.runtime is not None and _encoder_linears(in_onnx)["int8"] == 0
         settings.SUGGESTIONS_UNDERSTANDING_QUANTIZE = "int4"
         with pytest.raises(ImproperlyConfigured, match="SUGGESTIONS_UNDERSTANDING_QUANTIZE"):
             registry.active_model()

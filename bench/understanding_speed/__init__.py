@@ -23,6 +23,11 @@ same queries:
 * **entity micro-F1** (exact spans) on the whole QueryNER dev split, and its
   difference to the float32 model.
 
+``onnx-int8`` is the network exported to ONNX Runtime and quantised to int8
+there (:mod:`suggestions.ml.understanding.onnx_runtime`; needs the ``[onnx]``
+extra), what ``SUGGESTIONS_UNDERSTANDING_QUANTIZE="onnx-int8"`` gives a worker;
+its load time (export, check, quantisation) is printed.
+
 ``--modes`` also takes two ablations the product does not offer (the model is
 loaded with :meth:`UnderstandingModel.load` and quantised by
 :func:`~suggestions.ml.understanding.model.quantize_encoder`, not through the
@@ -231,7 +236,7 @@ def _run(args: argparse.Namespace, data_dir: Path, watch: Stopwatch) -> int:
         raise SystemExit(f"error: unknown variants or modes {unknown}; variants: {known}, "
                          f"modes: {[*QUANTIZE_MODES, *ABLATIONS]}")
     if args.device != "cpu" and modes != ["off"]:
-        print(f"note: int8 is a CPU quantisation; on {args.device} only 'off' (float32) is measured "
+        print(f"note: int8 (torch or ONNX Runtime) is for the CPU; on {args.device} only 'off' (float32) is measured "
               f"(dropped: {', '.join(m for m in modes if m != 'off')})")
         modes = ["off"]
     models_dir = args.models_dir or Path(app_settings.ENCODER_CACHE_DIR) / "bench-understanding"
@@ -247,10 +252,14 @@ def _run(args: argparse.Namespace, data_dir: Path, watch: Stopwatch) -> int:
     speed_rows, f1_rows = [], []
     for name, folder in folders.items():
         registry.reset()
+        loaded = {}
         with watch.phase("load"):
-            loaded = {mode: _load(registry, folder, mode, args.device) for mode in modes}
+            for mode in modes:
+                started = time.perf_counter()
+                loaded[mode] = _load(registry, folder, mode, args.device)
+                print(f"loaded {name} ({mode}) in {time.perf_counter() - started:.1f} s", flush=True)
         for mode, model in loaded.items():
-            if model.quantized != mode.split("-")[0]:
+            if model.quantized != (mode if mode in QUANTIZE_MODES else "int8"):
                 print(f"note: {name} asked for {mode!r} runs {model.quantized!r}")
             model.predict(texts[:64], batch_size=64)  # warm-up
             model.predict(texts[:8], batch_size=1)

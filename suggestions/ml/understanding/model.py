@@ -110,14 +110,25 @@ def viterbi_bio(probs: torch.Tensor, allowed: torch.Tensor, start: torch.Tensor,
     """
     if probs.shape[0] == 0:
         return []
-    # numpy, not torch: a query has a handful of words and a few dozen tags, and
-    # torch's per-operation dispatch cost more than the arithmetic (the decode
-    # was a third of predict()'s time); float32 throughout, as the network's output.
-    logp = np.log(np.maximum(_as_array(probs), np.float32(1e-9)))
+    return _viterbi(_as_array(probs), bio_penalty(allowed, prior), _as_array(start))
+
+
+def bio_penalty(allowed: Any, prior: Any = None) -> np.ndarray:
+    """The decoder's ``[from, to]`` transition log-scores: 0 where allowed,
+    -1e9 where not, plus ``prior`` (float32)."""
     penalty = np.where(_as_array(allowed), np.float32(0.0), np.float32(-1e9))
     if prior is not None:
         penalty = penalty + _as_array(prior)
-    score = np.where(_as_array(start), logp[0], np.float32(-1e9))
+    return penalty
+
+
+def _viterbi(probs: np.ndarray, penalty: np.ndarray, start: np.ndarray) -> list[int]:
+    """:func:`viterbi_bio` on arrays, with the transition scores of :func:`bio_penalty`."""
+    # numpy, not torch: a query has a handful of words and a few dozen tags, and
+    # torch's per-operation dispatch cost more than the arithmetic (the decode
+    # was a third of predict()'s time); float32 throughout, as the network's output.
+    logp = np.log(np.maximum(probs, np.float32(1e-9)))
+    score = np.where(start, logp[0], np.float32(-1e9))
     columns = np.arange(penalty.shape[1])
     back = []
     for t in range(1, logp.shape[0]):
@@ -192,9 +203,11 @@ def transition_prior_matrix(prior: dict[str, float] | None, tags: Sequence[str])
     return matrix
 
 
-#: Values of ``SUGGESTIONS_UNDERSTANDING_QUANTIZE``: ``off`` (float32) or
-#: ``int8`` (dynamic int8 quantisation of the encoder's linear layers, CPU only).
-QUANTIZE_MODES = ("off", "int8")
+#: Values of ``SUGGESTIONS_UNDERSTANDING_QUANTIZE``: ``off`` (float32), ``int8``
+#: (torch's dynamic int8 quantisation of the encoder's linear layers) or
+#: ``onnx-int8`` (the network exported to ONNX Runtime and quantised there:
+#: :mod:`~suggestions.ml.understanding.onnx_runtime`); the last two on the CPU only.
+QUANTIZE_MODES = ("off", "int8", "onnx-int8")
 
 
 def full_range_supported() -> bool:
@@ -265,6 +278,8 @@ def quantize_encoder(network: UnderstandingNetwork, mode: str, *, per_channel: b
         raise ValueError(f"unknown quantisation {mode!r}; known: {', '.join(QUANTIZE_MODES)}")
     if mode == "off":
         return False
+    if mode != "int8":
+        raise ValueError(f"{mode!r} is not a torch quantisation: UnderstandingModel.quantize runs it")
     import warnings
 
     if full_range is None:
@@ -450,27 +465,31 @@ def pad_batch(items: Sequence[Encoded], pad_id: int, tags: Sequence[Sequence[int
         ``input_ids``, ``attention_mask``, ``feature_ids`` when the items carry
         phrase features and, with ``tags``, ``labels``.
     """
+    # Filled in numpy (a row from a list costs a microsecond there, several in
+    # torch) and shared with torch without a copy.
     length = max(len(e.input_ids) for e in items)
-    input_ids = torch.full((len(items), length), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(items), length), dtype=torch.long)
-    out = {"input_ids": input_ids, "attention_mask": mask}
+    input_ids = np.full((len(items), length), pad_id, dtype=np.int64)
+    mask = np.zeros((len(items), length), dtype=np.int64)
+    features = None
     if items[0].feature_ids is not None:
-        features = torch.zeros((len(items), length), dtype=torch.long)
+        features = np.zeros((len(items), length), dtype=np.int64)
         for row, enc in enumerate(items):
             if enc.feature_ids is None:
                 raise ValueError("mixed batch: some items carry phrase features, some do not")
-            features[row, : len(enc.feature_ids)] = torch.tensor(enc.feature_ids, dtype=torch.long)
-        out["feature_ids"] = features
-    labels = torch.full((len(items), length), IGNORE_INDEX, dtype=torch.long) if tags is not None else None
+            features[row, : len(enc.feature_ids)] = enc.feature_ids
+    labels = np.full((len(items), length), IGNORE_INDEX, dtype=np.int64) if tags is not None else None
     for row, enc in enumerate(items):
-        input_ids[row, : len(enc.input_ids)] = torch.tensor(enc.input_ids, dtype=torch.long)
+        input_ids[row, : len(enc.input_ids)] = enc.input_ids
         mask[row, : len(enc.input_ids)] = 1
         if labels is not None:
             for word, position in enumerate(enc.word_index):
                 if position >= 0:
                     labels[row, position] = tags[row][word]  # type: ignore[index]
+    out = {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(mask)}
+    if features is not None:
+        out["feature_ids"] = torch.from_numpy(features)
     if labels is not None:
-        out["labels"] = labels
+        out["labels"] = torch.from_numpy(labels)
     return out
 
 
@@ -525,18 +544,32 @@ class _Predictor:
         queries = list(queries)
         return self.predict_words(queries, [model_words(q) for q in queries], batch_size)
 
+    def _decode_tables(self, han: bool) -> tuple[np.ndarray, np.ndarray]:
+        """The decoder's transition scores and allowed first tags, for text with or
+        without Han characters (the transition prior applies to the latter only),
+        computed once per prior (kept with the prior they were computed from, so a
+        new ``_prior`` is never decoded with the old one's tables)."""
+        tables = self.__dict__.setdefault("_tables", {})
+        prior = None if han else self._prior
+        cached = tables.get(han)
+        if cached is None or cached[0] is not prior:
+            allowed, start = self._transitions
+            cached = tables[han] = (prior, bio_penalty(allowed, prior), _as_array(start))
+        return cached[1], cached[2]
+
     def _understanding(self, query: str, words: Sequence[Token], tag_probs: np.ndarray,
                        intent_probs: np.ndarray, gazetteer: Any) -> Understanding:
-        prior = None if has_han(words) else self._prior
         probs = _as_array(tag_probs)
-        path = viterbi_bio(probs, *self._transitions, prior=prior) if len(words) else []
-        best_p = probs[np.arange(len(path)), path] if path else np.zeros(0, dtype=np.float32)
+        path = _viterbi(probs, *self._decode_tables(has_han(words))) if len(words) else []
+        best_p = probs[np.arange(len(path)), path].tolist() if path else []
         tags = [self.tags[i] for i in path]
-        known = self._gazetteer_values(query, gazetteer)
+        spans = decode_bio(tags)
+        # Catalog spellings only for the spans found (most of a batch's cost when none are).
+        known = self._gazetteer_values(query, gazetteer) if spans else {}
         entities = []
-        for label, first, last in decode_bio(tags):
+        for label, first, last in spans:
             start, end = words[first].start, words[last - 1].end
-            score = float(best_p[first:last].mean())
+            score = sum(best_p[first:last]) / (last - first)
             text = query[start:end]
             value = known.get((start, end, label)) or text
             entities.append(Entity(label=label, text=text, start=start, end=end, value=value,
@@ -604,6 +637,9 @@ class UnderstandingModel(_Predictor):
         #: The phrase memory whose tags the network reads (``phrase_features``
         #: models; set by training or loaded with the folder), else None.
         self.phrases: Any = None
+        #: The ONNX Runtime network that answers instead of ``network``
+        #: (``onnx-int8``), else None.
+        self.runtime: Any = None
 
     @property
     def quantized(self) -> str:
@@ -611,7 +647,11 @@ class UnderstandingModel(_Predictor):
         return str(self.meta.get("quantized") or "off")
 
     def quantize(self, mode: str) -> bool:
-        """Quantise the encoder for inference (:func:`quantize_encoder`).
+        """Quantise the encoder for inference: ``int8`` with torch
+        (:func:`quantize_encoder`), ``onnx-int8`` by exporting the network to
+        ONNX Runtime (:func:`~suggestions.ml.understanding.onnx_runtime.onnx_int8_runtime`,
+        which then answers :meth:`forward_words`; without onnxruntime, or when
+        the export does not reproduce the network, the model stays float32, logged).
 
         Only on the CPU (quantised kernels are CPU kernels): on another device
         the model stays float32, logged. Quantising twice is a no-op.
@@ -630,6 +670,17 @@ class UnderstandingModel(_Predictor):
                         mode, self.device)
             return False
         self.network.eval()
+        if mode == "onnx-int8":
+            from .onnx_runtime import onnx_int8_runtime
+
+            self.runtime = onnx_int8_runtime(
+                self.network, features=len(self.tags) if self.reads_phrases else 0,
+                vocab_size=len(self.tokenizer), threads=torch.get_num_threads(),
+                reduce_range=not full_range_supported())
+            if self.runtime is None:
+                return False
+            self.meta["quantized"] = mode
+            return True
         if quantize_encoder(self.network, mode):
             self.meta["quantized"] = mode
             return True
@@ -816,14 +867,17 @@ class UnderstandingModel(_Predictor):
             for first in range(0, len(order), max(1, batch_size)):
                 chunk = order[first:first + batch_size]
                 batch = pad_batch([encoded[i] for i in chunk], self.encoder.pad_id)
-                features = batch.get("feature_ids")
-                tag_logits, intent_logits = self.network(
-                    batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device),
-                    features.to(self.device) if features is not None else None)
-                # numpy from here on: per query the work is a few small arrays,
-                # where torch's per-operation cost outweighs the arithmetic.
-                tag_probs = tag_logits.float().softmax(-1).cpu().numpy()
-                intent_probs = intent_logits.float().softmax(-1).cpu().numpy()
+                if self.runtime is not None:
+                    tag_probs, intent_probs = self.runtime(batch)
+                else:
+                    features = batch.get("feature_ids")
+                    tag_logits, intent_logits = self.network(
+                        batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device),
+                        features.to(self.device) if features is not None else None)
+                    # numpy from here on: per query the work is a few small arrays,
+                    # where torch's per-operation cost outweighs the arithmetic.
+                    tag_probs = tag_logits.float().softmax(-1).cpu().numpy()
+                    intent_probs = intent_logits.float().softmax(-1).cpu().numpy()
                 for row, i in enumerate(chunk):
                     index = np.asarray(encoded[i].word_index, dtype=np.int64)
                     per_word = np.zeros((len(index), len(self.tags)), dtype=np.float32)

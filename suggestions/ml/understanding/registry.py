@@ -8,7 +8,8 @@ Contracts:
 * :func:`load_model` loads a saved model folder once per process, device and
   quantisation (keyed by the resolved path); later calls return the same
   object. On the CPU it quantises the model as ``SUGGESTIONS_UNDERSTANDING_QUANTIZE``
-  says (default ``int8``, see :meth:`UnderstandingModel.quantize`).
+  says (``off``, the default, ``int8`` or ``onnx-int8``, see
+  :meth:`UnderstandingModel.quantize`).
 * :func:`active_model` returns the loaded model of the active
   ``ModelVersion(kind="understanding")``, or None when there is none (or its
   artefact cannot be loaded: logged, and retried at the next check). It asks
@@ -75,7 +76,7 @@ def load_model(uri: str, *, device: str | None = None, quantize: str | None = No
     Args:
         uri: Folder written by :meth:`UnderstandingModel.save` (or ``file://`` URI).
         device: ``cpu`` / ``cuda``; default: CUDA when available.
-        quantize: ``off`` / ``int8``; default ``SUGGESTIONS_UNDERSTANDING_QUANTIZE``.
+        quantize: ``off`` / ``int8`` / ``onnx-int8``; default ``SUGGESTIONS_UNDERSTANDING_QUANTIZE``.
             Applied on the CPU only (:meth:`UnderstandingModel.quantize`).
 
     Returns:
