@@ -6,8 +6,10 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop_search.settings")
 application = get_wsgi_application()
 
-# Load jieba's dictionary now, off the request path: otherwise the first Chinese
-# query of each process waits 1-2 s for it.
-from suggestions.nlp.segment import warm_up  # noqa: E402
+# Off the request path, at start: load what the first requests would (jieba's
+# dictionary, the recall index, the ranked orders: otherwise the first Chinese
+# query of each process waits 1-2 s), then freeze the objects alive so that the
+# garbage collector's full collections skip them (suggestions/process.py).
+from suggestions import services  # noqa: E402
 
-threading.Thread(target=warm_up, name="jieba-warm-up", daemon=True).start()
+threading.Thread(target=services.prepare_web_process, name="suggestions-warm-up", daemon=True).start()

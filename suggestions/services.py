@@ -101,6 +101,7 @@ from .moderation import (  # noqa: F401
 )
 from .nlp.types import Entity, Understanding  # noqa: F401  (pure dataclasses)
 from .personal import Profile, rebuild_profiles  # noqa: F401
+from .process import prepare_web_process  # noqa: F401
 from .recall import RecallUnavailable, SearchBoosts, SearchFilters, get_backend
 from .recall.base import SearchResult
 
