@@ -42,12 +42,16 @@ logger = logging.getLogger(__name__)
 WARM_UP_PREFIXES: tuple[str, ...] = tuple("abcdefghijklmnopqrstuvwxyz0123456789")
 
 
-def prepare_web_process(prefixes: Iterable[str] = WARM_UP_PREFIXES, *, freeze: bool = True) -> dict:
+def prepare_web_process(prefixes: Iterable[str] = WARM_UP_PREFIXES, *, freeze: bool = True,
+                        close_connections: bool = True) -> dict:
     """Warm the request path up and freeze the objects alive into the permanent generation.
 
     Args:
         prefixes: What to answer through ``suggest`` first.
         freeze: Run :func:`gc.freeze` at the end (default True).
+        close_connections: Close the calling thread's database connections at
+            the end (default True: a warm-up thread's connection would otherwise
+            stay open and idle; Django reopens one when the thread needs it).
 
     Returns:
         ``{"answered": n, "failed": [step, ...], "seconds": s, "frozen": objects}``.
@@ -79,7 +83,7 @@ def prepare_web_process(prefixes: Iterable[str] = WARM_UP_PREFIXES, *, freeze: b
     except Exception:  # noqa: BLE001
         logger.warning("suggestions: warm-up could not understand a query", exc_info=True)
         failed.append("understand")
-    finally:
+    if close_connections:
         from django.db import connections
 
         connections.close_all()  # this thread's connections: a request thread opens its own

@@ -31,7 +31,7 @@ def test_the_warm_up_answers_through_the_request_path_and_freezes_what_is_alive(
     searches = SearchEvent.objects.count()
     serving.invalidate_cache()
     gc.unfreeze()
-    report = services.prepare_web_process(["ap", "wa"])
+    report = services.prepare_web_process(["ap", "wa"], close_connections=False)
     assert report["answered"] == 2 and report["failed"] == []
     assert report["frozen"] > 0 and gc.get_freeze_count() > 0
     # The answers were computed and kept: the same keystroke now comes from this
@@ -54,7 +54,7 @@ def test_a_failing_step_is_logged_and_skipped_and_the_freeze_still_happens(unfro
     monkeypatch.setattr(serving, "suggest", down)
     gc.unfreeze()
     with caplog.at_level("WARNING", logger=process.__name__):
-        report = services.prepare_web_process(["ap"])
+        report = services.prepare_web_process(["ap"], close_connections=False)
     assert report["failed"] == ["suggest"] and report["answered"] == 0
     assert report["frozen"] > 0 and gc.get_freeze_count() > 0
     assert "could not answer suggestions" in caplog.text
@@ -62,7 +62,18 @@ def test_a_failing_step_is_logged_and_skipped_and_the_freeze_still_happens(unfro
 
 def test_without_freeze_the_collector_is_left_alone(unfrozen):
     gc.unfreeze()
-    report = services.prepare_web_process(["a"], freeze=False)
+    report = services.prepare_web_process(["a"], freeze=False, close_connections=False)
     assert report["frozen"] == 0 and gc.get_freeze_count() == 0
     assert report["answered"] == 1
     assert QueryUnderstanding.objects.count() == 0  # the understanding call stored nothing
+
+
+def test_by_default_the_warm_up_closes_its_threads_database_connections(unfrozen, monkeypatch):
+    from django.db import connections
+
+    closed = []
+    monkeypatch.setattr(connections, "close_all", lambda: closed.append(True))
+    services.prepare_web_process(["a"], freeze=False)
+    assert closed == [True]
+    services.prepare_web_process(["a"], freeze=False, close_connections=False)
+    assert closed == [True]
