@@ -549,6 +549,23 @@ def test_an_onnx_export_that_does_not_reproduce_the_network_never_serves(tiny, t
     assert "differs from the torch network" in caplog.text
 
 
+def test_an_onnx_export_that_fails_leaves_the_torch_model_serving(tiny, tmp_path, monkeypatch, caplog):
+    from suggestions.ml.understanding import onnx_runtime
+
+    def broken_exporter(*args, **kwargs):
+        raise RuntimeError("Unsupported ONNX opset")
+
+    monkeypatch.setattr(torch.onnx, "export", broken_exporter)
+    model = UnderstandingModel.load(tiny.save(tmp_path / "saved"), device="cpu")
+    with caplog.at_level("ERROR", logger=onnx_runtime.__name__):
+        assert model.quantize("onnx-int8") is False
+    assert model.quantized == "off" and model.runtime is None
+    assert "export or quantisation failed" in caplog.text
+    assert not model.network.training  # put back as it was
+    assert [spans_of(u) for u in model.predict(QUANTIZED_QUERIES)] == [
+        spans_of(u) for u in tiny.predict(QUANTIZED_QUERIES)]
+
+
 @pytest.mark.django_db
 def test_the_quantize_setting_routes_the_registry_load(tiny, tmp_path, settings):
     from suggestions.models import ModelVersion

@@ -675,7 +675,8 @@ class UnderstandingModel(_Predictor):
 
             self.runtime = onnx_int8_runtime(
                 self.network, features=len(self.tags) if self.reads_phrases else 0,
-                vocab_size=len(self.tokenizer), threads=torch.get_num_threads(),
+                vocab_size=self.network.encoder.get_input_embeddings().num_embeddings,
+                threads=torch.get_num_threads(),
                 reduce_range=not full_range_supported())
             if self.runtime is None:
                 return False

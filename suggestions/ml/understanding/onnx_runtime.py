@@ -17,9 +17,13 @@ the speed and entity F1 of both (``bench/RESULTS.md``).
 Contracts:
 
 * :func:`onnx_int8_runtime` returns None (logged; the caller keeps the torch
-  model) when ``onnxruntime``/``onnx`` are not installed, or when the exported
-  float graph does not reproduce the torch network on a check batch (padding
-  included) within :data:`EXPORT_TOLERANCE`: a wrong export never serves.
+  model) when ``onnxruntime``/``onnx`` are not installed, when the export or
+  the quantisation fails, or when the exported float graph does not reproduce
+  the torch network on a check batch (padding included) within
+  :data:`EXPORT_TOLERANCE`: a wrong export never serves.
+* The torch network stays loaded beside the session (the model can still be
+  evaluated in torch, and the check needs it): a worker in this mode holds
+  both, about twice the float model's memory.
 * :meth:`OnnxNetwork.__call__` takes the padded batch of
   :func:`~suggestions.ml.understanding.model.pad_batch` (any batch size and
   length) and returns tag probabilities ``[batch, length, tags]`` and intent
@@ -175,18 +179,29 @@ def onnx_int8_runtime(network: nn.Module, *, features: int, vocab_size: int, thr
     Args:
         network: The float :class:`~suggestions.ml.understanding.model.UnderstandingNetwork`, on the CPU.
         features: Number of phrase-feature ids the network reads (0: none).
-        vocab_size: The tokenizer's vocabulary size (for the check batches).
+        vocab_size: Rows of the network's input embeddings (the check batches' ids stay below it).
         threads: Intra-op threads of the session.
         reduce_range: Quantise weights over 7 bits (for CPUs without VNNI,
             whose 16-bit sums can saturate), as torch's ``reduce_range``.
 
     Returns:
-        The runtime, or None when ONNX Runtime is missing or the export is wrong (logged).
+        The runtime, or None when ONNX Runtime is missing, the export or the
+        quantisation fails, or the export is wrong (logged).
     """
     if not available():
         logger.warning("suggestions: onnx-int8 needs onnxruntime and onnx (%s); the model stays in torch",
                        INSTALL_HINT)
         return None
+    try:
+        return _build(network, features=features, vocab_size=vocab_size, threads=threads,
+                      reduce_range=reduce_range)
+    except Exception:  # noqa: BLE001 - any failure here leaves the torch model serving
+        logger.exception("suggestions: the ONNX export or quantisation failed; the model stays in torch")
+        return None
+
+
+def _build(network: nn.Module, *, features: int, vocab_size: int, threads: int,
+           reduce_range: bool) -> OnnxNetwork | None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     with tempfile.TemporaryDirectory(prefix="suggestions-onnx-") as tmp:
