@@ -45,6 +45,7 @@ Contracts:
 from __future__ import annotations
 
 import functools
+import gc
 import json
 import logging
 import math
@@ -339,6 +340,8 @@ class UnderstandingNetwork(nn.Module):
         ``feature_ids`` (``[batch, length]``, 0 = no feature) is required when
         the network has feature embeddings.
         """
+        if self.encoder is None:
+            raise RuntimeError("this network runs in ONNX Runtime (onnx-int8); its torch encoder was released")
         if self.feature_embeddings is not None:
             if feature_ids is None:
                 raise ValueError("this network reads phrase features: pass feature_ids")
@@ -680,6 +683,10 @@ class UnderstandingModel(_Predictor):
                 reduce_range=not full_range_supported())
             if self.runtime is None:
                 return False
+            # The session answers from now on and holds its own copy of the weights:
+            # release the float encoder rather than keep the model twice.
+            self.network.encoder = None
+            gc.collect()
             self.meta["quantized"] = mode
             return True
         if quantize_encoder(self.network, mode):

@@ -21,9 +21,9 @@ Contracts:
   the quantisation fails, or when the exported float graph does not reproduce
   the torch network on a check batch (padding included) within
   :data:`EXPORT_TOLERANCE`: a wrong export never serves.
-* The torch network stays loaded beside the session (the model can still be
-  evaluated in torch, and the check needs it): a worker in this mode holds
-  both, about twice the float model's memory.
+* :meth:`UnderstandingModel.quantize <suggestions.ml.understanding.model.UnderstandingModel.quantize>`
+  releases the torch encoder once the session exists (the check needed it
+  until then): a worker does not hold the model twice.
 * :meth:`OnnxNetwork.__call__` takes the padded batch of
   :func:`~suggestions.ml.understanding.model.pad_batch` (any batch size and
   length) and returns tag probabilities ``[batch, length, tags]`` and intent
