@@ -4,10 +4,11 @@ and the garbage collector told that it is permanent.
 Why (``bench/RESULTS.md``, "Garbage-collector pauses"): a web process holds a
 few hundred thousand long-lived objects (Django, the app's matchers, the recall
 index's readers, ranked orders, the answer cache), and CPython's full (oldest
-generation) collection walks all of them: about 90 ms on a 2-core machine, every
-few ten thousand requests. Under load every request queued behind such a pause
-waits for it, and those waits were the suggest endpoint's p99 (3.2 times the
-trivial endpoint's; 1.2 times with the collector off). :func:`gc.freeze` moves
+generation) collection walks all of them: 109-129 ms on a 2-core machine
+(``python -m bench.latency.gc_pauses``), every few ten thousand requests. Under
+load every request queued behind such a pause waits for it, and those waits set
+the suggest endpoint's p99 (1.42 and 3.22 times the trivial endpoint's before,
+1.01-1.27 times after, ``python -m bench.latency``). :func:`gc.freeze` moves
 every object alive into a permanent generation that collections skip; objects
 are still freed when their last reference goes, so nothing leaks that would
 not leak anyway (a frozen cycle that becomes garbage stays until the process

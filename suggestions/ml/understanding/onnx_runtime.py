@@ -9,10 +9,9 @@ exporter, quantises every ``MatMul`` with ONNX Runtime's dynamic int8
 quantisation (weights int8 per output channel, activations uint8 per tensor at
 run time, as torch's ``int8`` mode) and opens an ONNX Runtime session on it, in
 memory: nothing is written next to the saved model, and the saved folder stays
-the one artefact of a version. ONNX Runtime's CPU kernels fuse the
-layer norms, GELU and the attention's arithmetic that torch runs op by op;
-``python -m bench.understanding_speed --modes off,int8,onnx-int8`` measures
-the speed and entity F1 of both (``bench/RESULTS.md``).
+the one artefact of a version. ``python -m bench.understanding_speed --modes
+off,int8,onnx-int8`` measures the speed and entity F1 of all three
+(``bench/RESULTS.md``, "int8 in ONNX Runtime").
 
 Contracts:
 
@@ -34,9 +33,11 @@ Contracts:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,18 @@ def _check_batch(vocab_size: int, features: int, *, rows: int, length: int, seed
     return batch
 
 
+@contextlib.contextmanager
+def _evaluating(network: nn.Module) -> Iterator[_Probabilities]:
+    """The network with its softmaxes, in eval mode; its training flag put back after."""
+    was_training = network.training
+    wrapper = _Probabilities(network, getattr(network, "feature_embeddings", None) is not None)
+    wrapper.eval()
+    try:
+        yield wrapper
+    finally:
+        network.train(was_training)
+
+
 def _quantiser_advice(record: logging.LogRecord) -> bool:
     """False for the quantiser's own root-logger records below ERROR."""
     return record.levelno >= logging.ERROR or "onnxruntime" not in record.pathname.replace("\\", "/")
@@ -128,20 +141,18 @@ def export(network: nn.Module, folder: Path, *, features: int, vocab_size: int) 
     and training flag are restored afterwards.
     """
     names = ["input_ids", "attention_mask"] + (["feature_ids"] if features else [])
-    wrapper = _Probabilities(network, bool(features))
     encoder = getattr(network, "encoder", None)
-    config = getattr(encoder, "config", None)
-    attention = getattr(config, "_attn_implementation", None)
-    was_training = network.training
+    attention = getattr(getattr(encoder, "config", None), "_attn_implementation", None)
+    switch = attention not in (None, "eager") and hasattr(encoder, "set_attn_implementation")
     batch = _check_batch(vocab_size, features, rows=3, length=9, seed=0)
     dynamic = {name: {0: "batch", 1: "length"} for name in names}
     dynamic.update(tag_probs={0: "batch", 1: "length"}, intent_probs={0: "batch"})
     path = folder / "float.onnx"
     try:
-        if attention not in (None, "eager") and hasattr(encoder, "set_attn_implementation"):
+        if switch:
             encoder.set_attn_implementation("eager")
-        wrapper.eval()
-        with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+        with _evaluating(network) as wrapper, warnings.catch_warnings(), torch.inference_mode(False), \
+                torch.no_grad():
             # The TorchScript exporter: the dynamo one needs onnxscript and traces
             # transformers' mask helpers less predictably.
             warnings.simplefilter("ignore")
@@ -149,9 +160,8 @@ def export(network: nn.Module, folder: Path, *, features: int, vocab_size: int) 
                               input_names=names, output_names=["tag_probs", "intent_probs"],
                               dynamic_axes=dynamic, opset_version=OPSET)
     finally:
-        if attention not in (None, "eager") and hasattr(encoder, "set_attn_implementation"):
+        if switch:
             encoder.set_attn_implementation(attention)
-        network.train(was_training)
     return path, names
 
 
@@ -160,14 +170,8 @@ def max_difference(network: nn.Module, runtime: Any, names: list[str], *, featur
     """Largest probability difference between ``runtime`` and torch on a new check batch
     (another batch size and length than the export's, padded rows included)."""
     batch = _check_batch(vocab_size, features, rows=5, length=13, seed=1)
-    wrapper = _Probabilities(network, bool(features))
-    was_training = network.training
-    wrapper.eval()
-    try:
-        with torch.inference_mode():
-            expected = [t.numpy() for t in wrapper(*(batch[n] for n in names))]
-    finally:
-        network.train(was_training)
+    with _evaluating(network) as wrapper, torch.inference_mode():
+        expected = [t.numpy() for t in wrapper(*(batch[n] for n in names))]
     got = runtime.run(None, {n: batch[n].numpy() for n in names})
     return float(max(np.abs(e - g).max() for e, g in zip(expected, got, strict=True)))
 
