@@ -19,6 +19,13 @@ returns phrases by *rule*, each with the number of products it describes:
 * ``type_attribute``: a word of a short attribute value that varies within
   the type, before the type ("laser printer" from ``print_technology:
   Laser``; "wireless mouse" from ``connectivity: Wireless``).
+* ``product_name`` (when asked for): the leading words of a product's name
+  ("call of duty", "call of duty modern warfare 3"), up to
+  :data:`PRODUCT_NAME_WORDS` words, for catalogs whose titles are names
+  (games, books, media) rather than specifications; ``"auto"`` asks for them
+  when the median title has at most :data:`AUTO_PRODUCT_NAME_WORDS` words.
+  A name describes the products whose titles start with it (one is enough)
+  and may end on a number ("fifa 12"), never on a stop word.
 * ``model_family``: the brand and the one or two words after it in titles
   that several products share ("hp laserjet pro", "samsung galaxy"), and the
   series alone when nearly all its products are that brand's ("galaxy").
@@ -108,7 +115,13 @@ RULE_FACTORS = {
     "brand_type": 0.85,
     "type_attribute": 0.85,
     "keyword": 0.8,
+    # A product's own name ranks under the shop's types and brands in the first stage.
+    "product_name": 0.5,
 }
+#: Longest product-name phrase, in words.
+PRODUCT_NAME_WORDS = 10
+#: ``product_names="auto"`` mines names when the median title has at most this many words.
+AUTO_PRODUCT_NAME_WORDS = 6
 
 #: Longest type phrase, in words ("fiber optic cable").
 MAX_TYPE_WORDS = 3
@@ -284,6 +297,7 @@ class _Doc:
     after_brand: tuple[str, ...]
     title_words: frozenset[str]
     modifiers: list[tuple[str, str]] = field(default_factory=list)
+    title: str = ""
 
 
 @dataclass(frozen=True)
@@ -346,7 +360,7 @@ def _read(doc: ProductDocument) -> _Doc:
     return _Doc(brand=brand, brand_words=brand_words, explicit_type=normalize_query(doc.product_type),
                 runs=noun_runs(title), description_runs=noun_runs(description)[:4], after_brand=tuple(after),
                 title_words=frozenset(_plain_words(raw)),
-                modifiers=_modifier_values(doc.attributes))
+                modifiers=_modifier_values(doc.attributes), title=doc.title or "")
 
 
 def _endings(words: tuple[str, ...]) -> list[tuple[str, ...]]:
@@ -374,15 +388,29 @@ def _split_brand(text: str, brands: Counter) -> list[tuple[str, str]]:
     return out
 
 
+def product_name_phrases(title: str, *, max_words: int = PRODUCT_NAME_WORDS) -> list[str]:
+    """The leading-words phrases of a product title, shortest first: the
+    normalised title's first 1..``max_words`` words, except those ending on a
+    stop word or holding no letter."""
+    words = normalize_query(title).split()
+    return [" ".join(words[:n]) for n in range(1, min(len(words), max_words) + 1)
+            if words[n - 1] not in STOP_WORDS and any(_HAS_LETTER_RE.search(w) for w in words[:n])
+            and len(" ".join(words[:n])) >= 2]
+
+
 def mine_phrases(documents: Iterable[ProductDocument], *, min_products: int = 3,
-                 progress: Callable[[int], None] | None = None) -> dict[str, CatalogPhrase]:
+                 progress: Callable[[int], None] | None = None,
+                 product_names: bool | str = False) -> dict[str, CatalogPhrase]:
     """Cold-start phrases of a catalog (see the module docstring).
 
     Args:
         documents: Every searchable product document.
         min_products: A phrase must describe at least this many products and
-            its words must occur together in at least this many documents.
+            its words must occur together in at least this many documents
+            (product names: one).
         progress: Called with 1 after each document is read.
+        product_names: Mine the ``product_name`` rule: ``True``, ``False`` or
+            ``"auto"`` (when the median title is short).
 
     Returns:
         Text → phrase; a text found by several rules keeps the one of the
@@ -542,4 +570,18 @@ def mine_phrases(documents: Iterable[ProductDocument], *, min_products: int = 3,
             if matching < min_products:
                 continue
             phrases[text] = CatalogPhrase(text=text, rule=rule, products=n, matching=matching)
+    if product_names == "auto":
+        lengths = sorted(len(normalize_query(d.title).split()) for d in docs)
+        product_names = bool(lengths) and lengths[len(lengths) // 2] <= AUTO_PRODUCT_NAME_WORDS
+    if product_names:
+        names: Counter = Counter()
+        for d in docs:
+            names.update(set(product_name_phrases(d.title)))
+        for text, n in names.items():
+            current = phrases.get(text)
+            if current is not None and current.score >= math.log1p(n) * RULE_FACTORS["product_name"]:
+                continue
+            matching = index.count(text)
+            if matching:
+                phrases[text] = CatalogPhrase(text=text, rule="product_name", products=n, matching=matching)
     return phrases

@@ -197,6 +197,20 @@ class AppSettings:
         return int(self._get("CATALOG_PHRASE_MIN_PRODUCTS", 3))
 
     @property
+    def CATALOG_PRODUCT_NAMES(self) -> bool | str:
+        """Suggest the leading words of product names ("call of duty modern
+        warfare 3") as catalog phrases: ``True``, ``False``, or ``"auto"``
+        (the default: when the catalog's median title has at most 6 words, as
+        in games, books or media, not in specification-style titles)."""
+        value = self._get("CATALOG_PRODUCT_NAMES", "auto")
+        if value not in (True, False, "auto"):
+            from django.core.exceptions import ImproperlyConfigured
+
+            raise ImproperlyConfigured(
+                f"SUGGESTIONS_CATALOG_PRODUCT_NAMES must be True, False or 'auto', not {value!r}.")
+        return value
+
+    @property
     def TRENDING_DAYS(self) -> int:
         """Window, in days, of the trending endpoint."""
         return int(self._get("TRENDING_DAYS", 7))

@@ -417,67 +417,138 @@ def erase_history(*, user=None, session_key: str | None = None) -> int:
 
 @dataclass(frozen=True)
 class ImportedSearch:
-    """One past search to import."""
+    """One past search to import.
+
+    Attributes:
+        user: The shopper's id in the log (hashed before it is stored; empty:
+            an unidentified shopper, who counts for no one in the k-gate).
+        query: The query as typed.
+        time: When it was searched.
+        product: The id of the product clicked after it (as the adapter's
+            documents name products), if the log says; stored as a
+            :class:`~suggestions.models.ProductClick` with no position.
+        clicked_at: When that product was clicked (default: ``time``).
+    """
 
     user: str
     query: str
     time: datetime
+    product: str = ""
+    clicked_at: datetime | None = None
 
 
 @dataclass(frozen=True)
 class ImportReport:
     imported: int
     duplicates: int
+    #: Product clicks stored with the imported searches.
+    clicks: int = 0
+    #: Clicks left out because the catalog has no product of that id.
+    unknown_products: int = 0
+
+
+def _aware(value: datetime) -> datetime:
+    return value if timezone.is_aware(value) else timezone.make_aware(value)
 
 
 def import_searches(rows: Iterable[ImportedSearch], *, batch_size: int = 2000,
                     progress: Callable[[int], None] | None = None) -> ImportReport:
-    """Bulk-import past searches into history.
+    """Bulk-import past searches (and the product clicked after each, when
+    given) into history.
 
     Each row gets a deterministic request id (from user, query and time), so a
-    second import of the same rows stores nothing new. Daily aggregates are
-    incremented for imported rows only.
+    second import of the same rows stores nothing new, clicks included. Daily
+    aggregates are incremented for imported rows only. A click on a product id
+    the adapter does not know is left out (counted in the report).
     """
     salt = app_settings.HASH_SALT
-    imported = duplicates = 0
-    batch: list[SearchEvent] = []
+    imported = duplicates = clicks = unknown = 0
+    batch: list[tuple[SearchEvent, ImportedSearch]] = []
+    product_type = None
+
+    def known_products(ids: set[str]) -> set[str]:
+        from .adapter import get_adapter
+
+        if not ids or not app_settings.ADAPTER:
+            return set()
+        adapter = get_adapter()
+        found: set[str] = set()
+        ordered = sorted(ids)
+        for first in range(0, len(ordered), 500):
+            chunk = ordered[first:first + 500]
+            try:
+                found.update(str(d.id) for d in adapter.get_documents(chunk))
+            except (ValueError, TypeError):
+                # An id the product model cannot hold ("abc" for an integer
+                # key): ask one by one and leave out those that fail.
+                for one in chunk:
+                    try:
+                        found.update(str(d.id) for d in adapter.get_documents([one]))
+                    except (ValueError, TypeError):
+                        continue
+        return found
 
     def flush() -> None:
-        nonlocal imported, duplicates
+        nonlocal imported, duplicates, clicks, unknown, product_type
         if not batch:
             return
-        ids = [e.request_id for e in batch]
+        ids = [e.request_id for e, _row in batch]
         existing = set(SearchEvent.objects.filter(request_id__in=ids).values_list("request_id", flat=True))
-        fresh = [e for e in batch if e.request_id not in existing]
         # Inside one file the same search may repeat; keep its first occurrence.
-        unique: dict[uuid.UUID, SearchEvent] = {}
-        for e in fresh:
-            unique.setdefault(e.request_id, e)
+        unique: dict[uuid.UUID, tuple[SearchEvent, ImportedSearch]] = {}
+        for e, row in batch:
+            if e.request_id not in existing:
+                unique.setdefault(e.request_id, (e, row))
         duplicates += len(batch) - len(unique)
+        products = {str(row.product)[:64] for _e, row in unique.values() if row.product}
+        known = known_products(products)
+        click_rows = []
+        for e, row in unique.values():
+            if not row.product:
+                continue
+            product = str(row.product)[:64]
+            if product not in known:
+                unknown += 1
+                continue
+            if product_type is None:
+                from django.contrib.contenttypes.models import ContentType
+
+                from .adapter import get_adapter
+
+                product_type = ContentType.objects.get_for_model(get_adapter().get_model())
+            click_rows.append(ProductClick(
+                created_at=_aware(row.clicked_at) if row.clicked_at else e.created_at, request_id=e.request_id,
+                query=e.normalized_query, content_type=product_type, object_id=product, position=None,
+                actor_hash=e.actor_hash))
         with transaction.atomic():
-            SearchEvent.objects.bulk_create(unique.values())
-            daily = Counter((timezone.localdate(e.created_at), e.normalized_query) for e in unique.values())
+            SearchEvent.objects.bulk_create([e for e, _row in unique.values()])
+            ProductClick.objects.bulk_create(click_rows)
+            daily = Counter((timezone.localdate(e.created_at), e.normalized_query) for e, _row in unique.values())
+            clicked = Counter((timezone.localdate(c.created_at), c.query) for c in click_rows)
             for (day, text), n in daily.items():
-                _bump_daily(day, text, searches=n)
+                _bump_daily(day, text, searches=n, product_clicks=clicked.pop((day, text), 0))
+            for (day, text), n in clicked.items():
+                _bump_daily(day, text, product_clicks=n)
         imported += len(unique)
+        clicks += len(click_rows)
         if progress:
             progress(len(batch))
         batch.clear()
 
     for row in rows:
-        created = row.time if timezone.is_aware(row.time) else timezone.make_aware(row.time)
+        created = _aware(row.time)
         normalized = normalize_query(row.query)[:255]
-        batch.append(SearchEvent(
+        batch.append((SearchEvent(
             created_at=created, query=row.query[:255], normalized_query=normalized,
             origin=SearchOrigin.TYPED,
             request_id=uuid.uuid5(IMPORT_NAMESPACE, f"{row.user}\x1f{row.query}\x1f{created.isoformat()}"),
             actor_hash=hash_identifier(f"import:{row.user}", salt) if row.user else "",
             identified=bool(row.user),
-        ))
+        ), row))
         if len(batch) >= batch_size:
             flush()
     flush()
-    return ImportReport(imported=imported, duplicates=duplicates)
+    return ImportReport(imported=imported, duplicates=duplicates, clicks=clicks, unknown_products=unknown)
 
 
 def garbage_collect(*, now: datetime | None = None) -> dict[str, int]:

@@ -789,11 +789,44 @@ class SuggestionRankerKind(ModelKind):
         from .ml.suggestion_ranker import Search
         from .models import SearchEvent
 
+        clicked = self.clicked_products()
         rows = (SearchEvent.objects.exclude(normalized_query="").order_by("created_at")
-                .values_list("normalized_query", "actor_hash", "identified", "created_at").iterator(chunk_size=5000))
+                .values_list("normalized_query", "actor_hash", "identified", "created_at", "request_id")
+                .iterator(chunk_size=5000))
         # Unidentified searches keep no actor, so the gate counts them as no
         # shopper, exactly as the build does (suggestions.mining).
-        return [Search(q, a if known else "", t) for q, a, known, t in rows]
+        return [Search(q, a if known else "", t, clicked.get(r, ())) for q, a, known, t, r in rows]
+
+    def clicked_products(self) -> dict[Any, tuple[str, ...]]:
+        """Search request id → ids of the catalog products clicked from it."""
+        from django.contrib.contenttypes.models import ContentType
+
+        from .models import ProductClick
+
+        if not app_settings.ADAPTER:
+            return {}
+        out: dict[Any, list[str]] = defaultdict(list)
+        rows = (ProductClick.objects.filter(content_type=ContentType.objects.get_for_model(get_adapter().get_model()))
+                .values_list("request_id", "object_id").iterator(chunk_size=5000))
+        for request_id, product in rows:
+            out[request_id].append(product)
+        return {k: tuple(v) for k, v in out.items()}
+
+    def product_names(self, searches) -> dict[str, set[str]]:
+        """Product-name phrase → the clicked products whose names start with it
+        (:func:`~suggestions.catalog_phrases.product_name_phrases` of their titles)."""
+        from .catalog_phrases import product_name_phrases
+
+        ids = sorted({p for s in searches for p in s.products})
+        if not ids or not app_settings.ADAPTER:
+            return {}
+        adapter = get_adapter()
+        names: dict[str, set[str]] = defaultdict(set)
+        for first in range(0, len(ids), 500):
+            for doc in adapter.get_documents(ids[first:first + 500]):
+                for phrase in product_name_phrases(doc.title):
+                    names[phrase].add(str(doc.id))
+        return dict(names)
 
     def catalog(self) -> dict[str, int]:
         from .models import Suggestion, SuggestionSource, SuggestionStatus
@@ -821,7 +854,8 @@ class SuggestionRankerKind(ModelKind):
             weights.setdefault(text, float(weight))
         return weights
 
-    def stats(self, searches, catalog: dict[str, int], served: set[str] | None = None):
+    def stats(self, searches, catalog: dict[str, int], served: set[str] | None = None,
+              product_names: dict[str, set[str]] | None = None):
         """Candidate statistics of a window, gated, filtered and weighted as the build does."""
         from .mining import CATALOG_WEIGHT_SCALE, history_text_allowed, variant_queries
         from .ml.suggestion_ranker import CandidateStats
@@ -830,7 +864,8 @@ class SuggestionRankerKind(ModelKind):
             searches, catalog, app_settings.MIN_DISTINCT_USERS,
             allowed=history_text_allowed, variant_rule=variant_queries,
             served=served, half_life=app_settings.DECAY_HALF_LIFE_DAYS, catalog_weight_scale=CATALOG_WEIGHT_SCALE,
-            catalog_weights=self.catalog_weights())
+            catalog_weights=self.catalog_weights(),
+            product_names=self.product_names(searches) if product_names is None else product_names)
 
     def snapshot(self, *, log: Callable[[str], None], options: Mapping[str, Any]) -> Snapshot:
         searches = self.searches()
@@ -839,7 +874,8 @@ class SuggestionRankerKind(ModelKind):
         train, heldout = newest_days_held_out(searches, log=log, what="searches")
         catalog = self.catalog()
         return Snapshot(
-            train={"searches": train, "catalog": catalog}, heldout=heldout,
+            train={"searches": train, "catalog": catalog, "product_names": self.product_names(train)},
+            heldout=heldout,
             window=(train[0].time if train else None, train[-1].time if train else None),
             heldout_window=(heldout[0].time, heldout[-1].time),
             counts={"train_searches": len(train), "heldout_searches": len(heldout), "catalog_phrases": len(catalog),
@@ -888,7 +924,8 @@ class SuggestionRankerKind(ModelKind):
 
     def _train_stats(self, snapshot: Snapshot):
         if "stats" not in snapshot.cache:
-            snapshot.cache["stats"] = self.stats(snapshot.train["searches"], snapshot.train["catalog"])
+            snapshot.cache["stats"] = self.stats(snapshot.train["searches"], snapshot.train["catalog"],
+                                                 product_names=snapshot.train.get("product_names"))
         return snapshot.cache["stats"]
 
     def train(self, snapshot: Snapshot, folder: Path, *, log: Callable[[str], None]) -> Trained:
@@ -899,7 +936,9 @@ class SuggestionRankerKind(ModelKind):
                              **({"max_groups": int(opts["max_groups"])} if opts.get("max_groups") else {}))
         started = time.perf_counter()
         catalog = snapshot.train["catalog"]
-        x, y, groups = training_groups(snapshot.train["searches"], lambda part: self.stats(part, catalog), params)
+        names = snapshot.train.get("product_names")
+        x, y, groups = training_groups(snapshot.train["searches"],
+                                       lambda part: self.stats(part, catalog, product_names=names), params)
         log(f"{len(groups):,} training groups ({len(y):,} candidates), label split {params.label_split}")
         if opts.get("shuffle_labels"):
             # A deliberately broken challenger (bench/replay): the gate must reject it.

@@ -214,7 +214,8 @@ def mine_catalog(documents: Iterable[ProductDocument], *, min_products: int | No
 
     threshold = app_settings.CATALOG_PHRASE_MIN_PRODUCTS if min_products is None else min_products
     candidates: dict[str, Candidate] = {}
-    for text, phrase in mine_phrases(documents, min_products=threshold, progress=progress).items():
+    for text, phrase in mine_phrases(documents, min_products=threshold, progress=progress,
+                                     product_names=app_settings.CATALOG_PRODUCT_NAMES).items():
         if len(text) > MAX_TEXT:
             continue
         weight = round(phrase.score * CATALOG_WEIGHT_SCALE, 6)

@@ -108,7 +108,7 @@ class ProductClick(models.Model):
     query = models.CharField(max_length=255, blank=True, help_text=_("The search query (normalised)."))
     content_type = models.ForeignKey(ContentType, on_delete=models.CASCADE, related_name="+", help_text=_("Model of the clicked product."))
     object_id = models.CharField(max_length=64, help_text=_("Primary key of the clicked product, as text."))
-    position = models.PositiveSmallIntegerField(help_text=_("0-based position in the result list (across pages)."))
+    position = models.PositiveSmallIntegerField(null=True, blank=True, help_text=_("0-based position in the result list (across pages); empty when not known (clicks imported from a log without positions)."))
     actor_hash = models.CharField(max_length=64, db_index=True, blank=True, help_text=_("Salted hash of the user id or session key."))
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+", help_text=_("Signed-in shopper, if any."))
 

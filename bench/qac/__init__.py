@@ -33,7 +33,11 @@ shop uses its history: it shows what time decay is for.
 
 The shop's catalog: the log's own products (``bestbuy/sku_name.tsv``, read at
 run time) are loaded as the demo catalog's products, so the build mines catalog
-phrases from them as a real shop's would (``--no-catalog`` leaves them out).
+phrases from them as a real shop's would (``--no-catalog`` leaves them out);
+their titles are short names, so the build also suggests the leading words of
+product names (``SUGGESTIONS_CATALOG_PRODUCT_NAMES="auto"``). The sku each
+training search led to is imported with it as a product click (no position;
+``--no-clicks`` leaves them out), which the ranker's product-click features read.
 
 The suggestion ranker (``--ranker``, on by default): after the popularity
 system is measured, the learning loop (:func:`suggestions.services.retrain`)
@@ -119,6 +123,8 @@ class Search:
     query: str
     time: datetime
     normalized: str
+    #: The product clicked after the search (the log's ``sku``), if any.
+    sku: str = ""
 
 
 @dataclass
@@ -182,7 +188,7 @@ def read_searches(path: Path) -> tuple[list[Search], dict[str, int]]:
             if not normalized:
                 dropped["empty after normalisation"] += 1
                 continue
-            searches.append(Search(user, query, when, normalized))
+            searches.append(Search(user, query, when, normalized, (row.get("sku") or "").strip()))
     return searches, dict(dropped)
 
 
@@ -443,6 +449,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench.qac", description=__doc__.split("\n\n")[0])
     add_common_arguments(parser)
     parser.add_argument("--seed", type=int, default=0, help="Seed of the user split (default 0).")
+    parser.add_argument("--no-clicks", dest="clicks", action="store_false",
+                        help="Do not import the product clicked after each training search (default: imported, "
+                             "as product clicks without positions).")
     parser.add_argument("--split", choices=("user", "time"), default="user",
                         help="user: hash split of the users (default); time: earliest searches build, "
                         "latest are evaluated.")
@@ -556,8 +565,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             with clock.phase("index products"):
                 services.rebuild_index()
         with clock.phase("import"):
+            # The product each search led to is imported as its click (by the
+            # catalog's id of that sku), as a shop would import its own log.
+            pk_of: dict[str, str] = {}
+            if sku_file and args.clicks:
+                from catalog.models import Product
+
+                pk_of = {src.removeprefix("bestbuy-"): str(pk)
+                         for pk, src in Product.objects.values_list("pk", "source_id")}
             report = services.import_search_history(
-                services.ImportedSearch(user=s.user, query=s.query, time=s.time) for s in train)
+                services.ImportedSearch(user=s.user, query=s.query, time=s.time, product=pk_of.get(s.sku, ""))
+                for s in train)
         with clock.phase("build"):
             build = services.build_suggestions(include_catalog=bool(sku_file))
         rows: list[tuple[str, SegmentStats]] = []
@@ -632,7 +650,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"ours: imported {report.imported:,} searches, {build.history:,} suggestions pass the gate "
           f"(k={k} distinct users, half-life {app_settings.DECAY_HALF_LIFE_DAYS:g} days, fuzzy from "
           f"{app_settings.FUZZY_MIN_PREFIX_LENGTH} chars); MPC candidates {len(counts):,} queries")
-    print(f"catalog: {products:,} products from {sku_file}" if sku_file else "catalog: none (--no-catalog)")
+    print(f"catalog: {products:,} products from {sku_file}, {build.catalog:,} catalog phrases "
+          f"(product names: {app_settings.CATALOG_PRODUCT_NAMES}); {report.clicks:,} product clicks imported"
+          if sku_file else "catalog: none (--no-catalog)")
     if retrained is not None:
         print(f"ranker: {retrained.version.version} ({retrained.version.status}), label split {label_split}; "
               f"gate: {retrained.gate.reason}")

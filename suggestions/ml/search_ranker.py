@@ -89,11 +89,12 @@ FEATURE_NAMES = (
 
 @dataclass(frozen=True)
 class Click:
-    """One product click: normalised query, product id, 0-based position, hashed shopper, time."""
+    """One product click: normalised query, product id, 0-based position
+    (``None`` when not known: clicks imported from a log), hashed shopper, time."""
 
     query: str
     product: str
-    position: int
+    position: int | None
     actor: str
     time: datetime
 
@@ -171,8 +172,11 @@ def position_bias(positions: Iterable[int], *, max_position: int = DEPTH) -> flo
     return float(min(max(-slope, 0.0), 2.0))
 
 
-def ips_weight(position: int, eta: float) -> float:
-    """Inverse-propensity weight of a click at ``position`` (clipped)."""
+def ips_weight(position: int | None, eta: float) -> float:
+    """Inverse-propensity weight of a click at ``position`` (clipped); 1 (no
+    correction) when the position is not known."""
+    if position is None:
+        return 1.0
     return min((max(int(position), 0) + 1.0) ** eta, MAX_IPS_WEIGHT)
 
 

@@ -57,16 +57,23 @@ FEATURE_NAMES = (
     "recent_share", "searches_vs_pool_best", "searches_pool_share", "log_searches_vs_pool_best",
     "is_catalog", "catalog_products", "is_variant", "text_length", "words", "prefix_length",
     "prefix_coverage", "equals_prefix", "prefix_ends_word", "first_stage_rank", "pool_size",
+    # Product clicks (appended last: a model trained without them reads the first columns).
+    "product_clicks7_share", "product_clicks7_vs_pool_best", "product_clicks30_share",
+    "product_clicks30_vs_pool_best",
 )
+#: Half-lives (days) of the product-click popularity features.
+CLICK_HALF_LIVES = (7.0, 30.0)
 
 
 @dataclass(frozen=True)
 class Search:
-    """One search of the window: normalised query, hashed shopper, time."""
+    """One search of the window: normalised query, hashed shopper, time, and
+    the ids of the products clicked after it."""
 
     query: str
     actor: str
     time: datetime
+    products: tuple[str, ...] = ()
 
 
 @dataclass
@@ -104,6 +111,10 @@ class CandidateStats:
     #: score times ``catalog_weight_scale``), when known; else
     #: log(1 + products) × ``catalog_weight_scale``.
     catalog_weights: dict[str, float] | None = None
+    #: Product-name phrase → ids of the products whose names start with it
+    #: (:func:`suggestions.catalog_phrases.product_name_phrases` of clicked
+    #: products): a name's click popularity is its products' clicks.
+    product_names: dict[str, set[str]] | None = None
 
     def __post_init__(self) -> None:
         self.reference = max((s.time for s in self.searches), default=None)
@@ -120,6 +131,19 @@ class CandidateStats:
                 decayed[s.query] += 0.5 ** (age / h)
             if age <= RECENT_DAYS:
                 self.recent[s.query] += 1
+        # Product clicks: each product's decayed clicks, and which products each
+        # query's searches led to (a query's click popularity is that of its products).
+        self.product_decayed = {h: defaultdict(float) for h in CLICK_HALF_LIVES}
+        self.query_products: dict[str, Counter[str]] = defaultdict(Counter)
+        for s in self.searches:
+            if not s.products:
+                continue
+            age = max((self.reference - s.time).total_seconds() / 86400.0, 0.0)
+            for product in s.products:
+                for h, decayed in self.product_decayed.items():
+                    decayed[product] += 0.5 ** (age / h)
+                self.query_products[s.query][product] += 1
+        self.product_total = {h: max(sum(d.values()), 1e-9) for h, d in self.product_decayed.items()}
         self.users = {q: len(u) for q, u in users.items()}
         self.total = max(len(self.searches), 1)
         self.decayed_total = {h: max(sum(d.values()), 1e-9) for h, d in self.decayed.items()}
@@ -161,9 +185,24 @@ class CandidateStats:
         """Every prefix with at least two candidates (those whose order matters)."""
         return (p for p, pool in self._index.items() if len(pool) >= 2)
 
+    def product_clicks(self, text: str, half_life: float) -> float:
+        """Decayed clicks of the products ``text`` stands for: a product name's
+        products, else the products its searches led to (their mean, weighted
+        by how often each followed it); 0 when neither is known."""
+        decayed = self.product_decayed[half_life]
+        names = self.product_names.get(text) if self.product_names else None
+        if names:
+            return sum(decayed.get(p, 0.0) for p in names)
+        led = self.query_products.get(text)
+        if not led:
+            return 0.0
+        return sum(n * decayed.get(p, 0.0) for p, n in led.items()) / sum(led.values())
+
     def features(self, prefix: str, pool: Sequence[str]) -> np.ndarray:
         """One row of :data:`FEATURE_NAMES` per pool candidate."""
         counts = [self.count.get(c, 0) for c in pool]
+        clicks = {h: [self.product_clicks(c, h) for c in pool] for h in CLICK_HALF_LIVES}
+        clicks_best = {h: max(v, default=0.0) or 1e-9 for h, v in clicks.items()}
         best = max(counts, default=0) or 1
         pool_total = sum(counts) or 1
         n_prefix = len(prefix)
@@ -182,6 +221,8 @@ class CandidateStats:
                 1.0 if text == prefix else 0.0,
                 1.0 if n_prefix == length or text[n_prefix:n_prefix + 1] == " " else 0.0,
                 rank, len(pool),
+                *(x for h in CLICK_HALF_LIVES for x in (
+                    math.log((clicks[h][rank] + 0.01) / self.product_total[h]), clicks[h][rank] / clicks_best[h])),
             ))
         return np.asarray(rows, dtype=np.float32).reshape(len(rows), len(FEATURE_NAMES))
 
@@ -280,8 +321,10 @@ class RankerModel:
                                     "features": list(FEATURE_NAMES)})
 
     def scores(self, features: np.ndarray) -> np.ndarray:
-        """Higher is better."""
-        return self.booster.predict(features, num_threads=1)
+        """Higher is better. A model trained before features were appended
+        reads the columns it knows (the first ones)."""
+        known = len(self.meta.get("features") or FEATURE_NAMES)
+        return self.booster.predict(features[:, :known], num_threads=1)
 
     def rank(self, stats: CandidateStats, prefix: str) -> list[str]:
         """The pool of ``prefix`` in the model's order."""
@@ -308,7 +351,7 @@ class RankerModel:
         booster = lightgbm.Booster(model_file=str(path / cls.BOOSTER_FILE))
         meta = json.loads((path / cls.META_FILE).read_text()) if (path / cls.META_FILE).exists() else {}
         names = meta.get("features")
-        if names and tuple(names) != FEATURE_NAMES:
+        if names and tuple(names) != FEATURE_NAMES[:len(names)]:
             raise ValueError(f"{path}: trained with other features ({len(names)}); retrain it")
         return cls(booster, meta)
 

@@ -4,6 +4,11 @@ The file needs a user column, a query column and a time column; their names
 are options, and common names are recognised on their own (``user``/``user_id``,
 ``query``/``search``, ``time``/``query_time``/``timestamp``), so the Best Buy
 search log imports as it is. Re-importing the same file stores nothing twice.
+
+``--product-column`` names a column with the id of the product clicked after
+the search (as the shop's adapter names products); each is stored as a product
+click without a position (``--click-time-column``: when it was clicked), which
+the rankers learn from. Ids the catalog does not know are left out and counted.
 """
 
 from __future__ import annotations
@@ -46,6 +51,9 @@ class Command(BaseCommand):
         parser.add_argument("--user-column", help="Column with the user/session id (default: auto).")
         parser.add_argument("--query-column", help="Column with the query text (default: auto).")
         parser.add_argument("--time-column", help="Column with the search time (default: auto).")
+        parser.add_argument("--product-column",
+                            help="Column with the id of the product clicked after the search (default: none).")
+        parser.add_argument("--click-time-column", help="Column with the click time (default: the search time).")
         parser.add_argument("--time-format", help="strptime format of the time column (default: ISO 8601).")
         parser.add_argument("--delimiter", default=",", help="Field delimiter (default ',').")
         parser.add_argument("--encoding", default="utf-8", help="File encoding (default utf-8).")
@@ -56,7 +64,7 @@ class Command(BaseCommand):
         path = Path(opts["file"])
         if not path.is_file():
             raise CommandError(f"No such file: {path}")
-        skipped: dict[str, int] = {"empty query": 0, "bad time": 0}
+        skipped: dict[str, int] = {"empty query": 0, "bad time": 0, "bad click time": 0}
         time_format = opts["time_format"]
 
         def parse_time(value: str) -> datetime:
@@ -75,6 +83,11 @@ class Command(BaseCommand):
             user_col = _pick(header, opts["user_column"], USER_COLUMNS, "user")
             query_col = _pick(header, opts["query_column"], QUERY_COLUMNS, "query")
             time_col = _pick(header, opts["time_column"], TIME_COLUMNS, "time")
+            product_col = (_pick(header, opts["product_column"], (), "product") if opts["product_column"] else None)
+            click_col = (_pick(header, opts["click_time_column"], (), "click-time")
+                         if opts["click_time_column"] else None)
+            if click_col and not product_col:
+                raise CommandError("--click-time-column needs --product-column.")
             bar = tqdm(desc="import", unit="row", disable=opts["no_progress"], file=self.stderr._out)
 
             def rows() -> Iterator[services.ImportedSearch]:
@@ -90,7 +103,15 @@ class Command(BaseCommand):
                     except ValueError:
                         skipped["bad time"] += 1
                         continue
-                    yield services.ImportedSearch(user=(row.get(user_col) or "").strip(), query=query, time=when)
+                    product = (row.get(product_col) or "").strip() if product_col else ""
+                    clicked = None
+                    if product and click_col:
+                        try:
+                            clicked = parse_time(row.get(click_col) or "")
+                        except ValueError:
+                            skipped["bad click time"] += 1
+                    yield services.ImportedSearch(user=(row.get(user_col) or "").strip(), query=query, time=when,
+                                                  product=product, clicked_at=clicked)
 
             try:
                 report = services.import_search_history(rows(), progress=bar.update)
@@ -99,6 +120,11 @@ class Command(BaseCommand):
             finally:
                 bar.close()
         skipped_text = ", ".join(f"{n} with {why}" for why, n in skipped.items() if n) or "none"
+        clicks_text = ""
+        if product_col:
+            clicks_text = f" and {report.clicks} product clicks"
+            if report.unknown_products:
+                clicks_text += f" ({report.unknown_products} clicks on products the catalog does not have left out)"
         self.stdout.write(self.style.SUCCESS(
-            f"Imported {report.imported} searches ({report.duplicates} already present; skipped: {skipped_text}). "
-            "Run `manage.py suggestions_build` to mine suggestions from them."))
+            f"Imported {report.imported} searches{clicks_text} ({report.duplicates} already present; "
+            f"skipped: {skipped_text}). Run `manage.py suggestions_build` to mine suggestions from them."))
