@@ -199,10 +199,10 @@ class AppSettings:
     @property
     def CATALOG_PRODUCT_NAMES(self) -> bool | str:
         """Suggest the leading words of product names ("call of duty modern
-        warfare 3") as catalog phrases: ``True``, ``False``, or ``"auto"``
-        (the default: when the catalog's median title has at most 6 words, as
-        in games, books or media, not in specification-style titles)."""
-        value = self._get("CATALOG_PRODUCT_NAMES", "auto")
+        warfare 3") as catalog phrases: ``False`` (the default), ``True``, or
+        ``"auto"``: when the catalog's median title has at most 6 words, as in
+        games, books or media, not in specification-style titles."""
+        value = self._get("CATALOG_PRODUCT_NAMES", False)
         if value not in (True, False, "auto"):
             from django.core.exceptions import ImproperlyConfigured
 

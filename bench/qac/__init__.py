@@ -34,8 +34,9 @@ shop uses its history: it shows what time decay is for.
 The shop's catalog: the log's own products (``bestbuy/sku_name.tsv``, read at
 run time) are loaded as the demo catalog's products, so the build mines catalog
 phrases from them as a real shop's would (``--no-catalog`` leaves them out);
-their titles are short names, so the build also suggests the leading words of
-product names (``SUGGESTIONS_CATALOG_PRODUCT_NAMES="auto"``). The sku each
+their titles are short names, so the bench sets
+``SUGGESTIONS_CATALOG_PRODUCT_NAMES="auto"`` (the build also suggests the
+leading words of product names; ``--no-product-names`` leaves the default off). The sku each
 training search led to is imported with it as a product click (no position;
 ``--no-clicks`` leaves them out), which the ranker's product-click features read.
 
@@ -449,6 +450,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench.qac", description=__doc__.split("\n\n")[0])
     add_common_arguments(parser)
     parser.add_argument("--seed", type=int, default=0, help="Seed of the user split (default 0).")
+    parser.add_argument("--no-product-names", dest="product_names", action="store_false",
+                        help="Leave SUGGESTIONS_CATALOG_PRODUCT_NAMES at its default (off) instead of \"auto\".")
     parser.add_argument("--no-clicks", dest="clicks", action="store_false",
                         help="Do not import the product clicked after each training search (default: imported, "
                              "as product clicks without positions).")
@@ -541,6 +544,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     clock = Stopwatch()
     with django_environment(keep=args.keep_tmp):
         from django.test.utils import override_settings
+
+        names = override_settings(SUGGESTIONS_CATALOG_PRODUCT_NAMES="auto") if args.product_names else None
+        if names is not None:
+            names.enable()
 
         from suggestions import services
         from suggestions.conf import app_settings
